@@ -1,0 +1,3 @@
+from siptool.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""The click group.
+
+Only click is imported here and in the per-command option modules: every command body imports
+its engine, asyncio, dnspython and rich lazily, so ``siptool --help`` and ``siptool --version``
+stay as cheap as importing click itself.
+"""
+
+from __future__ import annotations
+
+import click
+
+from siptool import __version__
+from siptool.cli.decode import decode
+from siptool.cli.invite_test import invite_test
+from siptool.cli.nat_type import nat_type
+from siptool.cli.options_ping import options_ping
+from siptool.cli.register import register
+from siptool.cli.stun_probe import stun_probe
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="siptool")
+def cli() -> None:
+    """SIP and STUN diagnostics: ping, register, test calls, STUN probes, NAT type, decoding.
+
+    Every command prints a table for people, or one JSON document with --json for scripts.
+    Exit codes: 0 the check passed, 1 it failed, 2 usage error, 3 siptool could not run it.
+    """
+
+
+for _command in (options_ping, register, invite_test, stun_probe, nat_type, decode):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="siptool")

@@ -1,0 +1,108 @@
+"""Option groups shared by several commands (see shared/cli-contract.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_NOT_RUN = 3
+
+
+def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def output_options(func: F) -> F:
+    """--json, -q, --no-color: how a result is shown."""
+    return _apply(
+        func,
+        [
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout."),
+            click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; use the exit code."),
+            click.option(
+                "--no-color",
+                is_flag=True,
+                envvar="NO_COLOR",
+                help="No colours (the NO_COLOR environment variable does the same).",
+            ),
+        ],
+    )
+
+
+def network_options(func: F) -> F:
+    """Flags every network command has."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.01),
+                default=5.0,
+                show_default=True,
+                help="Seconds to wait for an answer.",
+            ),
+            click.option("-4", "family4", is_flag=True, help="Use IPv4 only."),
+            click.option("-6", "family6", is_flag=True, help="Use IPv6 only."),
+            click.option("--local-address", metavar="ADDR", help="Local address to bind."),
+            click.option(
+                "--local-port", type=click.IntRange(0, 65535), metavar="PORT", help="Local port to bind."
+            ),
+            click.option(
+                "-v", "--verbose", is_flag=True, help="Print every message sent and received on stderr."
+            ),
+        ],
+    )
+
+
+def sip_options(func: F) -> F:
+    """Flags the SIP commands share."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--transport",
+                type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
+                help="Transport (a ;transport= URI parameter or sips: wins).",
+            ),
+            click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate."),
+            click.option(
+                "--ca-file",
+                type=click.Path(dir_okay=False),
+                help="CA bundle for TLS verification.",
+            ),
+            click.option("--user", help="User name for the From URI and digest authentication."),
+            click.option(
+                "--password-file",
+                type=click.Path(dir_okay=False),
+                help="File holding the password (else SIPTOOL_PASSWORD, else a prompt).",
+            ),
+        ],
+    )
+
+
+def nagios_options(func: F) -> F:
+    """--nagios and its thresholds (milliseconds)."""
+    return _apply(
+        func,
+        [
+            click.option("--nagios", is_flag=True, help="One Nagios plugin status line; exit 0/1/2/3."),
+            click.option(
+                "-w", "--warning", type=click.FloatRange(min=0), metavar="MS", help="Warning threshold (ms)."
+            ),
+            click.option(
+                "--critical", type=click.FloatRange(min=0), metavar="MS", help="Critical threshold (ms)."
+            ),
+        ],
+    )
+
+
+def not_implemented(name: str) -> None:
+    """Placeholder body for a command a later issue builds: say so and exit 3."""
+    click.echo(f"siptool {name}: not implemented yet", err=True)
+    raise SystemExit(EXIT_NOT_RUN)
