@@ -1,0 +1,570 @@
+"""From input bytes to candidate SIP and STUN messages: ``iter_input``.
+
+``iter_input(data, input_format="auto")`` yields ``RawMessage`` (exactly one message's bytes,
+with where it came from) and ``Problem`` (one line about input that could not be used), in input
+order; for captures, in the order in which the messages completed.  It raises only
+``ParseError`` (from ``detect_format``, for input it cannot recognise, and for an unknown
+``input_format``).
+
+Captures go through ``PacketExtractor``: link layer, IPv4/IPv6 (extension headers skipped,
+fragments reassembled, IP-in-IP unwrapped), UDP and TCP (reassembled per direction).  A UDP
+payload is STUN if ``looks_like_stun`` says so, on any port; SIP if it starts like a SIP start
+line; CRLF keep-alives and everything else (RTP, DNS, ...) are skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from siptool.capture.hexdump import HexBlock, parse_hex_dump
+from siptool.capture.ipfrag import FragmentReassembler
+from siptool.capture.layers import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_RAW,
+    SUPPORTED_LINKTYPES,
+    endpoint,
+    ip_offset,
+    ipv6_payload,
+    ipv6_walk,
+)
+from siptool.capture.model import Problem, RawMessage
+from siptool.capture.pcap import iter_pcap, iter_pcapng
+from siptool.capture.sniff import detect_format
+from siptool.capture.stunsplit import (
+    MAGIC_COOKIE,
+    is_stun_header,
+    looks_like_stun_function,
+    split_stun,
+    stun_frame_length,
+)
+from siptool.capture.tcp import (
+    STREAM_IGNORED,
+    STREAM_STUN,
+    STREAM_UNDECIDED,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    TcpDirection,
+)
+from siptool.capture.textsplit import split_sip_text
+from siptool.errors import ParseError
+from siptool.sip.framing import starts_like_sip
+
+__all__ = [
+    "INPUT_FORMATS",
+    "PacketExtractor",
+    "Problem",
+    "RawMessage",
+    "detect_format",
+    "iter_capture",
+    "iter_input",
+]
+
+INPUT_FORMATS = ("auto", "sip", "stun", "hex", "pcap", "pcapng")
+
+_IPPROTO_TCP = 6
+_IPPROTO_UDP = 17
+_IPPROTO_IPIP = 4
+_IPPROTO_IPV6 = 41
+_MAX_TUNNEL_DEPTH = 4
+_TCP_OPEN_CLOSE = TCP_SYN | TCP_FIN | TCP_RST
+_CRLF = b"\r\n"
+
+
+class PacketExtractor:
+    """Turns captured packets into ``RawMessage``/``Problem`` items appended to ``out``.
+
+    Call ``packet`` for each packet in capture order, take the items from ``out`` (and clear
+    it) whenever convenient, and call ``finish`` at the end to flush TCP streams and report
+    incomplete fragmented datagrams.
+    """
+
+    __slots__ = (
+        "_bad_links",
+        "_frags",
+        "_looks_like_stun",
+        "_names",
+        "_streams",
+        "out",
+    )
+
+    def __init__(self, looks_like_stun: Callable[[bytes], bool] | None = None) -> None:
+        self.out: list[RawMessage | Problem] = []
+        self._names: dict[bytes, tuple[str, str]] = {}
+        self._frags = FragmentReassembler()
+        self._streams: dict[bytes, TcpDirection] = {}
+        self._looks_like_stun = looks_like_stun or looks_like_stun_function()
+        self._bad_links: set[int] = set()
+
+    def _endpoints(self, key: bytes) -> tuple[str, str]:
+        """("src ip:port", "dst ip:port") for key = src address + dst address + the 4 port bytes."""
+        names = self._names.get(key)
+        if names is None:
+            half = (len(key) - 4) >> 1
+            names = (
+                endpoint(key[:half], (key[-4] << 8) | key[-3]),
+                endpoint(key[half:-4], (key[-2] << 8) | key[-1]),
+            )
+            if len(self._names) > 65536:
+                self._names.clear()
+            self._names[key] = names
+        return names
+
+    def packet(
+        self,
+        frame: int,
+        time: float | None,
+        linktype: int,
+        start: int,
+        end: int,
+        origlen: int,
+        record: int,
+        buf: bytes,
+    ) -> None:
+        """One captured packet: the link-layer frame is ``buf[start:end]``.
+
+        The arguments before ``buf`` are a ``PacketRecord`` in order, so a reader's record
+        can be passed as ``packet(*record, buf)``.  ``record`` is the byte offset of the
+        packet's record in the input, carried into ``RawMessage.offset``.
+        """
+        if (
+            linktype == LINKTYPE_ETHERNET
+            and end - start >= 42
+            and buf[start + 12] == 8
+            and (buf[start + 13] == 0)
+        ):
+            ip = start + 14
+            vihl = buf[ip]
+            if vihl == 0x45:
+                # Fast path: Ethernet, IPv4 without options, UDP, not a fragment, not cut.
+                total = (buf[ip + 2] << 8) | buf[ip + 3]
+                ip_end = ip + total
+                if (
+                    buf[ip + 9] == _IPPROTO_UDP
+                    and not (buf[ip + 6] & 0x3F or buf[ip + 7])
+                    and ip_end <= end
+                    and total >= 28
+                ):
+                    udp_end = ip + 20 + ((buf[ip + 24] << 8) | buf[ip + 25])
+                    if udp_end > ip_end or udp_end < ip + 28:
+                        udp_end = ip_end
+                    p = ip + 28
+                    if p < udp_end:
+                        if buf[p] >= 0x40:
+                            if starts_like_sip(buf, p, udp_end):
+                                src, dst = self._endpoints(buf[ip + 12 : ip + 24])
+                                self.out.append(
+                                    RawMessage(
+                                        "sip", buf[p:udp_end], frame, time, src, dst, "udp", record
+                                    )
+                                )
+                        else:
+                            self._udp_payload_key(
+                                buf,
+                                buf[ip + 12 : ip + 24],
+                                p,
+                                udp_end,
+                                0,
+                                frame,
+                                time,
+                                record,
+                                origlen,
+                            )
+                    return
+        elif linktype not in SUPPORTED_LINKTYPES:
+            if linktype not in self._bad_links:
+                self._bad_links.add(linktype)
+                self.out.append(Problem(f"packet {frame}", f"unsupported link type {linktype}"))
+            return
+        ip = ip_offset(linktype, buf, start, end)
+        if ip >= 0:
+            self._ip(buf, ip, end, frame, time, record, origlen, 0)
+
+    def _ip(
+        self,
+        buf: bytes,
+        ip: int,
+        end: int,
+        frame: int,
+        time: float | None,
+        record: int,
+        origlen: int,
+        depth: int,
+    ) -> None:
+        version = buf[ip] >> 4
+        if version == 4:
+            ihl = (buf[ip] & 15) << 2
+            if ihl < 20 or ip + ihl > end:
+                return
+            total = (buf[ip + 2] << 8) | buf[ip + 3]
+            if total == 0:
+                ip_end = end  # TCP segmentation offload: the length field is left at 0
+            elif total < ihl:
+                return
+            else:
+                ip_end = ip + total
+            missing = 0
+            if ip_end > end:
+                missing = ip_end - end
+                ip_end = end
+            proto = buf[ip + 9]
+            fragment = (buf[ip + 6] << 8) | buf[ip + 7]
+            if fragment & 0x3FFF:
+                if missing:
+                    self._cut_fragment(frame, ip_end - ip, missing)
+                    return
+                key = buf[ip + 12 : ip + 20] + buf[ip + 4 : ip + 6] + bytes((proto,))
+                done = self._frags.add(
+                    key,
+                    (fragment & 0x1FFF) << 3,
+                    bool(fragment & 0x2000),
+                    buf[ip + ihl : ip_end],
+                    proto,
+                    frame,
+                    record,
+                    time,
+                )
+                if done is not None:
+                    payload, proto, _ = done
+                    self._transport(
+                        proto,
+                        payload,
+                        0,
+                        len(payload),
+                        0,
+                        buf[ip + 12 : ip + 20],
+                        frame,
+                        time,
+                        record,
+                        origlen,
+                        depth,
+                    )
+                return
+            self._transport(
+                proto,
+                buf,
+                ip + ihl,
+                ip_end,
+                missing,
+                buf[ip + 12 : ip + 20],
+                frame,
+                time,
+                record,
+                origlen,
+                depth,
+            )
+        elif version == 6:
+            if ip + 40 > end:
+                return
+            length = (buf[ip + 4] << 8) | buf[ip + 5]
+            ip_end = ip + 40 + length if length else end  # 0: a jumbogram (RFC 2675)
+            missing = 0
+            if ip_end > end:
+                missing = ip_end - end
+                ip_end = end
+            nh, pos, frag = ipv6_payload(buf, ip, ip_end)
+            if nh < 0:
+                return
+            addresses_v6 = buf[ip + 8 : ip + 40]
+            if frag >= 0:
+                if missing:
+                    self._cut_fragment(frame, ip_end - ip, missing)
+                    return
+                field = (buf[frag + 2] << 8) | buf[frag + 3]
+                done = self._frags.add(
+                    addresses_v6 + buf[frag + 4 : frag + 8],
+                    field & 0xFFF8,
+                    bool(field & 1),
+                    buf[pos:ip_end],
+                    nh,
+                    frame,
+                    record,
+                    time,
+                )
+                if done is not None:
+                    payload, nh, _ = done
+                    nh, pos, frag = ipv6_walk(payload, nh, 0, len(payload))
+                    if nh >= 0 and frag < 0:
+                        self._transport(
+                            nh,
+                            payload,
+                            pos,
+                            len(payload),
+                            0,
+                            addresses_v6,
+                            frame,
+                            time,
+                            record,
+                            origlen,
+                            depth,
+                        )
+                return
+            self._transport(
+                nh, buf, pos, ip_end, missing, addresses_v6, frame, time, record, origlen, depth
+            )
+
+    def _cut_fragment(self, frame: int, got: int, missing: int) -> None:
+        self.out.append(
+            Problem(
+                f"packet {frame}",
+                f"snaplen cut an IP fragment: {got} of {got + missing} bytes; its datagram is lost",
+            )
+        )
+
+    def _transport(
+        self,
+        proto: int,
+        buf: bytes,
+        l4: int,
+        end: int,
+        missing: int,
+        addresses: bytes,
+        frame: int,
+        time: float | None,
+        record: int,
+        origlen: int,
+        depth: int,
+    ) -> None:
+        if proto == _IPPROTO_UDP:
+            if end - l4 < 8:
+                return
+            udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
+            cut = 0
+            if udp_end < l4 + 8:
+                udp_end = end
+            elif udp_end > end:
+                cut = min(udp_end - end, missing)
+                udp_end = end
+            key = addresses + buf[l4 : l4 + 4]
+            self._udp_payload_key(buf, key, l4 + 8, udp_end, cut, frame, time, record, origlen)
+        elif proto == _IPPROTO_TCP:
+            if end - l4 < 20:
+                return
+            flags = buf[l4 + 13]
+            p = l4 + ((buf[l4 + 12] >> 4) << 2)
+            if p > end:
+                missing = max(0, missing - (p - end))
+                p = end
+            if p >= end and not missing and not flags & _TCP_OPEN_CLOSE:
+                return  # a bare ACK
+            key = addresses + buf[l4 : l4 + 4]
+            stream = self._streams.get(key)
+            if stream is None:
+                src, dst = self._endpoints(key)
+                stream = self._streams[key] = TcpDirection(src, dst, self.out)
+            elif stream.mode == STREAM_IGNORED and not flags & TCP_SYN:
+                return
+            seq = (buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7]
+            data = buf[p:end]
+            if (
+                missing
+                and stream.mode != STREAM_IGNORED
+                and (
+                    stream.mode != STREAM_UNDECIDED or starts_like_sip(data) or is_stun_header(data)
+                )
+            ):
+                protocol = "STUN" if stream.mode == STREAM_STUN else "SIP"
+                self.out.append(
+                    Problem(
+                        f"packet {frame}",
+                        f"snaplen cut the packet: {origlen - missing} of {origlen} bytes;"
+                        f" {protocol} over TCP {stream.src} -> {stream.dst} loses {missing} bytes",
+                    )
+                )
+            stream.segment(seq, flags, data, missing, frame, time, record)
+        elif proto in (_IPPROTO_IPIP, _IPPROTO_IPV6) and depth < _MAX_TUNNEL_DEPTH and l4 < end:
+            self._ip(buf, l4, end, frame, time, record, origlen, depth + 1)
+
+    def _udp_payload_key(
+        self,
+        buf: bytes,
+        key: bytes,
+        p: int,
+        end: int,
+        cut: int,
+        frame: int,
+        time: float | None,
+        record: int,
+        origlen: int,
+    ) -> None:
+        if p >= end:
+            return
+        first = buf[p]
+        if first == 13 or first == 10:
+            # RFC 5626 §3.5.1: CRLF keep-alives; a message after stray CRLFs is still found.
+            while p < end and buf[p] in _CRLF:
+                p += 1
+            if p >= end:
+                return
+            first = buf[p]
+        if first < 0x40:
+            if end - p < 20 or not (buf.startswith(MAGIC_COOKIE, p + 4) or is_stun_header(buf, p)):
+                return
+            if cut:
+                if stun_frame_length(buf, p) > end - p:
+                    self._cut_datagram(frame, origlen, cut, "STUN", key)
+                return
+            data = buf[p:end]
+            if not self._looks_like_stun(data):
+                return
+            protocol = "stun"
+        elif starts_like_sip(buf, p, end):
+            if cut:
+                self._cut_datagram(frame, origlen, cut, "SIP", key)
+                return
+            data = buf[p:end]
+            protocol = "sip"
+        else:
+            return
+        src, dst = self._endpoints(key)
+        self.out.append(RawMessage(protocol, data, frame, time, src, dst, "udp", record))
+
+    def _cut_datagram(self, frame: int, origlen: int, cut: int, label: str, key: bytes) -> None:
+        src, dst = self._endpoints(key)
+        self.out.append(
+            Problem(
+                f"packet {frame}",
+                f"snaplen cut the packet: {origlen - cut} of {origlen} bytes;"
+                f" {label} over UDP {src} -> {dst} is incomplete",
+            )
+        )
+
+    def finish(self) -> None:
+        """End of input: flush every TCP direction, report incomplete fragmented datagrams."""
+        for stream in self._streams.values():
+            stream.finish()
+        for dgram in self._frags.drain():
+            head = dgram.head
+            if head and dgram.proto == _IPPROTO_UDP and len(head) > 8:
+                if not (starts_like_sip(head, 8) or is_stun_header(head, 8)):
+                    continue
+                what = "SIP or STUN datagram"
+            elif head and dgram.proto != _IPPROTO_TCP:
+                continue
+            else:
+                what = "datagram"
+            total = f"{dgram.total}" if dgram.total >= 0 else "?"
+            self.out.append(
+                Problem(
+                    f"packet {dgram.first_frame}",
+                    f"incomplete fragmented {what}: {dgram.have} of {total} bytes captured",
+                )
+            )
+
+
+def iter_capture(data: bytes, input_format: str) -> Iterator[RawMessage | Problem]:
+    """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``."""
+    records = iter_pcap(data) if input_format == "pcap" else iter_pcapng(data)
+    extractor = PacketExtractor()
+    out = extractor.out
+    packet = extractor.packet
+    fatal: Problem | None = None
+    for record in records:
+        if isinstance(record, Problem):
+            if record.fatal:
+                fatal = record  # after what the streams still hold: a fatal problem comes last
+                break
+            yield from out
+            out.clear()
+            yield record
+            continue
+        packet(*record, data)
+        if out:
+            yield from out
+            out.clear()
+    extractor.finish()
+    yield from out
+    out.clear()
+    if fatal is not None:
+        yield fatal
+
+
+def iter_input(data: bytes, *, input_format: str = "auto") -> Iterator[RawMessage | Problem]:
+    """Candidate messages in ``data``; see the module docstring."""
+    if input_format not in INPUT_FORMATS:
+        raise ParseError(f"unknown input format {input_format!r}")
+    if input_format == "auto":
+        input_format = detect_format(data)
+    if input_format == "pcap" or input_format == "pcapng":
+        return iter_capture(data, input_format)
+    if input_format == "stun":
+        return split_stun(data)
+    if input_format == "hex":
+        return iter_hex(data)
+    return split_sip_text(data)
+
+
+def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
+    """Hex dump text: each block is STUN, SIP text, or a packet (Ethernet, raw IP, Linux SLL)."""
+    extractor: PacketExtractor | None = None
+    looks_like_stun = looks_like_stun_function()
+    dump = parse_hex_dump(data)
+    yield from dump.problems
+    frame = 0
+    found = 0
+    for block in dump.blocks:
+        payload = block.data
+        if not payload:
+            continue
+        if is_stun_header(payload):
+            for item in split_stun(payload):
+                yield _relocate(item, block)
+            continue
+        if starts_like_sip(payload) or _is_text(payload):
+            for item in split_sip_text(payload):
+                yield _relocate(item, block)
+            continue
+        linktype = _guess_linktype(payload)
+        if linktype < 0:
+            yield Problem(
+                f"byte {block.offset}",
+                f"hex block of {len(payload)} bytes is neither STUN, SIP nor a packet",
+            )
+            continue
+        if extractor is None:
+            extractor = PacketExtractor(looks_like_stun)
+        frame += 1
+        extractor.packet(
+            frame, None, linktype, 0, len(payload), len(payload), block.offset, payload
+        )
+        found += sum(isinstance(item, RawMessage) for item in extractor.out)
+        yield from extractor.out
+        extractor.out.clear()
+    if extractor is not None:
+        extractor.finish()
+        found += sum(isinstance(item, RawMessage) for item in extractor.out)
+        yield from extractor.out
+        if not found:
+            yield Problem("hex dump", f"no SIP or STUN in its {frame} packets")
+
+
+def _relocate(item: RawMessage | Problem, block: HexBlock) -> RawMessage | Problem:
+    """Offsets inside a decoded hex block -> the block's position in the text."""
+    if isinstance(item, RawMessage):
+        item.offset = block.offset
+        return item
+    # Fatal for the block only: the blocks after it are still read.
+    return Problem(f"byte {block.offset}", f"in hex block: {item.where}: {item.message}")
+
+
+def _is_text(payload: bytes) -> bool:
+    head = payload[:256]
+    return all(32 <= c < 127 or c in b"\r\n\t" for c in head)
+
+
+def _guess_linktype(payload: bytes) -> int:
+    size = len(payload)
+    if size >= 20 and payload[0] >> 4 == 4 and payload[0] & 15 >= 5:
+        total = (payload[2] << 8) | payload[3]
+        if total == size:
+            return LINKTYPE_RAW
+    if size >= 40 and payload[0] >> 4 == 6 and ((payload[4] << 8) | payload[5]) + 40 == size:
+        return LINKTYPE_RAW
+    if size >= 34:
+        etype = (payload[12] << 8) | payload[13]
+        if etype in (0x0800, 0x86DD, 0x8100, 0x88A8):
+            return LINKTYPE_ETHERNET
+    if size >= 36 and ((payload[14] << 8) | payload[15]) in (0x0800, 0x86DD) and payload[0] == 0:
+        return LINKTYPE_LINUX_SLL
+    return -1

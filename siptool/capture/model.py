@@ -1,0 +1,44 @@
+"""What the capture layer hands to the decode command: candidate messages and problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Problem", "RawMessage"]
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """The bytes of exactly one SIP or STUN message, and where they came from.
+
+    ``frame`` (1-based, tshark's frame.number), ``time`` (epoch seconds), ``src``/``dst``
+    (``"ip:port"``, IPv6 in brackets) and ``transport`` (``"udp"``/``"tcp"``) are ``None`` for
+    input that is not a capture.  ``frame`` and ``time`` are those of the packet that completed
+    the message.  ``offset`` is the byte offset in the input where the message starts, or where
+    the record of the packet that carried its first byte starts.
+    """
+
+    protocol: str
+    data: bytes
+    frame: int | None
+    time: float | None
+    src: str | None
+    dst: str | None
+    transport: str | None
+    offset: int
+
+
+@dataclass(slots=True)
+class Problem:
+    """Something in the input that could not be turned into a message; one line for a person.
+
+    ``where`` locates it (``"packet 57"``, ``"byte 1234"``, ``"packet 57, byte 1234"``).
+    ``fatal`` means nothing after it could be read.
+    """
+
+    where: str
+    message: str
+    fatal: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message

@@ -1,0 +1,425 @@
+"""TCP stream reassembly for captures, one direction of one connection at a time.
+
+Each direction delivers its bytes in sequence order to a framer: SIP (``SipStreamFramer``,
+RFC 3261 §18.3) or STUN (RFC 8489 §6.2.2: messages back to back, framed by their length field;
+TURN ChannelData (RFC 8656 §11.5) is skipped).  The protocol is decided by the first bytes of
+the direction; a direction whose capture begins mid-stream is searched for the first start line
+that begins a line, and one that never shows SIP or STUN within 64 KiB is ignored (TLS, HTTP).
+
+Sequence handling: out-of-order segments wait; retransmissions and overlaps are trimmed to the
+new bytes; data without a SYN starts at the first data segment seen; a hole that is never filled
+(lost in the capture, or more than 1 MiB of segments waiting behind it) is skipped and reported,
+and the framer resynchronises at the next start line.  Messages complete at the packet that
+delivered their last byte, as tshark reports them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from siptool.capture.model import Problem, RawMessage
+from siptool.sip.framing import (
+    FramingError,
+    SipStreamFramer,
+    find_start_line,
+    starts_like_sip,
+)
+
+__all__ = [
+    "STREAM_IGNORED",
+    "STREAM_SIP",
+    "STREAM_STUN",
+    "STREAM_UNDECIDED",
+    "STUN_MAGIC",
+    "StunStreamFramer",
+    "TcpDirection",
+]
+
+STUN_MAGIC = b"\x21\x12\xa4\x42"
+
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+
+_MOD = 1 << 32
+_HALF = 1 << 31
+_MAX_WAITING_BYTES = 1 << 20
+_MAX_WAITING_SEGMENTS = 1024
+_MAX_PROBE = 65536
+
+# What a direction carries; decided by its first bytes.
+STREAM_UNDECIDED = 0
+STREAM_SIP = 1
+STREAM_STUN = 2
+STREAM_IGNORED = 3
+
+
+class StunStreamFramer:
+    """STUN messages from a byte stream, framed by the 20-byte header's length field.
+
+    Same shape as ``SipStreamFramer``: ``feed_with_offsets``, ``lose``, ``close``.  After bytes
+    that are neither STUN nor ChannelData the stream cannot be framed any more and the rest is
+    dropped (one ``FramingError``).
+    """
+
+    __slots__ = ("_base", "_broken", "_buf")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._base = 0
+        self._broken = False
+
+    @property
+    def stream_offset(self) -> int:
+        return self._base + len(self._buf)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed_with_offsets(
+        self, data: bytes | bytearray | memoryview
+    ) -> list[tuple[int, bytes] | FramingError]:
+        out: list[tuple[int, bytes] | FramingError] = []
+        if self._broken:
+            self._base += len(data)
+            return out
+        buf = self._buf
+        buf += data
+        while len(buf) >= 4:
+            first = buf[0]
+            length = (buf[2] << 8) | buf[3]
+            if first < 0x40:
+                if len(buf) < 8:
+                    break
+                if buf[4:8] != STUN_MAGIC or length % 4:
+                    out.append(
+                        FramingError(self._base, "not a STUN message; rest of the stream skipped")
+                    )
+                    self._broken = True
+                    self._base += len(buf)
+                    buf.clear()
+                    break
+                total = 20 + length
+                if len(buf) < total:
+                    break
+                out.append((self._base, bytes(buf[:total])))
+            elif first < 0x80:
+                total = 4 + ((length + 3) & ~3)
+                if len(buf) < total:
+                    break
+            else:
+                out.append(
+                    FramingError(
+                        self._base, "neither STUN nor ChannelData; rest of the stream skipped"
+                    )
+                )
+                self._broken = True
+                self._base += len(buf)
+                buf.clear()
+                break
+            del buf[:total]
+            self._base += total
+        return out
+
+    def lose(self, nbytes: int) -> list[FramingError]:
+        out = (
+            []
+            if self._broken
+            else [FramingError(self._base, f"{nbytes} bytes missing from the stream")]
+        )
+        # Without framing there is no way to find the next message boundary.
+        self._broken = True
+        self._base += len(self._buf) + nbytes
+        self._buf.clear()
+        return out
+
+    def close(self) -> list[FramingError]:
+        out: list[FramingError] = []
+        if self._buf and not self._broken:
+            out.append(FramingError(self._base, f"incomplete STUN message: {len(self._buf)} bytes"))
+        self._base += len(self._buf)
+        self._buf.clear()
+        return out
+
+
+def _signed(delta: int) -> int:
+    delta &= _MOD - 1
+    return delta - _MOD if delta >= _HALF else delta
+
+
+class TcpDirection:
+    """One direction of one TCP connection; appends what it finds to ``out``."""
+
+    __slots__ = (
+        "_frame",
+        "_framer",
+        "_framer_origin",
+        "_marks",
+        "_probe",
+        "_probe_origin",
+        "_probe_scan",
+        "_time",
+        "closed",
+        "delivered",
+        "dst",
+        "fin_seq",
+        "isn",
+        "mode",
+        "next_seq",
+        "out",
+        "src",
+        "waiting",
+        "waiting_bytes",
+    )
+
+    def __init__(self, src: str, dst: str, out: list[RawMessage | Problem]) -> None:
+        self.src = src
+        self.dst = dst
+        self.out = out
+        self._reset()
+
+    def _reset(self) -> None:
+        self.isn = -1
+        self.next_seq = -1
+        self.fin_seq = -1
+        self.closed = False
+        self.delivered = 0  # stream bytes delivered or given up as lost
+        # segments ahead of next_seq: seq -> (data, missing, record offset, frame)
+        self.waiting: dict[int, tuple[bytes, int, int, int]] = {}
+        self.waiting_bytes = 0
+        self.mode = STREAM_UNDECIDED
+        self._framer: SipStreamFramer | StunStreamFramer | None = None
+        self._framer_origin = 0
+        self._probe = bytearray()
+        self._probe_origin = 0
+        self._probe_scan = 0  # where the search for a start line in the probe resumes
+        self._marks: list[tuple[int, int, int]] = []  # (stream position, record offset, frame)
+        self._frame = 0
+        self._time: float | None = None
+
+    # -- sequence space ---------------------------------------------------------------------
+
+    def segment(
+        self,
+        seq: int,
+        flags: int,
+        data: bytes,
+        missing: int,
+        frame: int,
+        time: float | None,
+        record: int,
+    ) -> None:
+        """One captured segment: ``data`` then ``missing`` bytes that the snaplen cut off."""
+        self._frame = frame
+        self._time = time
+        if flags & TCP_SYN:
+            if seq != self.isn:
+                if self.delivered or self.waiting or self.closed:
+                    # A new connection on the same addresses and ports.
+                    self._close()
+                    self._reset()
+                    self._frame = frame
+                    self._time = time
+                self.isn = seq
+                self.next_seq = (seq + 1) % _MOD
+            elif self.closed:
+                return  # a retransmitted SYN of a finished connection
+            seq = (seq + 1) % _MOD
+        elif self.closed:
+            return
+        if flags & TCP_RST:
+            self._close()
+            return
+        size = len(data) + missing
+        if size:
+            if self.next_seq < 0:
+                self.next_seq = seq
+            delta = _signed(seq - self.next_seq)
+            if delta <= 0:
+                self._take(-delta, data, missing, record, frame)
+                if self.waiting:
+                    self._drain()
+            else:
+                held = self.waiting.get(seq)
+                if held is None or len(held[0]) + held[1] < size:
+                    if held is not None:
+                        self.waiting_bytes -= len(held[0])
+                    self.waiting[seq] = (data, missing, record, frame)
+                    self.waiting_bytes += len(data)
+                    if (
+                        self.waiting_bytes > _MAX_WAITING_BYTES
+                        or len(self.waiting) > _MAX_WAITING_SEGMENTS
+                    ):
+                        self._skip_hole()
+        if flags & TCP_FIN:
+            self.fin_seq = (seq + size) % _MOD
+        if self.fin_seq >= 0 and self.next_seq == self.fin_seq and not self.waiting:
+            self._close()
+
+    def _take(self, cut: int, data: bytes, missing: int, record: int, frame: int) -> None:
+        """Deliver a segment that starts ``cut`` bytes before ``next_seq``."""
+        if cut >= len(data) + missing:
+            return  # a pure retransmission
+        if cut < len(data):
+            chunk = data[cut:] if cut else data
+            self.next_seq = (self.next_seq + len(chunk)) % _MOD
+            self._deliver(chunk, record, frame)
+            cut = 0
+        else:
+            cut -= len(data)
+        lost = missing - cut
+        if lost:
+            self.next_seq = (self.next_seq + lost) % _MOD
+            self._lose(lost, frame)
+
+    def _drain(self) -> None:
+        """Deliver the waiting segments that ``next_seq`` has reached, in sequence order."""
+        waiting = self.waiting
+        origin = self.next_seq
+        for seq in sorted(waiting, key=lambda s: _signed(s - origin)):
+            delta = _signed(seq - self.next_seq)
+            if delta > 0:
+                break
+            data, missing, record, frame = waiting.pop(seq)
+            self.waiting_bytes -= len(data)
+            self._take(-delta, data, missing, record, frame)
+
+    def _skip_hole(self) -> None:
+        """Give up on the bytes before the earliest waiting segment."""
+        if not self.waiting:
+            return
+        first = min(self.waiting, key=lambda seq: _signed(seq - self.next_seq))
+        hole = _signed(first - self.next_seq)
+        if hole > 0:
+            self._lose(hole, self.waiting[first][3])
+            self.next_seq = first
+        self._drain()
+
+    def finish(self) -> None:
+        """End of the capture: skip holes, deliver what waits, report unfinished messages."""
+        if self.closed:
+            return
+        while self.waiting:
+            self._skip_hole()
+        self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.waiting.clear()
+        self.waiting_bytes = 0
+        if self._framer is not None:
+            self._emit(self._framer.close())
+
+    # -- bytes in order ---------------------------------------------------------------------
+
+    def _lose(self, nbytes: int, frame: int) -> None:
+        self._marks.append((self.delivered, -1, frame))
+        self.delivered += nbytes
+        if self.mode == STREAM_UNDECIDED:
+            self._probe.clear()
+            self._probe_origin = self.delivered
+            self._probe_scan = 0
+        elif self._framer is not None:
+            self._emit(self._framer.lose(nbytes))
+
+    def _deliver(self, chunk: bytes, record: int, frame: int) -> None:
+        marks = self._marks
+        marks.append((self.delivered, record, frame))
+        self.delivered += len(chunk)
+        mode = self.mode
+        if mode in (STREAM_SIP, STREAM_STUN):
+            assert self._framer is not None
+            framer = self._framer
+            self._emit(framer.feed_with_offsets(chunk))
+            # Forget positions the framer no longer holds.
+            keep_from = self._framer_origin + framer.stream_offset - framer.buffered
+            if len(marks) > 1 and marks[1][0] <= keep_from:
+                index = bisect_right(marks, (keep_from, 1 << 62, 0)) - 1
+                del marks[:index]
+        elif mode == STREAM_UNDECIDED:
+            self._probe += chunk
+            self._decide()
+
+    def _decide(self) -> None:
+        probe = self._probe
+        skip = 0
+        while skip < len(probe) and probe[skip] in b"\r\n":
+            skip += 1
+        if skip:
+            del probe[:skip]
+            self._probe_origin += skip
+            self._probe_scan = max(0, self._probe_scan - skip)
+        if not probe:
+            return
+        first = probe[0]
+        start = -1
+        if first < 0x40:
+            if len(probe) < 8:
+                return
+            if probe[4:8] == STUN_MAGIC:
+                self._start(STREAM_STUN, 0)
+                return
+        head = bytes(probe[:4096])
+        if starts_like_sip(head):
+            start = 0
+        elif (65 <= first <= 90 or 97 <= first <= 122) and b"\n" not in head and len(probe) < 256:
+            return  # a first line still arriving
+        if start < 0:
+            start = find_start_line(probe, self._probe_scan)
+            if start < 0:
+                if len(probe) > _MAX_PROBE:
+                    self.mode = STREAM_IGNORED
+                    self._probe = bytearray()
+                else:
+                    self._probe_scan = probe.rfind(b"\n") + 1
+                return
+        self._start(STREAM_SIP, start)
+
+    def _start(self, mode: int, start: int) -> None:
+        self.mode = mode
+        self._framer = SipStreamFramer() if mode == STREAM_SIP else StunStreamFramer()
+        self._framer_origin = self._probe_origin + start
+        probe = self._probe
+        self._probe = bytearray()
+        self._emit(self._framer.feed_with_offsets(probe[start:]))
+
+    def _locate(self, stream_offset: int) -> tuple[int, int]:
+        """(record offset, frame) of the packet that carried the byte at a framer offset."""
+        position = self._framer_origin + stream_offset
+        marks = self._marks
+        index = bisect_right(marks, (position, 1 << 62, 0)) - 1
+        while index >= 0 and marks[index][1] < 0:
+            index -= 1
+        if index < 0:
+            return (marks[0][1], marks[0][2]) if marks else (0, self._frame)
+        return marks[index][1], marks[index][2]
+
+    def _emit(self, items: list[tuple[int, bytes] | FramingError] | list[FramingError]) -> None:
+        protocol = "sip" if self.mode == STREAM_SIP else "stun"
+        for item in items:
+            if isinstance(item, FramingError):
+                _, frame = self._locate(item.offset)
+                label = "SIP" if self.mode == STREAM_SIP else "STUN"
+                self.out.append(
+                    Problem(
+                        f"packet {frame}",
+                        f"{label} over TCP {self.src} -> {self.dst}: {item.message}",
+                    )
+                )
+            else:
+                record, _ = self._locate(item[0])
+                self.out.append(
+                    RawMessage(
+                        protocol,
+                        item[1],
+                        self._frame,
+                        self._time,
+                        self.src,
+                        self.dst,
+                        "tcp",
+                        record,
+                    )
+                )
