@@ -1,0 +1,115 @@
+"""Group decoded SIP messages into call flows (one per Call-ID) for the ladder diagram.
+
+A flow lists its participants in order of first appearance and one arrow per message with the
+time relative to the flow's first message.  Without capture addresses (SIP text input) the
+sender of a request is its top Via sent-by and the receiver the Request-URI host; a response
+goes back to the top Via.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from siptool.errors import ParseError
+
+if TYPE_CHECKING:
+    from siptool.commands.decode import DecodedMessage
+
+
+@dataclass
+class Arrow:
+    index: int
+    time_ms: float | None
+    src: str
+    dst: str
+    label: str
+
+
+@dataclass
+class CallFlow:
+    call_id: str
+    participants: list[str] = field(default_factory=list)
+    arrows: list[Arrow] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float | None:
+        times = [a.time_ms for a in self.arrows if a.time_ms is not None]
+        return max(times) if times else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "participants": self.participants,
+            "duration_ms": self.duration_ms,
+            "messages": [
+                {
+                    "index": a.index,
+                    "time_ms": a.time_ms,
+                    "src": a.src,
+                    "dst": a.dst,
+                    "label": a.label,
+                }
+                for a in self.arrows
+            ],
+        }
+
+
+def _endpoints(m: DecodedMessage) -> tuple[str, str]:
+    raw = m.raw
+    if raw.src and raw.dst:
+        return raw.src, raw.dst
+    msg = m.sip
+    assert msg is not None
+    try:
+        via = msg.top_via
+    except ParseError:
+        via = None
+    via_end = "?" if via is None else (f"{via.host}:{via.port}" if via.port else via.host)
+    if msg.method is not None:
+        uri = msg.uri
+        target = "?" if uri is None or not uri.host else uri.host + (f":{uri.port}" if uri.port else "")
+        return via_end, target
+    return "peer", via_end
+
+
+def arrow_label(m: DecodedMessage) -> str:
+    msg = m.sip
+    assert msg is not None
+    if msg.method is not None:
+        label = msg.method
+    else:
+        label = f"{msg.status} {msg.reason or ''}".rstrip()
+        try:
+            cseq = msg.cseq
+        except ParseError:
+            cseq = None
+        if cseq is not None and cseq.method != "INVITE":
+            label += f" ({cseq.method})"
+    if msg.body and (msg.content_type or "").lower().startswith("application/sdp"):
+        label += " (SDP)"
+    return label
+
+
+def build_flows(messages: list[DecodedMessage]) -> list[CallFlow]:
+    """One flow per Call-ID, in order of each call's first message."""
+    flows: dict[str, CallFlow] = {}
+    starts: dict[str, float] = {}
+    for m in messages:
+        if m.sip is None:
+            continue
+        call_id = m.sip.call_id or "(no Call-ID)"
+        flow = flows.get(call_id)
+        if flow is None:
+            flow = flows[call_id] = CallFlow(call_id)
+        src, dst = _endpoints(m)
+        for end in (src, dst):
+            if end not in flow.participants:
+                flow.participants.append(end)
+        time = m.raw.time
+        rel: float | None = None
+        if time is not None:
+            start = starts.setdefault(call_id, time)
+            rel = round((time - start) * 1000.0, 3)
+        flow.arrows.append(Arrow(m.index, rel, src, dst, arrow_label(m)))
+    return list(flows.values())

@@ -1,0 +1,220 @@
+"""RFC 3261 checks on one parsed message: what a SIP engineer would flag in a trace.
+
+Pure: the only context is the message and, when it came from a capture, the addresses the
+packet carried (``src``/``dst``), which the NAT checks need.  Each finding is a ``LintWarning``
+with a stable ``code`` that scripts can match on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from siptool.errors import ParseError
+from siptool.sip.message import SipMessage
+
+__all__ = ["LintWarning", "is_private_address", "lint_message"]
+
+# RFC 3261 §8.1.1: a UAC request MUST contain To, From, CSeq, Call-ID, Max-Forwards and Via.
+# Max-Forwards is checked on its own below so that it gets its own code.
+_REQUEST_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
+# RFC 3261 §8.2.6.2 / §20: a response copies From, To, Call-ID, CSeq and Via from the request.
+_RESPONSE_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
+# Headers that may appear at most once (RFC 3261 §7.3: only the comma-list headers repeat).
+_SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
+# RFC 3261 §8.1.1.7: the branch of an RFC 3261 client starts with this magic cookie.
+_MAGIC_COOKIE = "z9hG4bK"
+# Shared address space of carrier-grade NAT (RFC 6598) is not "private" to the ipaddress module
+# but is just as unroutable from the Internet.
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True, slots=True)
+class LintWarning:
+    """One finding: ``code`` is stable (for scripts), ``message`` is for a person."""
+
+    code: str
+    message: str
+    severity: str = "warning"  # "error" when the message violates a MUST
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "severity": self.severity, "message": self.message}
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    host = text
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def is_private_address(text: str | None) -> bool:
+    """True for RFC 1918, RFC 6598 (CGNAT), RFC 4193 ULA and link-local addresses."""
+    ip = _ip(text)
+    if ip is None or ip.is_loopback or ip.is_unspecified:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return True
+    return ip.is_private and not ip.is_reserved or ip.is_link_local
+
+
+def _is_public(text: str | None) -> bool:
+    ip = _ip(text)
+    return ip is not None and ip.is_global
+
+
+def lint_message(
+    msg: SipMessage, *, src: str | None = None, dst: str | None = None
+) -> list[LintWarning]:
+    """Every finding for ``msg``; ``src``/``dst`` are ``"ip:port"`` when known."""
+    out: list[LintWarning] = []
+    is_request = msg.method is not None
+
+    if msg.version != "SIP/2.0":
+        out.append(LintWarning("version", f"unsupported version {msg.version} (RFC 3261 §7.1)", "error"))
+
+    present = {h.name for h in msg.headers}
+    for name in _REQUEST_MANDATORY if is_request else _RESPONSE_MANDATORY:
+        if name not in present:
+            out.append(
+                LintWarning("missing-header", f"mandatory header {name} is missing (RFC 3261 §8.1.1)", "error")
+            )
+    if is_request and "Max-Forwards" not in present:
+        out.append(
+            LintWarning(
+                "max-forwards-missing",
+                "request without Max-Forwards (RFC 3261 §8.1.1.6 makes it mandatory)",
+                "error",
+            )
+        )
+    for name in _SINGLE:
+        count = sum(1 for h in msg.headers if h.name == name)
+        if count > 1:
+            out.append(LintWarning("duplicate-header", f"{name} appears {count} times (RFC 3261 §7.3)", "error"))
+
+    out.extend(_framing(msg))
+    out.extend(_cseq(msg))
+    out.extend(_via(msg))
+    if is_request and msg.method == "INVITE" and "Contact" not in present:
+        out.append(LintWarning("missing-contact", "INVITE without Contact (RFC 3261 §8.1.1.8)", "error"))
+    if msg.body and "Content-Type" not in present:
+        out.append(LintWarning("missing-content-type", "body without Content-Type (RFC 3261 §20.15)", "error"))
+    out.extend(_nat(msg, src, dst))
+    return out
+
+
+def _framing(msg: SipMessage) -> list[LintWarning]:
+    # RFC 3261 §18.3: Content-Length frames the body; on a stream it is mandatory.
+    declared = msg.declared_length
+    if declared is None:
+        return []
+    if msg.body_truncated:
+        return [
+            LintWarning(
+                "content-length",
+                f"Content-Length {declared} but only {len(msg.body)} body bytes (RFC 3261 §18.3)",
+                "error",
+            )
+        ]
+    if msg.trailing:
+        return [
+            LintWarning(
+                "content-length",
+                f"Content-Length {declared} but {msg.trailing} more bytes follow the body "
+                "(RFC 3261 §18.3)",
+                "error",
+            )
+        ]
+    return []
+
+
+def _cseq(msg: SipMessage) -> list[LintWarning]:
+    try:
+        cseq = msg.cseq
+    except ParseError as exc:
+        return [LintWarning("bad-cseq", f"unparseable CSeq: {exc.message}", "error")]
+    if cseq is None:
+        return []
+    out = []
+    # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
+    if msg.method is not None and cseq.method != msg.method:
+        out.append(
+            LintWarning(
+                "cseq-method",
+                f"CSeq method {cseq.method} does not match request method {msg.method} "
+                "(RFC 3261 §8.1.1.5)",
+                "error",
+            )
+        )
+    if cseq.seq >= 2**31:
+        out.append(LintWarning("cseq-range", f"CSeq number {cseq.seq} is not below 2**31 (RFC 3261 §8.1.1.5)", "error"))
+    return out
+
+
+def _via(msg: SipMessage) -> list[LintWarning]:
+    try:
+        top = msg.top_via
+    except ParseError as exc:
+        return [LintWarning("bad-via", f"unparseable Via: {exc.message}", "error")]
+    if top is None:
+        return []
+    if top.branch is None:
+        return [LintWarning("branch", "top Via has no branch parameter (RFC 3261 §8.1.1.7)", "error")]
+    if not top.branch.startswith(_MAGIC_COOKIE):
+        return [
+            LintWarning(
+                "branch",
+                f"top Via branch {top.branch!r} lacks the z9hG4bK magic cookie (RFC 3261 §8.1.1.7): "
+                "the peer falls back to RFC 2543 transaction matching",
+            )
+        ]
+    return []
+
+
+def _nat(msg: SipMessage, src: str | None, dst: str | None) -> list[LintWarning]:
+    """A private address announced toward (or seen arriving from) a public peer cannot be
+    reached: the classic cause of one-way audio and of calls dropped after 32 s."""
+    if not (_is_public(src) or _is_public(dst)):
+        return []
+    peer = src if _is_public(src) else dst
+    out = []
+    try:
+        contacts = msg.contacts
+    except ParseError:
+        contacts = []
+    for contact in contacts:
+        host = contact.uri.host if contact.uri is not None else None
+        if is_private_address(host):
+            out.append(
+                LintWarning(
+                    "private-contact",
+                    f"Contact carries private address {host} while the signalling peer {peer} "
+                    "is public: the far end cannot reach it without NAT fix-up (RFC 3581, RFC 5626)",
+                )
+            )
+    try:
+        sdp = msg.sdp
+    except ParseError:
+        sdp = None
+    if sdp is not None:
+        seen: set[str] = set()
+        for media in sdp.media:
+            address = media.connection_address
+            if address and address not in seen and is_private_address(address):
+                seen.add(address)
+                out.append(
+                    LintWarning(
+                        "private-sdp",
+                        f"SDP c= carries private address {address} while the signalling peer "
+                        f"{peer} is public: expect one-way or no audio unless media is latched "
+                        "or relayed",
+                    )
+                )
+    return out
