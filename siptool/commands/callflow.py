@@ -68,7 +68,9 @@ def _endpoints(m: DecodedMessage) -> tuple[str, str]:
     via_end = "?" if via is None else (f"{via.host}:{via.port}" if via.port else via.host)
     if msg.method is not None:
         uri = msg.uri
-        target = "?" if uri is None or not uri.host else uri.host + (f":{uri.port}" if uri.port else "")
+        target = (
+            "?" if uri is None or not uri.host else uri.host + (f":{uri.port}" if uri.port else "")
+        )
         return via_end, target
     return "peer", via_end
 

@@ -8,6 +8,7 @@ line on stderr naming the input and the packet or byte, and the decoding goes on
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -230,7 +231,9 @@ def read_input(source: str) -> tuple[str, bytes]:
         return source, handle.read()
 
 
-def run(options: DecodeOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+def run(
+    options: DecodeOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
     """Decode, render, return the exit code (shared/cli-contract.md)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -256,23 +259,25 @@ def run(options: DecodeOptions, *, stdout: IO[str] | None = None, stderr: IO[str
         report(InputProblem(f"byte {exc.offset}" if exc.offset is not None else "", exc.message))
         items = ()
     keep = MessageFilter(options.call_ids, options.methods)
-    for decoded in decode_items(items, lint=options.lint):
-        if isinstance(decoded, InputProblem):
-            report(decoded)
-            continue
-        if not keep(decoded):
-            result.summary.filtered_out += 1
-            continue
-        if decoded.sip is not None:
-            result.summary.sip += 1
-        else:
-            result.summary.stun += 1
-        renderer.message(decoded)
     try:
+        for decoded in decode_items(items, lint=options.lint):
+            if isinstance(decoded, InputProblem):
+                report(decoded)
+                continue
+            if not keep(decoded):
+                result.summary.filtered_out += 1
+                continue
+            if decoded.sip is not None:
+                result.summary.sip += 1
+            else:
+                result.summary.stun += 1
+            renderer.message(decoded)
         renderer.finish(result)
     except BrokenPipeError:
-        # `siptool decode big.pcap | head`: the reader left; that is not an error.
-        pass
+        # `siptool decode big.pcap | head`: the reader left, which is not an error.  Point
+        # stdout at /dev/null so that the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return result.exit_code
 
 

@@ -138,7 +138,7 @@ class TextRenderer(Renderer):
     def _full_sip(self, m: DecodedMessage) -> None:
         msg = m.sip
         assert msg is not None
-        self.console.print(f"[bold]{escape(msg.start_line)}[/bold]")
+        self.console.print(f"[bold]{escape(msg.start_line())}[/bold]")
         for h in msg.headers:
             self.console.print(f"[cyan]{escape(h.name)}[/cyan]: {escape(h.value)}")
         if not msg.body:
@@ -191,6 +191,5 @@ class TextRenderer(Renderer):
             colour = "red" if w.severity == "error" else "yellow"
             where = f"#{m.index}" + (f" (packet {m.raw.frame})" if m.raw.frame else "")
             what = summary_line(m).split("  ")[0]
-            self.console.print(
-                f"  {escape(where)} {escape(what)}: [{colour}]{w.code}[/{colour}] {escape(w.message)}"
-            )
+            code = f"[{colour}]{w.code}[/{colour}]"
+            self.console.print(f"  {escape(where)} {escape(what)}: {code} {escape(w.message)}")

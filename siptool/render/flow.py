@@ -1,9 +1,9 @@
 """Plain-text ladder diagrams (no colour, no box characters) that paste cleanly into a ticket.
 
-    Call-ID: 1-4242@127.0.0.1   3 messages, 2.1 ms
-    ms          127.0.0.1:5061        127.0.0.1:5060
-       0.000    |-----INVITE (SDP)--->|
-       0.312    |<----100 Trying------|
+Call-ID: 1-4242@127.0.0.1   3 messages, 2.1 ms
+ms          127.0.0.1:5061        127.0.0.1:5060
+   0.000    |-----INVITE (SDP)--->|
+   0.312    |<----100 Trying------|
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def is_private_address(text: str | None) -> bool:
         return False
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
         return True
-    return ip.is_private and not ip.is_reserved or ip.is_link_local
+    return (ip.is_private and not ip.is_reserved) or ip.is_link_local
 
 
 def _is_public(text: str | None) -> bool:
@@ -78,13 +78,19 @@ def lint_message(
     is_request = msg.method is not None
 
     if msg.version != "SIP/2.0":
-        out.append(LintWarning("version", f"unsupported version {msg.version} (RFC 3261 §7.1)", "error"))
+        out.append(
+            LintWarning("version", f"unsupported version {msg.version} (RFC 3261 §7.1)", "error")
+        )
 
     present = {h.name for h in msg.headers}
     for name in _REQUEST_MANDATORY if is_request else _RESPONSE_MANDATORY:
         if name not in present:
             out.append(
-                LintWarning("missing-header", f"mandatory header {name} is missing (RFC 3261 §8.1.1)", "error")
+                LintWarning(
+                    "missing-header",
+                    f"mandatory header {name} is missing (RFC 3261 §8.1.1)",
+                    "error",
+                )
             )
     if is_request and "Max-Forwards" not in present:
         out.append(
@@ -97,15 +103,25 @@ def lint_message(
     for name in _SINGLE:
         count = sum(1 for h in msg.headers if h.name == name)
         if count > 1:
-            out.append(LintWarning("duplicate-header", f"{name} appears {count} times (RFC 3261 §7.3)", "error"))
+            out.append(
+                LintWarning(
+                    "duplicate-header", f"{name} appears {count} times (RFC 3261 §7.3)", "error"
+                )
+            )
 
     out.extend(_framing(msg))
     out.extend(_cseq(msg))
     out.extend(_via(msg))
     if is_request and msg.method == "INVITE" and "Contact" not in present:
-        out.append(LintWarning("missing-contact", "INVITE without Contact (RFC 3261 §8.1.1.8)", "error"))
+        out.append(
+            LintWarning("missing-contact", "INVITE without Contact (RFC 3261 §8.1.1.8)", "error")
+        )
     if msg.body and "Content-Type" not in present:
-        out.append(LintWarning("missing-content-type", "body without Content-Type (RFC 3261 §20.15)", "error"))
+        out.append(
+            LintWarning(
+                "missing-content-type", "body without Content-Type (RFC 3261 §20.15)", "error"
+            )
+        )
     out.extend(_nat(msg, src, dst))
     return out
 
@@ -154,7 +170,13 @@ def _cseq(msg: SipMessage) -> list[LintWarning]:
             )
         )
     if cseq.seq >= 2**31:
-        out.append(LintWarning("cseq-range", f"CSeq number {cseq.seq} is not below 2**31 (RFC 3261 §8.1.1.5)", "error"))
+        out.append(
+            LintWarning(
+                "cseq-range",
+                f"CSeq number {cseq.seq} is not below 2**31 (RFC 3261 §8.1.1.5)",
+                "error",
+            )
+        )
     return out
 
 
@@ -166,13 +188,15 @@ def _via(msg: SipMessage) -> list[LintWarning]:
     if top is None:
         return []
     if top.branch is None:
-        return [LintWarning("branch", "top Via has no branch parameter (RFC 3261 §8.1.1.7)", "error")]
+        return [
+            LintWarning("branch", "top Via has no branch parameter (RFC 3261 §8.1.1.7)", "error")
+        ]
     if not top.branch.startswith(_MAGIC_COOKIE):
         return [
             LintWarning(
                 "branch",
-                f"top Via branch {top.branch!r} lacks the z9hG4bK magic cookie (RFC 3261 §8.1.1.7): "
-                "the peer falls back to RFC 2543 transaction matching",
+                f"top Via branch {top.branch!r} lacks the z9hG4bK magic cookie "
+                "(RFC 3261 §8.1.1.7): the peer falls back to RFC 2543 transaction matching",
             )
         ]
     return []
@@ -196,7 +220,8 @@ def _nat(msg: SipMessage, src: str | None, dst: str | None) -> list[LintWarning]
                 LintWarning(
                     "private-contact",
                     f"Contact carries private address {host} while the signalling peer {peer} "
-                    "is public: the far end cannot reach it without NAT fix-up (RFC 3581, RFC 5626)",
+                    "is public: the far end cannot reach it without NAT fix-up "
+                    "(RFC 3581, RFC 5626)",
                 )
             )
     try:
