@@ -126,6 +126,13 @@ def split_sip_text(data: bytes) -> Iterator[RawMessage | Problem]:
                 or (data[framed - 1] == 10 and data.startswith((b"\n", b"\r\n"), framed))
             ):
                 end = framed
+        if end < 0 and length is not None and headers_end + length > size:
+            # A Content-Length that runs past the input: the next start line at the start of a
+            # line ends this message, blank line before it or not (a stream dump has none), so
+            # that the message after a wrong Content-Length is not swallowed.
+            following = find_start_line(data, headers_end)
+            if following >= 0:
+                end = following
         if end < 0:
             end = _body_end_by_blank_line(data, headers_end)
         yield RawMessage("sip", data[pos:end], None, None, None, None, None, pos)

@@ -24,10 +24,21 @@ _RESPONSE_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
 _SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
 # RFC 3261 §8.1.1.7: the branch of an RFC 3261 client starts with this magic cookie.
 _MAGIC_COOKIE = "z9hG4bK"
-# Shared address space of carrier-grade NAT (RFC 6598) is not "private" to the ipaddress module
-# but is just as unroutable from the Internet.
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
+# Addresses a NAT hides: RFC 1918, RFC 6598 (carrier-grade NAT), link-local (RFC 3927, RFC
+# 4291) and RFC 4193 unique-local.  Listed explicitly because ipaddress.is_private also counts
+# the documentation ranges (RFC 5737 TEST-NET), which the NAT testbeds use as "public".
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
 
 @dataclass(frozen=True, slots=True)
 class LintWarning:
@@ -56,18 +67,16 @@ def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 def is_private_address(text: str | None) -> bool:
-    """True for RFC 1918, RFC 6598 (CGNAT), RFC 4193 ULA and link-local addresses."""
+    """True for an address behind a NAT: RFC 1918, RFC 6598, link-local, unique-local."""
     ip = _ip(text)
-    if ip is None or ip.is_loopback or ip.is_unspecified:
-        return False
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-        return True
-    return (ip.is_private and not ip.is_reserved) or ip.is_link_local
+    return ip is not None and any(ip in net for net in _PRIVATE_NETWORKS)
 
 
 def _is_public(text: str | None) -> bool:
     ip = _ip(text)
-    return ip is not None and ip.is_global
+    if ip is None or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
+        return False
+    return not any(ip in net for net in _PRIVATE_NETWORKS)
 
 
 def lint_message(
