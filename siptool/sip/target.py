@@ -1,0 +1,74 @@
+"""What the user typed as TARGET, turned into a SIP URI and the facts RFC 3263 starts from.
+
+TARGET is a SIP or SIPS URI (``sip:alice@example.com;transport=tcp``), or ``host``,
+``host:port``, ``[v6addr]:port`` (shared/cli-contract.md).  A bare host becomes ``sip:host``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from siptool.errors import ParseError
+from siptool.sip.uri import Uri, format_host, parse_uri
+
+TRANSPORTS = ("udp", "tcp", "tls")
+DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
+
+
+@dataclass(frozen=True)
+class Target:
+    uri: Uri
+    host: str  # without brackets
+    port: int | None  # explicit port, else None (RFC 3263 §4.2 then looks up SRV)
+    transport: str | None  # explicit: URI ;transport= or sips: win over the --transport flag
+    secure: bool  # sips: (RFC 3261 §26.2.2): TLS on every hop
+
+    @property
+    def is_numeric(self) -> bool:
+        return is_ip_address(self.host)
+
+    def __str__(self) -> str:
+        return str(self.uri)
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_target(text: str, transport: str | None = None) -> Target:
+    """Parse TARGET; ``transport`` is the --transport flag.  ``ParseError`` when unusable."""
+    raw = text.strip()
+    if not raw:
+        raise ParseError("empty target")
+    if ":" in raw and raw.split(":", 1)[0].lower() in ("sip", "sips"):
+        uri = parse_uri(raw)
+    else:
+        if raw.count(":") > 1 and not raw.startswith("["):
+            # A bare IPv6 address without brackets and port.
+            if not is_ip_address(raw):
+                raise ParseError(f"not a host, host:port or SIP URI: {raw!r}")
+            raw = f"[{raw}]"
+        uri = parse_uri(f"sip:{raw}")
+    if uri.scheme not in ("sip", "sips"):
+        raise ParseError(f"not a SIP or SIPS URI: {raw!r}")
+    secure = uri.scheme == "sips"
+    param = uri.params.get("transport")
+    chosen = (param or "").lower() or None
+    if chosen is None and transport:
+        chosen = transport.lower()
+    if secure:
+        # RFC 3261 §26.2.2: a SIPS URI is reached over TLS, whatever else is asked for.
+        chosen = "tls"
+    if chosen is not None and chosen not in TRANSPORTS:
+        raise ParseError(f"unsupported transport {chosen!r} (udp, tcp or tls)")
+    return Target(uri=uri, host=uri.host, port=uri.port, transport=chosen, secure=secure)
+
+
+def hostport(host: str, port: int) -> str:
+    """``ip:port`` with IPv6 in brackets (the contract's address format)."""
+    return f"{format_host(host)}:{port}"
