@@ -15,7 +15,7 @@ import random
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from siptool.errors import ResolveError
 from siptool.sip.target import DEFAULT_PORT, Target, hostport, is_ip_address
@@ -276,7 +276,7 @@ class DnsLookup:
         resolver.lifetime = timeout
         self.resolver = resolver
 
-    async def _query(self, name: str, rdtype: str) -> list[object]:
+    async def _query(self, name: str, rdtype: str) -> list[Any]:
         import dns.exception
         import dns.resolver
 
@@ -295,18 +295,18 @@ class DnsLookup:
     async def naptr(self, name: str) -> list[NaptrRecord]:
         return [
             NaptrRecord(
-                r.order,  # type: ignore[attr-defined]
-                r.preference,  # type: ignore[attr-defined]
-                r.flags.decode(),  # type: ignore[attr-defined]
-                r.service.decode(),  # type: ignore[attr-defined]
-                r.replacement.to_text(),  # type: ignore[attr-defined]
+                r.order,
+                r.preference,
+                r.flags.decode(),
+                r.service.decode(),
+                r.replacement.to_text(),
             )
             for r in await self._query(name, "NAPTR")
         ]
 
     async def srv(self, name: str) -> list[SrvRecord]:
         return [
-            SrvRecord(r.priority, r.weight, r.port, r.target.to_text())  # type: ignore[attr-defined]
+            SrvRecord(r.priority, r.weight, r.port, r.target.to_text())
             for r in await self._query(name, "SRV")
         ]
 

@@ -110,5 +110,5 @@ def test_ipv6_only_flag_keeps_aaaa(dns_server: str) -> None:
 def test_unknown_name_is_a_resolve_error(dns_server: str) -> None:
     from siptool.errors import ResolveError
 
-    with pytest.raises(ResolveError, match="cannot resolve nowhere.test"):
+    with pytest.raises(ResolveError, match=r"cannot resolve nowhere\.test"):
         run("nowhere.test", dns_server)

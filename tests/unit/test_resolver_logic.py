@@ -133,7 +133,7 @@ def test_srv_dot_target_means_no_service() -> None:
 def test_ipv4_only_flag_drops_aaaa() -> None:
     zone = Zone()
     zone.aaaa["example.test"] = ["2001:db8::1"]
-    with pytest.raises(ResolveError, match="cannot resolve example.test"):
+    with pytest.raises(ResolveError, match=r"cannot resolve example\.test"):
         resolve(zone, "example.test:5060", families=(socket.AF_INET,))
 
 
