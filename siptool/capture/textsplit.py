@@ -72,7 +72,11 @@ def _body_end_by_blank_line(data: bytes, body: int) -> int:
             break
         blank_before = not data[pos:eol].strip(_SPACE)
         pos = eol + 1
-    # Drop the blank lines between messages, keep the body's own last line end.
+    return _trim_separator(data, body, boundary)
+
+
+def _trim_separator(data: bytes, body: int, boundary: int) -> int:
+    """Drop the blank lines between messages, keep the body's own last line end."""
     end = body + len(data[body:boundary].rstrip(_SPACE))
     if end > body:
         if data.startswith(b"\r\n", end):
@@ -126,13 +130,13 @@ def split_sip_text(data: bytes) -> Iterator[RawMessage | Problem]:
                 or (data[framed - 1] == 10 and data.startswith((b"\n", b"\r\n"), framed))
             ):
                 end = framed
-        if end < 0 and length is not None and headers_end + length > size:
-            # A Content-Length that runs past the input: the next start line at the start of a
-            # line ends this message, blank line before it or not (a stream dump has none), so
-            # that the message after a wrong Content-Length is not swallowed.
+        if end < 0 and length is not None:
+            # A Content-Length that does not frame the text (wrong, or counting CRs a log lost):
+            # the next start line at the start of a line ends this message, blank line before
+            # it or not (a stream dump has none), so that the next message is not swallowed.
             following = find_start_line(data, headers_end)
             if following >= 0:
-                end = following
+                end = _trim_separator(data, headers_end, following)
         if end < 0:
             end = _body_end_by_blank_line(data, headers_end)
         yield RawMessage("sip", data[pos:end], None, None, None, None, None, pos)

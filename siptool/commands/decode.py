@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.errors import ParseError
-from siptool.sip.lint import LintWarning, lint_message
+from siptool.sip.lint import LintWarning, lint_message, lost_carriage_returns
 from siptool.sip.message import SipMessage, parse_message
 
 EXIT_OK = 0
@@ -176,7 +176,7 @@ def decode_items(
         if lint:
             decoded.lint = lint_message(msg, src=item.src, dst=item.dst)
         yield decoded
-        if msg.body_truncated:
+        if msg.body_truncated and not lost_carriage_returns(msg):
             # RFC 3261 §18.3: on UDP a short body makes the message invalid; on a stream it
             # means the capture ended inside it.
             yield InputProblem(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from siptool.errors import ParseError
 from siptool.sip.message import SipMessage
 
-__all__ = ["LintWarning", "is_private_address", "lint_message"]
+__all__ = ["LintWarning", "is_private_address", "lint_message", "lost_carriage_returns"]
 
 # RFC 3261 §8.1.1: a UAC request MUST contain To, From, CSeq, Call-ID, Max-Forwards and Via.
 # Max-Forwards is checked on its own below so that it gets its own code.
@@ -140,6 +140,8 @@ def _framing(msg: SipMessage) -> list[LintWarning]:
     declared = msg.declared_length
     if declared is None:
         return []
+    if msg.body_truncated and lost_carriage_returns(msg):
+        return []
     if msg.body_truncated:
         return [
             LintWarning(
@@ -158,6 +160,17 @@ def _framing(msg: SipMessage) -> list[LintWarning]:
             )
         ]
     return []
+
+
+def lost_carriage_returns(msg: SipMessage) -> bool:
+    """True when the body is short of Content-Length by exactly its bare LFs: the message was
+    written with CRLF (RFC 3261 §7) and a log or a paste turned them into LF."""
+    body = msg.body
+    return (
+        b"\r" not in body
+        and msg.declared_length is not None
+        and msg.declared_length == len(body) + body.count(b"\n")
+    )
 
 
 def _cseq(msg: SipMessage) -> list[LintWarning]:
