@@ -41,6 +41,8 @@ _SIP_KEYS = (
     "sdp",
 )
 _NO_SIP: dict[str, Any] = dict.fromkeys(_SIP_KEYS)
+# RFC 3261 §8.1.1 / §8.2.6.2: in every request and response.
+_MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,18 @@ def decode_items(
         except ParseError as exc:
             yield InputProblem(_where(item, exc.offset), f"invalid SIP message: {exc.message}")
             continue
+        if not msg.header_terminated:
+            # A header section without its empty line is accepted from a log excerpt only when
+            # it is whole; one that also lacks mandatory headers was cut off (RFC 3261 §7).
+            present = {h.name for h in msg.headers}
+            missing = [n for n in _MANDATORY if n not in present]
+            if missing:
+                yield InputProblem(
+                    _where(item, len(item.data)),
+                    f"incomplete {_label(msg)}: headers end without an empty line and "
+                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+                )
+                continue
         decoded = DecodedMessage(index, item, sip=msg)
         if lint:
             decoded.lint = lint_message(msg, src=item.src, dst=item.dst)

@@ -192,10 +192,19 @@ def test_wrong_content_length_is_reported_and_the_next_message_still_decoded() -
     assert any(m["call_id"] == "two" for m in messages)
 
 
-def test_half_message_is_an_error_not_a_traceback() -> None:
+def test_half_message_is_reported_with_what_is_missing() -> None:
     result = decode("-", stdin=INVITE[:120])
-    assert result.returncode in (0, 1)
-    assert result.returncode == 1 or "INVITE" in result.stdout
+    assert result.returncode == 1
+    assert "incomplete INVITE request" in result.stderr
+    assert "Call-ID, CSeq are missing" in result.stderr
+
+
+def test_broken_fixtures_each_give_one_line_and_exit_1() -> None:
+    for path in sorted((FIXTURES / "broken").iterdir()):
+        result = decode(str(path))
+        assert result.returncode == 1, path
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"siptool decode: {path}: "), lines
 
 
 def test_unreadable_file_is_exit_3_with_json_errors(tmp_path: Path) -> None:

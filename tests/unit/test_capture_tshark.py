@@ -51,5 +51,7 @@ def test_stun_frames_match_tshark(path: Path) -> None:
             if isinstance(item, RawMessage) and item.protocol == "stun" and item.frame is not None
         }
     )
-    rows = tshark_fields(path, "frame.number", display_filter="stun && !icmp && !icmpv6")
+    rows = tshark_fields(
+        path, "frame.number", display_filter="(stun || classicstun) && !icmp && !icmpv6"
+    )
     assert ours == sorted(int(row[0]) for row in rows)
