@@ -130,9 +130,25 @@ def test_stun_is_found_on_any_udp_port_and_rtp_dns_and_keepalives_are_skipped() 
     ]
 
 
-def test_stun_lookalike_with_a_wrong_length_is_not_stun() -> None:
+def test_stun_with_the_cookie_but_a_wrong_length_reaches_the_parser() -> None:
+    # The magic cookie makes it STUN (a 2**-32 accident otherwise); the length mismatch is for
+    # the STUN parser to report, so that decode names the bad packet instead of hiding it.
+    from siptool.errors import ParseError
+    from siptool.stun.message import parse_stun
+
     bad = bytearray(STUN_BINDING_SUCCESS)
     bad[3] = 4  # header says 4 bytes of attributes, datagram has 12
+    messages = raw(extract([ether(udp4(bytes(bad), sport=1, dport=2))]))
+    assert [m.protocol for m in messages] == ["stun"]
+    with pytest.raises(ParseError):
+        parse_stun(messages[0].data)
+
+
+def test_classic_stun_lookalike_with_a_wrong_length_is_not_stun() -> None:
+    # Without the cookie only the exact length marks RFC 3489 STUN.
+    bad = bytearray(STUN_BINDING_SUCCESS)
+    bad[4:8] = b"\x01\x02\x03\x04"
+    bad[3] = 4
     assert raw(extract([ether(udp4(bytes(bad), sport=1, dport=2))])) == []
 
 
