@@ -28,7 +28,9 @@ class ParseError(SiptoolError):
 
     code = "parse_error"
 
-    def __init__(self, message: str, *, offset: int | None = None, where: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, offset: int | None = None, where: str | None = None
+    ) -> None:
         super().__init__(message)
         self.offset = offset
         self.where = where

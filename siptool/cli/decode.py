@@ -19,10 +19,17 @@ FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
     show_default=True,
     help="Input format; auto detects SIP text, raw STUN, hex dumps, pcap and pcapng.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show each message in full: headers, SDP, STUN attributes.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show each message in full: headers, SDP, STUN attributes.",
+)
 @click.option("--flow", is_flag=True, help="Draw a ladder diagram per Call-ID, as plain text.")
 @click.option("--lint", is_flag=True, help="Report RFC 3261 problems per message.")
-@click.option("--call-id", "call_ids", multiple=True, metavar="ID", help="Only this Call-ID (repeatable).")
+@click.option(
+    "--call-id", "call_ids", multiple=True, metavar="ID", help="Only this Call-ID (repeatable)."
+)
 @click.option(
     "--method",
     "methods",

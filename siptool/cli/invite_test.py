@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import nagios_options, network_options, not_implemented, output_options, sip_options
+from siptool.cli.options import (
+    nagios_options,
+    network_options,
+    not_implemented,
+    output_options,
+    sip_options,
+)
 
 _ = (nagios_options, sip_options)
 

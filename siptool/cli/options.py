@@ -23,8 +23,12 @@ def output_options(func: F) -> F:
     return _apply(
         func,
         [
-            click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout."),
-            click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; use the exit code."),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+            ),
+            click.option(
+                "-q", "--quiet", is_flag=True, help="Print nothing but errors; use the exit code."
+            ),
             click.option(
                 "--no-color",
                 is_flag=True,
@@ -51,10 +55,16 @@ def network_options(func: F) -> F:
             click.option("-6", "family6", is_flag=True, help="Use IPv6 only."),
             click.option("--local-address", metavar="ADDR", help="Local address to bind."),
             click.option(
-                "--local-port", type=click.IntRange(0, 65535), metavar="PORT", help="Local port to bind."
+                "--local-port",
+                type=click.IntRange(0, 65535),
+                metavar="PORT",
+                help="Local port to bind.",
             ),
             click.option(
-                "-v", "--verbose", is_flag=True, help="Print every message sent and received on stderr."
+                "-v",
+                "--verbose",
+                is_flag=True,
+                help="Print every message sent and received on stderr.",
             ),
         ],
     )
@@ -91,12 +101,21 @@ def nagios_options(func: F) -> F:
     return _apply(
         func,
         [
-            click.option("--nagios", is_flag=True, help="One Nagios plugin status line; exit 0/1/2/3."),
             click.option(
-                "-w", "--warning", type=click.FloatRange(min=0), metavar="MS", help="Warning threshold (ms)."
+                "--nagios", is_flag=True, help="One Nagios plugin status line; exit 0/1/2/3."
             ),
             click.option(
-                "--critical", type=click.FloatRange(min=0), metavar="MS", help="Critical threshold (ms)."
+                "-w",
+                "--warning",
+                type=click.FloatRange(min=0),
+                metavar="MS",
+                help="Warning threshold (ms).",
+            ),
+            click.option(
+                "--critical",
+                type=click.FloatRange(min=0),
+                metavar="MS",
+                help="Critical threshold (ms).",
             ),
         ],
     )

@@ -51,7 +51,10 @@ def test_bash_completes_commands_options_and_choices() -> None:
 
 @pytest.mark.parametrize(
     ("shell", "args", "path"),
-    [("zsh", ["-n"], "completions/_siptool"), ("fish", ["--no-execute"], "completions/siptool.fish")],
+    [
+        ("zsh", ["-n"], "completions/_siptool"),
+        ("fish", ["--no-execute"], "completions/siptool.fish"),
+    ],
 )
 def test_shell_parses_its_completion_script(shell: str, args: list[str], path: str) -> None:
     if shutil.which(shell) is None:

@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-HEAVY = ("asyncio", "dns", "rich.console", "rich.table", "rich.text", "siptool.capture", "siptool.sip")
+HEAVY = (
+    "asyncio",
+    "dns",
+    "rich.console",
+    "rich.table",
+    "rich.text",
+    "siptool.capture",
+    "siptool.sip",
+)
 
 PROBE = """
 import json, sys
@@ -22,7 +30,9 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["decode", "--help"], ["nat-type", "-h"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["decode", "--help"], ["nat-type", "-h"]]
+)
 def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, check=True
