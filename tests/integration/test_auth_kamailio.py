@@ -120,18 +120,41 @@ def registrar(
         f'AUTH_QOP="{1 if qop else 0}"',
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group: Kamailio's children are found by that group id at teardown.
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_until_answering(process, log, port)
         yield Registrar(process.pid, port, log, qop)
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the main process; then SIGKILL whatever is left of its process group.
+
+    Under load, children that got the main process's SIGTERM have been seen to hang on a
+    shared-memory lock after the main process exited, orphaned; the group (created for this
+    process alone by start_new_session) catches them.
+    """
+    group = process.pid  # start_new_session: the main process leads its own group
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class Client:
