@@ -31,9 +31,9 @@ _siptool() {
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
-            --critical) return ;;
+            -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     nat-type)
@@ -47,6 +47,13 @@ _siptool() {
         ;;
     options-ping)
         case $prev in
+            -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            -c|--count) return ;;
+            -i|--interval) return ;;
+            --expect) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
@@ -57,7 +64,7 @@ _siptool() {
             -w|--warning) return ;;
             --critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -c --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     register)
@@ -70,9 +77,9 @@ _siptool() {
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
-            --critical) return ;;
+            -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)

@@ -80,10 +80,8 @@ class Server:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         # Children (Kamailio's workers) can outlive their parent or hang in SIGTERM handling:
         # the whole process group goes, so no test leaves a peer holding a port.
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -21,7 +21,7 @@ _ = (nagios_options, sip_options)
 @click.argument("target", required=False, metavar="TARGET")
 @network_options
 @sip_options
-@nagios_options
+@nagios_options()
 @output_options
 def invite_test(**_kwargs: Any) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.

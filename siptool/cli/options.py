@@ -96,26 +96,70 @@ def sip_options(func: F) -> F:
     )
 
 
-def nagios_options(func: F) -> F:
-    """--nagios and its thresholds (milliseconds)."""
+def nagios_options(*, critical_short: bool = True) -> Callable[[F], F]:
+    """--nagios and its thresholds in milliseconds.  ``-c`` is short for --critical except
+    where it already means --count (options-ping, stun-probe: ping's convention wins there)."""
+    critical = ("-c", "--critical") if critical_short else ("--critical",)
+
+    def decorate(func: F) -> F:
+        return _apply(
+            func,
+            [
+                click.option(
+                    "--nagios", is_flag=True, help="One Nagios plugin status line; exit 0/1/2/3."
+                ),
+                click.option(
+                    "-w",
+                    "--warning",
+                    type=click.FloatRange(min=0),
+                    metavar="MS",
+                    help="Warning threshold (ms).",
+                ),
+                click.option(
+                    *critical,
+                    "critical",
+                    type=click.FloatRange(min=0),
+                    metavar="MS",
+                    help="Critical threshold (ms).",
+                ),
+            ],
+        )
+
+    return decorate
+
+
+def dns_options(func: F) -> F:
+    """--dns-server for the RFC 3263 lookups."""
     return _apply(
         func,
         [
             click.option(
-                "--nagios", is_flag=True, help="One Nagios plugin status line; exit 0/1/2/3."
+                "--dns-server",
+                metavar="ADDR[:PORT]",
+                help="DNS server for NAPTR/SRV/A/AAAA lookups (default: /etc/resolv.conf).",
+            ),
+        ],
+    )
+
+
+def timer_options(func: F) -> F:
+    """RFC 3261 §17 T1 and T2."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--t1",
+                type=click.FloatRange(min=0.001),
+                default=0.5,
+                show_default=True,
+                help="RFC 3261 T1 in seconds: first UDP retransmission interval.",
             ),
             click.option(
-                "-w",
-                "--warning",
-                type=click.FloatRange(min=0),
-                metavar="MS",
-                help="Warning threshold (ms).",
-            ),
-            click.option(
-                "--critical",
-                type=click.FloatRange(min=0),
-                metavar="MS",
-                help="Critical threshold (ms).",
+                "--t2",
+                type=click.FloatRange(min=0.001),
+                default=4.0,
+                show_default=True,
+                help="RFC 3261 T2 in seconds: cap of the non-INVITE retransmission interval.",
             ),
         ],
     )

@@ -1,4 +1,4 @@
-"""`siptool options-ping` options (the command body is built by a later issue)."""
+"""`siptool options-ping` options; the work is in siptool.commands.options_ping."""
 
 from __future__ import annotations
 
@@ -7,25 +7,65 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
+    dns_options,
     nagios_options,
     network_options,
-    not_implemented,
     output_options,
     sip_options,
+    timer_options,
 )
-
-_ = (nagios_options, sip_options)
 
 
 @click.command("options-ping")
 @click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option(
+    "-f",
+    "--file",
+    "targets_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Read targets from FILE, one per line (# comments); - is standard input.",
+)
+@click.option(
+    "-c",
+    "--count",
+    type=click.IntRange(1, 100_000),
+    default=1,
+    show_default=True,
+    help="OPTIONS requests per target.",
+)
+@click.option(
+    "-i",
+    "--interval",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between requests to one target.",
+)
+@click.option(
+    "--expect",
+    metavar="CODES",
+    help="Final responses that count as alive, e.g. 200 or 200,404 or 2xx (default: any).",
+)
+@click.option(
+    "--resolve-only",
+    is_flag=True,
+    help="Print the RFC 3263 resolution path (NAPTR, SRV, A/AAAA) and send nothing.",
+)
+@click.option("--jsonl", is_flag=True, help="One JSON object per reply, then the summary.")
+@dns_options
+@timer_options
 @network_options
 @sip_options
-@nagios_options
+@nagios_options(critical_short=False)
 @output_options
-def options_ping(**_kwargs: Any) -> None:
+def options_ping(**kwargs: Any) -> None:
     """SIP OPTIONS ping to one or many targets: liveness, RTT, server identity, NAT view.
 
-    Not implemented yet: exits 3.
+    Every target is probed concurrently, each from its own socket; replies are matched by
+    branch and CSeq and RTTs measured from the first transmission. A target is alive when it
+    gives a final response (one of --expect, when given). -c is the count, as in ping: with
+    --nagios the critical threshold is --critical.
     """
-    not_implemented("options-ping")
+    from siptool.commands.options_ping_cli import main
+
+    raise SystemExit(main(kwargs))

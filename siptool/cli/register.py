@@ -21,7 +21,7 @@ _ = (nagios_options, sip_options)
 @click.argument("target", required=False, metavar="TARGET")
 @network_options
 @sip_options
-@nagios_options
+@nagios_options()
 @output_options
 def register(**_kwargs: Any) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.

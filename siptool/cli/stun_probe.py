@@ -20,7 +20,7 @@ _ = (nagios_options, sip_options)
 @click.command("stun-probe")
 @click.argument("servers", nargs=-1, metavar="[SERVER...]")
 @network_options
-@nagios_options
+@nagios_options(critical_short=False)
 @output_options
 def stun_probe(**_kwargs: Any) -> None:
     """STUN Binding to one or more servers: mapped address, RTT, capabilities.

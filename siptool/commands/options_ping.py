@@ -1,0 +1,392 @@
+"""`siptool options-ping`: OPTIONS (RFC 3261 §11) to one or many targets, concurrently.
+
+Per target: resolve (RFC 3263), open one flow (failing over to the next candidate when the
+first request gets no answer or the transport fails, RFC 3263 §4.3), send ``count`` OPTIONS
+``interval`` apart in one dialog-less Call-ID with rising CSeq, and collect replies, RTTs, the
+server's identity and the NAT view.  The result object feeds every renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from siptool.commands.sip_common import (
+    NatView,
+    SipSettings,
+    connect,
+    local_endpoint,
+    nat_view,
+    resolve,
+)
+from siptool.errors import ResolveError, SiptoolError
+from siptool.net.resolver import Resolution
+from siptool.net.sip_client import SipClient
+from siptool.net.sip_transport import LocalBindError, SipFlow, WireLog
+from siptool.sip.builders import build_request, new_call_id, new_tag
+from siptool.sip.message import SipMessage
+from siptool.sip.target import Target
+
+EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
+MAX_CONCURRENT_TARGETS = 256
+
+
+@dataclass
+class Expectation:
+    """--expect: which final responses count as alive ("200,404", "2xx"); None: any."""
+
+    codes: frozenset[int] = frozenset()
+    classes: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str | None) -> Expectation | None:
+        if not text:
+            return None
+        codes: set[int] = set()
+        classes: set[int] = set()
+        for item in text.replace(" ", "").split(","):
+            if len(item) == 3 and item[0] in "123456" and item[1:].lower() == "xx":
+                classes.add(int(item[0]))
+            elif item.isdigit() and 100 <= int(item) <= 699:
+                codes.add(int(item))
+            else:
+                raise ValueError(f"bad status code {item!r} (use e.g. 200,404 or 2xx)")
+        return cls(frozenset(codes), frozenset(classes))
+
+    def accepts(self, status: int) -> bool:
+        return status in self.codes or status // 100 in self.classes
+
+
+@dataclass
+class PingOptions:
+    targets: list[Target]
+    settings: SipSettings
+    count: int = 1
+    interval: float = 1.0
+    expect: Expectation | None = None
+    resolve_only: bool = False
+
+
+@dataclass
+class Reply:
+    seq: int
+    status: int | None
+    reason: str | None
+    rtt_ms: float | None
+    retransmitted: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "status": self.status,
+            "reason": self.reason,
+            "rtt_ms": self.rtt_ms,
+            "retransmitted": self.retransmitted,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ServerInfo:
+    user_agent: str | None = None
+    allow: list[str] | None = None
+    supported: list[str] | None = None
+    accept: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_agent": self.user_agent,
+            "allow": self.allow,
+            "supported": self.supported,
+            "accept": self.accept,
+        }
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    received: int = 0
+    rtts: list[float] = field(default_factory=list)
+
+    @property
+    def loss_pct(self) -> float | None:
+        return None if not self.sent else round(100.0 * (self.sent - self.received) / self.sent, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.rtts
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "loss_pct": self.loss_pct,
+            "rtt_min_ms": min(r) if r else None,
+            "rtt_avg_ms": round(statistics.fmean(r), 3) if r else None,
+            "rtt_max_ms": max(r) if r else None,
+            # Population deviation, as ping's mdev.
+            "rtt_stddev_ms": round(statistics.pstdev(r), 3) if r else None,
+        }
+
+
+@dataclass
+class TargetResult:
+    target: str
+    resolution: Resolution | None = None
+    transport: str | None = None
+    address: str | None = None
+    replies: list[Reply] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    server: ServerInfo = field(default_factory=ServerInfo)
+    nat: NatView = field(default_factory=NatView)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    strays: int = 0
+    alive: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "resolved": None
+            if self.address is None
+            else {"transport": self.transport, "address": self.address},
+            "resolution": None if self.resolution is None else self.resolution.to_dict(),
+            "replies": [r.to_dict() for r in self.replies],
+            "stats": self.stats.to_dict(),
+            "server": self.server.to_dict(),
+            "nat": self.nat.to_dict(),
+            "alive": self.alive,
+            "strays": self.strays,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class PingResult:
+    targets: list[TargetResult]
+    exit_code: int = EXIT_OK
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def _split_list(msg: SipMessage, name: str) -> list[str] | None:
+    values = msg.header_values(name)
+    if not values:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def server_info(msg: SipMessage) -> ServerInfo:
+    return ServerInfo(
+        user_agent=msg.header("Server") or msg.header("User-Agent"),
+        allow=_split_list(msg, "Allow"),
+        supported=_split_list(msg, "Supported"),
+        accept=_split_list(msg, "Accept"),
+    )
+
+
+def _options_request(
+    target: Target, flow: SipFlow, call_id: str, tag: str, seq: int, user: str | None
+) -> SipMessage:
+    local = local_endpoint(flow)
+    request_uri = target.uri.to_text() if not target.uri.headers else str(target.uri).split("?")[0]
+    from_user = user or "siptool"
+    return build_request(
+        "OPTIONS",
+        request_uri,
+        local=local,
+        from_uri=f"sip:{from_user}@{local.hostport}",
+        from_tag=tag,
+        to_uri=request_uri,
+        call_id=call_id,
+        cseq=seq,
+        contact=f"<{local.contact_uri(from_user)}>",
+        extra=[("Accept", "application/sdp")],
+    )
+
+
+ReplyCallback = Callable[[TargetResult, Reply], None]
+
+
+async def ping_target(
+    target: Target, options: PingOptions, log: WireLog, on_reply: ReplyCallback | None = None
+) -> TargetResult:
+    settings = options.settings
+    result = TargetResult(str(target))
+    try:
+        resolution = await resolve(target, settings)
+    except ResolveError as exc:
+        result.errors.append({"code": exc.code, "message": exc.message})
+        return result
+    result.resolution = resolution
+    if options.resolve_only:
+        first = resolution.candidates[0]
+        result.transport, result.address = first.transport, first.hostport
+        return result
+
+    remaining = list(resolution.candidates)
+    seq = 0
+    call_id = new_call_id("siptool.invalid")
+    tag = new_tag()
+    while remaining:
+        _, tried = await connect(
+            target, settings, log, Resolution(target, remaining, resolution.path)
+        )
+        for candidate, attempt in tried:
+            remaining.remove(candidate)
+            if isinstance(attempt, SiptoolError):
+                result.errors.append({"code": attempt.code, "message": attempt.message})
+        last = tried[-1][1] if tried else None
+        if not isinstance(last, SipFlow):
+            break
+        flow = last
+        candidate = tried[-1][0]
+        result.transport, result.address = candidate.transport, candidate.hostport
+        client = SipClient(flow, settings.timers)
+        failover = False
+        try:
+            for n in range(options.count):
+                if n:
+                    await asyncio.sleep(options.interval)
+                seq += 1
+                request = _options_request(target, flow, call_id, tag, seq, settings.user)
+                pending = client.start(request)
+                result.stats.sent += 1
+                outcome = await pending.final_outcome(time.monotonic() + settings.timeout)
+                if outcome.kind == "final" and outcome.received is not None:
+                    msg = outcome.received.message
+                    reply = Reply(
+                        seq,
+                        msg.status,
+                        msg.reason,
+                        pending.rtt_ms(outcome.received),
+                        retransmitted=pending.retransmissions > 0,
+                    )
+                    result.stats.received += 1
+                    assert reply.rtt_ms is not None
+                    result.stats.rtts.append(reply.rtt_ms)
+                    if result.server.user_agent is None and result.server.allow is None:
+                        result.server = server_info(msg)
+                    if result.nat.reflexive is None:
+                        result.nat = nat_view(flow, msg)
+                else:
+                    reply = Reply(seq, None, None, None, error=outcome.error)
+                    if result.stats.received == 0 and n == 0 and remaining:
+                        # RFC 3263 §4.3: no answer at all from this server: try the next one.
+                        result.errors.append(
+                            {
+                                "code": "timeout"
+                                if outcome.kind == "timeout"
+                                else "transport_error",
+                                "message": f"{candidate.hostport}: {outcome.error}",
+                            }
+                        )
+                        result.stats.sent -= 1
+                        seq -= 1
+                        failover = True
+                        break
+                result.replies.append(reply)
+                if on_reply is not None:
+                    on_reply(result, reply)
+                if outcome.kind == "transport_error" and flow.reliable:
+                    break  # the connection is gone; the rest would fail the same way
+        finally:
+            result.strays += client.strays
+            if result.nat.local is None:
+                result.nat = nat_view(flow, None)
+            await client.close()
+        if not failover:
+            break
+    statuses = [r.status for r in result.replies if r.status is not None]
+    expect = options.expect
+    result.alive = bool(statuses) and all(expect is None or expect.accepts(s) for s in statuses)
+    if statuses and not result.alive:
+        result.errors.append(
+            {"code": "unexpected_status", "message": f"unwanted final response {statuses[-1]}"}
+        )
+    if not statuses and not any(
+        e["code"] in ("timeout", "transport_error", "dns_error") for e in result.errors
+    ):
+        last_error = next((r.error for r in reversed(result.replies) if r.error), "no answer")
+        result.errors.append(
+            {
+                "code": "timeout"
+                if "timeout" in last_error or "Timer" in last_error
+                else "transport_error",
+                "message": last_error,
+            }
+        )
+    return result
+
+
+async def run_ping(
+    options: PingOptions, log: WireLog, on_reply: ReplyCallback | None = None
+) -> PingResult:
+    limit = asyncio.Semaphore(MAX_CONCURRENT_TARGETS)
+
+    async def one(target: Target) -> TargetResult:
+        async with limit:
+            return await ping_target(target, options, log, on_reply)
+
+    try:
+        results = await asyncio.gather(*(one(t) for t in options.targets))
+    except LocalBindError as exc:
+        return PingResult([], EXIT_NOT_RUN, [{"code": exc.code, "message": exc.message}])
+    if options.resolve_only:
+        ok = all(r.resolution is not None for r in results)
+    else:
+        ok = all(r.alive for r in results)
+    return PingResult(list(results), EXIT_OK if ok else EXIT_FAILED)
+
+
+def nagios_state(
+    result: PingResult,
+    warning_ms: float | None,
+    critical_ms: float | None,
+    loss_warning: float,
+    loss_critical: float,
+) -> tuple[int, str, str]:
+    """(exit status 0-3, status line text, perfdata) for --nagios."""
+    if not result.targets:
+        return 3, "UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
+    worst = 0
+    parts: list[str] = []
+    perf: list[str] = []
+    many = len(result.targets) > 1
+    for t in result.targets:
+        s = t.stats.to_dict()
+        avg = s["rtt_avg_ms"]
+        loss = s["loss_pct"] if s["loss_pct"] is not None else 100.0
+        state = 0
+        if (
+            not t.alive
+            or loss >= loss_critical
+            or (critical_ms is not None and avg is not None and avg >= critical_ms)
+        ):
+            state = 2
+        elif loss >= loss_warning or (
+            warning_ms is not None and avg is not None and avg >= warning_ms
+        ):
+            state = 1
+        worst = max(worst, state)
+        if t.replies and t.replies[-1].status is not None:
+            last = t.replies[-1]
+            what = f"{last.status} {last.reason or ''}".rstrip() + f" from {t.target}"
+            if avg is not None:
+                what += f" in {avg:.1f} ms"
+        else:
+            what = f"{t.target}: " + (t.errors[-1]["message"] if t.errors else "no answer")
+        parts.append(what)
+        suffix = f"_{len(perf) // 2 + 1}" if many else ""
+        rtt = "U" if avg is None else f"{avg:.1f}ms"
+        perf.append(f"rtt{suffix}={rtt};{_num(warning_ms)};{_num(critical_ms)};0")
+        perf.append(f"loss{suffix}={loss:g}%;{loss_warning:g};{loss_critical:g};0;100")
+    label = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
+    return worst, f"SIP {label} - " + "; ".join(parts), " ".join(perf)
+
+
+def _num(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return ""
+    return f"{value:g}"

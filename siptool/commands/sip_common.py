@@ -1,0 +1,196 @@
+"""What the three SIP commands share: settings from the flags, opening a flow to a target with
+RFC 3263 failover, the NAT view from Via received/rport (RFC 3581), reading the password."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from siptool.errors import ParseError, ResolveError, SiptoolError, TransportError
+from siptool.net.resolver import Candidate, Resolution, resolve_target
+from siptool.net.sip_transport import LocalBindError, SipFlow, TlsOptions, WireLog, open_flow
+from siptool.sip.builders import LocalEndpoint
+from siptool.sip.lint import is_private_address
+from siptool.sip.message import SipMessage
+from siptool.sip.target import Target, hostport
+from siptool.sip.transaction import Timers
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    """The flags every SIP command has (shared/cli-contract.md)."""
+
+    timeout: float = 5.0
+    families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
+    local_address: str | None = None
+    local_port: int | None = None
+    verbose: bool = False
+    transport: str | None = None
+    insecure: bool = False
+    ca_file: str | None = None
+    user: str | None = None
+    dns_server: str | None = None
+    t1: float = 0.5
+    t2: float = 4.0
+
+    @property
+    def timers(self) -> Timers:
+        return Timers(t1=self.t1, t2=self.t2)
+
+    @property
+    def tls(self) -> TlsOptions:
+        return TlsOptions(insecure=self.insecure, ca_file=self.ca_file)
+
+
+def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
+    if only4 and not only6:
+        return (socket.AF_INET,)
+    if only6 and not only4:
+        return (socket.AF_INET6,)
+    return (socket.AF_INET, socket.AF_INET6)
+
+
+@dataclass
+class NatView:
+    """Our address as we know it beside the address the server saw (RFC 3581 §4)."""
+
+    local: str | None = None
+    reflexive: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def behind_nat(self) -> bool | None:
+        if self.local is None or self.reflexive is None:
+            return None
+        return self.local != self.reflexive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "local": self.local,
+            "reflexive": self.reflexive,
+            "behind_nat": self.behind_nat,
+            "warnings": self.warnings,
+        }
+
+
+def nat_view(flow: SipFlow, response: SipMessage | None) -> NatView:
+    view = NatView(local=flow.local_text)
+    if response is None:
+        return view
+    via = None
+    with contextlib.suppress(ParseError):
+        via = response.top_via
+    if via is None:
+        return view
+    # RFC 3261 §18.2.1: "received" is added only when the source IP differs from sent-by;
+    # RFC 3581 §4: "rport" carries the source port.  Absent, the server saw what we sent.
+    host = via.received or flow.local[0]
+    port = via.rport or flow.local[1]
+    view.reflexive = hostport(host, port)
+    peer_ip = flow.remote[0]
+    if (
+        is_private_address(flow.local[0])
+        and not is_private_address(peer_ip)
+        and not _loopback(peer_ip)
+    ):
+        view.warnings.append(
+            f"our Contact and Via carry the private address {flow.local[0]} while the server "
+            f"{flow.remote_text} is public: it must use received/rport (RFC 3581) to reach us"
+        )
+    return view
+
+
+def _loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
+
+
+@dataclass
+class Connected:
+    flow: SipFlow
+    candidate: Candidate
+    resolution: Resolution
+    local: LocalEndpoint
+
+
+async def resolve(target: Target, settings: SipSettings) -> Resolution:
+    return await resolve_target(
+        target,
+        dns_server=settings.dns_server,
+        families=settings.families,
+        timeout=settings.timeout,
+    )
+
+
+async def connect(
+    target: Target, settings: SipSettings, log: WireLog, resolution: Resolution | None = None
+) -> tuple[Resolution, list[tuple[Candidate, SipFlow | SiptoolError]]]:
+    """Resolve (unless given) and open a flow to the first candidate that accepts one.
+    Returns the resolution and what happened at each candidate tried, the last being the
+    open flow when one opened.  ``LocalBindError`` (exit 3) is raised, never failed over."""
+    if resolution is None:
+        resolution = await resolve(target, settings)
+    tried: list[tuple[Candidate, SipFlow | SiptoolError]] = []
+    for candidate in resolution.candidates:
+        try:
+            flow = await open_flow(
+                candidate.transport,
+                (candidate.address, candidate.port),
+                local_address=settings.local_address,
+                local_port=settings.local_port,
+                server_name=candidate.hostname,
+                tls=settings.tls,
+                connect_timeout=settings.timeout,
+                log=log,
+            )
+        except LocalBindError:
+            raise
+        except TransportError as exc:
+            tried.append((candidate, exc))
+            continue
+        tried.append((candidate, flow))
+        break
+    return resolution, tried
+
+
+def local_endpoint(flow: SipFlow) -> LocalEndpoint:
+    return LocalEndpoint(flow.transport_name, flow.local[0], flow.local[1])
+
+
+def read_password(password_file: str | None, *, prompt: bool) -> str | None:
+    """--password-file, else SIPTOOL_PASSWORD, else an interactive prompt (when a terminal)."""
+    if password_file:
+        try:
+            with open(password_file, encoding="utf-8") as handle:
+                return handle.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise SiptoolError(
+                f"cannot read --password-file {password_file}: {exc.strerror}"
+            ) from None
+    env = os.environ.get("SIPTOOL_PASSWORD")
+    if env is not None:
+        return env
+    if prompt:
+        import sys
+
+        if sys.stdin.isatty():
+            import getpass
+
+            return getpass.getpass("SIP password: ")
+    return None
+
+
+__all__ = [
+    "Connected",
+    "NatView",
+    "ResolveError",
+    "SipSettings",
+    "connect",
+    "families_from_flags",
+    "local_endpoint",
+    "nat_view",
+    "read_password",
+    "resolve",
+]
