@@ -229,7 +229,8 @@ async def open_flow(
     except OSError as exc:
         if local is not None and exc.errno in (98, 99, 13):  # EADDRINUSE, EADDRNOTAVAIL, EACCES
             raise LocalBindError(f"cannot bind {hostport(*local)}: {exc.strerror}") from None
-        reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
+        # asyncio puts "Connect call failed (addr)" in strerror; the errno says it better.
+        reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
         raise TransportError(f"{transport} to {flow.remote_text}: {reason}") from None
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])

@@ -1,0 +1,252 @@
+"""`siptool options-ping` against a real Kamailio, a closed port, a silent port, DNS (dnsmasq)
+and side by side with sipsak."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kamailio import Kamailio
+from tests.peers import require_tool
+from tests.servers import Server, free_port
+
+ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
+
+
+def siptool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def ping_json(*args: str) -> tuple[int, dict[str, Any]]:
+    result = siptool("options-ping", "--json", *args)
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_ping_alive_over_each_transport(kamailio: Kamailio, transport: str) -> None:
+    assert kamailio.ca is not None
+    code, doc = ping_json("--ca-file", str(kamailio.ca.ca_cert), kamailio.uri(transport))
+    assert code == 0, doc["errors"]
+    for key in ENVELOPE:
+        assert key in doc
+    target = doc["targets"][0]
+    assert target["resolved"]["transport"] == transport
+    assert target["replies"][0]["status"] == 200
+    assert target["replies"][0]["rtt_ms"] > 0
+    assert target["server"]["user_agent"] == "kamailio-siptool-testbed"
+    assert target["stats"]["sent"] == target["stats"]["received"] == 1
+    # Loopback: what Kamailio saw (Via received/rport) is our own socket.
+    nat = target["nat"]
+    assert nat["local"] == nat["reflexive"] and nat["behind_nat"] is False
+
+
+def test_ping_ipv6_loopback(kamailio: Kamailio) -> None:
+    code, doc = ping_json(kamailio.uri("udp", v6=True))
+    assert code == 0
+    assert doc["targets"][0]["resolved"]["address"] == f"[::1]:{kamailio.ports6['udp']}"
+    assert doc["targets"][0]["nat"]["local"].startswith("[::1]:")
+
+
+def test_count_streams_one_jsonl_line_per_reply(kamailio: Kamailio) -> None:
+    result = siptool("options-ping", "--jsonl", "-c", "3", "-i", "0.05", kamailio.uri("udp"))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0
+    assert [(x["seq"], x["status"]) for x in lines[:-1]] == [(1, 200), (2, 200), (3, 200)]
+    stats = lines[-1]["targets"][0]["stats"]
+    assert stats["sent"] == 3 and stats["received"] == 3 and stats["loss_pct"] == 0.0
+    assert stats["rtt_min_ms"] <= stats["rtt_avg_ms"] <= stats["rtt_max_ms"]
+
+
+def test_many_targets_one_row_each_and_a_dead_one_fails_the_run(kamailio: Kamailio) -> None:
+    dead = free_port("udp")
+    code, doc = ping_json(
+        "--timeout", "1", kamailio.uri("udp"), kamailio.uri("tcp"), f"127.0.0.1:{dead}"
+    )
+    assert code == 1
+    alive = {t["target"]: t["alive"] for t in doc["targets"]}
+    assert alive == {
+        kamailio.uri("udp"): True,
+        kamailio.uri("tcp"): True,
+        f"sip:127.0.0.1:{dead}": False,
+    }
+
+
+def test_targets_from_a_file(kamailio: Kamailio, tmp_path: Path) -> None:
+    listing = tmp_path / "targets.txt"
+    listing.write_text(f"# fleet\n{kamailio.uri('udp')}\n\n{kamailio.uri('tcp')}  # tcp too\n")
+    code, doc = ping_json("-f", str(listing))
+    assert code == 0 and len(doc["targets"]) == 2
+
+
+def test_closed_udp_port_fails_on_icmp_not_on_timeout() -> None:
+    port = free_port("udp")
+    code, doc = ping_json("--timeout", "30", f"127.0.0.1:{port}")
+    assert code == 1
+    reply = doc["targets"][0]["replies"][0]
+    assert reply["status"] is None and "connection refused" in reply["error"]
+
+
+def test_closed_tcp_port_is_connection_refused() -> None:
+    port = free_port("tcp")
+    code, doc = ping_json("--transport", "tcp", f"127.0.0.1:{port}")
+    assert code == 1
+    assert "Connection refused" in doc["errors"][0]["message"]
+
+
+def test_silent_peer_fails_with_no_answer_at_the_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, doc = ping_json("--timeout", "0.8", f"127.0.0.1:{port}")
+        received = []
+        silent.setblocking(False)
+        try:
+            while True:
+                received.append(silent.recv(65535))
+        except BlockingIOError:
+            pass
+    assert code == 1
+    assert doc["targets"][0]["replies"][0]["error"] == "no answer before the timeout"
+    # T1 = 0.5 s: the request and one retransmission reached the silent peer (RFC 3261 §17.1.2.2).
+    assert len(received) == 2 and received[0] == received[1]
+
+
+def test_tls_untrusted_certificate_fails_clearly_without_ca_file(kamailio: Kamailio) -> None:
+    result = siptool("options-ping", kamailio.uri("tls"))
+    assert result.returncode == 1
+    assert "certificate verification failed" in result.stderr
+
+
+def test_tls_insecure_skips_verification(kamailio: Kamailio) -> None:
+    code, _ = ping_json("--insecure", kamailio.uri("tls"))
+    assert code == 0
+
+
+def test_expect_turns_an_unwanted_final_into_a_failure(kamailio: Kamailio) -> None:
+    code, doc = ping_json("--expect", "404", kamailio.uri("udp"))
+    assert code == 1
+    assert doc["targets"][0]["errors"][0]["code"] == "unexpected_status"
+
+
+def test_nagios_status_line_and_thresholds(kamailio: Kamailio) -> None:
+    ok = siptool(
+        "options-ping", "--nagios", "-w", "1000", "--critical", "2000", kamailio.uri("udp")
+    )
+    assert ok.returncode == 0
+    assert re.match(
+        r"SIP OK - 200 OK from sip:127\.0\.0\.1:\d+ in [\d.]+ ms \| rtt=[\d.]+ms;1000;2000;0 "
+        r"loss=0%;20;60;0;100$",
+        ok.stdout.strip(),
+    ), ok.stdout
+    critical = siptool("options-ping", "--nagios", "--critical", "0.0001", kamailio.uri("udp"))
+    assert critical.returncode == 2 and critical.stdout.startswith("SIP CRITICAL - ")
+    down = siptool("options-ping", "--nagios", f"127.0.0.1:{free_port('udp')}")
+    assert down.returncode == 2
+
+
+def test_bad_target_is_a_usage_error() -> None:
+    result = siptool("options-ping", "sip:[bad")
+    assert result.returncode == 2 and "bad target" in result.stderr
+
+
+def test_busy_local_port_cannot_run(kamailio: Kamailio) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        result = siptool(
+            "options-ping",
+            "--local-address",
+            "127.0.0.1",
+            "--local-port",
+            str(port),
+            kamailio.uri(),
+        )
+    assert result.returncode == 3 and "cannot bind" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def dns(kamailio: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """dnsmasq with SRV records for the Kamailio: primary on a dead port, backup on Kamailio."""
+    dnsmasq = require_tool("dnsmasq", "dnsmasq")
+    tmp = tmp_path_factory.mktemp("dns")
+    port = free_port("udp", both=True)
+    dead = free_port("udp")
+    server = Server(
+        [
+            dnsmasq,
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            f"--port={port}",
+            f"--pid-file={tmp / 'pid'}",
+            "--log-facility=-",
+            "--local=/test/",
+            f"--srv-host=_sip._udp.pbx.test,dead.pbx.test,{dead},10,0",
+            f"--srv-host=_sip._udp.pbx.test,live.pbx.test,{kamailio.udp},20,0",
+            "--host-record=dead.pbx.test,127.0.0.1",
+            "--host-record=live.pbx.test,127.0.0.1",
+        ],
+        log=tmp / "dnsmasq.log",
+    )
+
+    def answers() -> bool:
+        probe = siptool(
+            "options-ping", "--resolve-only", "--dns-server", f"127.0.0.1:{port}", "live.pbx.test:1"
+        )
+        return probe.returncode == 0
+
+    try:
+        server.wait_until(answers, what="(answering DNS)")
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_resolve_only_prints_the_rfc3263_path(dns: str, kamailio: Kamailio) -> None:
+    result = siptool("options-ping", "--resolve-only", "--dns-server", dns, "sip:pbx.test")
+    assert result.returncode == 0
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "NAPTR pbx.test: none" in lines
+    assert any(line.startswith("SRV _sip._udp.pbx.test -> 10 0") for line in lines)
+    assert lines[-1].startswith(f"-> 2. UDP 127.0.0.1:{kamailio.udp}")
+
+
+def test_srv_failover_reaches_the_backup(dns: str, kamailio: Kamailio) -> None:
+    code, doc = ping_json("--dns-server", dns, "--timeout", "2", "sip:pbx.test")
+    assert code == 0, doc["errors"]
+    target = doc["targets"][0]
+    assert target["resolved"]["address"] == f"127.0.0.1:{kamailio.udp}"
+    assert target["replies"] == [target["replies"][0]] and target["replies"][0]["status"] == 200
+    # The dead primary is named in the errors even though the check passed.
+    assert any("connection refused" in e["message"] for e in target["errors"])
+
+
+def test_same_answer_as_sipsak(kamailio: Kamailio) -> None:
+    sipsak = require_tool("sipsak", "sipsak")
+    theirs = subprocess.run(
+        [sipsak, "-vv", "-s", f"sip:ping@127.0.0.1:{kamailio.udp}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    match = re.search(r"reply received after ([\d.]+) ms \*\*\s+SIP/2.0 (\d{3})", theirs.stdout)
+    assert theirs.returncode == 0 and match, theirs.stdout[-500:]
+    code, doc = ping_json(f"sip:ping@127.0.0.1:{kamailio.udp}")
+    ours = doc["targets"][0]["replies"][0]
+    assert code == 0 and ours["status"] == int(match.group(2)) == 200
+    print(f"RTT sipsak {match.group(1)} ms, siptool {ours['rtt_ms']} ms")
