@@ -69,6 +69,13 @@ _siptool() {
         ;;
     register)
         case $prev in
+            --expires) return ;;
+            --contact) return ;;
+            --auth-user) return ;;
+            --domain) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
@@ -79,7 +86,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)

@@ -1,4 +1,4 @@
-"""`siptool register` options (the command body is built by a later issue)."""
+"""`siptool register` options; the work is in siptool.commands.register."""
 
 from __future__ import annotations
 
@@ -7,25 +7,51 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
+    dns_options,
     nagios_options,
     network_options,
-    not_implemented,
     output_options,
     sip_options,
+    timer_options,
 )
-
-_ = (nagios_options, sip_options)
 
 
 @click.command("register")
-@click.argument("target", required=False, metavar="TARGET")
+@click.argument("target", metavar="TARGET")
+@click.option(
+    "--expires",
+    type=click.IntRange(0, 2**31 - 1),
+    default=300,
+    show_default=True,
+    help="Requested binding lifetime in seconds.",
+)
+@click.option("--contact", metavar="URI", help="Contact URI to bind (default: this socket).")
+@click.option("--auth-user", metavar="NAME", help="Authentication user name, when not --user.")
+@click.option("--domain", metavar="HOST", help="Domain of the address of record (default: TARGET).")
+@click.option("--query", "mode", flag_value="query", help="List the bindings, change nothing.")
+@click.option(
+    "--unregister", "mode", flag_value="unregister", help="Remove this contact's binding."
+)
+@click.option(
+    "--unregister-all",
+    "mode",
+    flag_value="unregister-all",
+    help="Remove every binding of the address of record (Contact: *).",
+)
+@dns_options
+@timer_options
 @network_options
 @sip_options
 @nagios_options()
 @output_options
-def register(**_kwargs: Any) -> None:
+def register(**kwargs: Any) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.
 
-    Not implemented yet: exits 3.
+    Registers --user at TARGET (the registrar: a SIP URI or host[:port]), answering 401/407
+    challenges with the password from --password-file, SIPTOOL_PASSWORD or a prompt, and
+    reports the granted expiry, the bindings the registrar holds, Service-Route and Path.
+    A second challenge after credentials were sent is reported as wrong credentials.
     """
-    not_implemented("register")
+    from siptool.commands.register_cli import main
+
+    raise SystemExit(main(kwargs))
