@@ -7,6 +7,8 @@ stay as cheap as importing click itself.
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from siptool import __version__
@@ -36,4 +38,9 @@ for _command in (options_ping, register, invite_test, stun_probe, nat_type, deco
 
 def main() -> None:
     """Console-script entry point."""
+    # A run is short and allocates many small, mostly acyclic objects (messages, headers,
+    # JSON dicts): with the default generation-0 threshold of 700 the cycle collector runs
+    # thousands of times and costs a quarter of a 1,000-target ping.  Memory stays bounded:
+    # reference counting frees nearly everything, the collector still runs, just less often.
+    gc.set_threshold(50_000, 20, 20)
     cli(prog_name="siptool")

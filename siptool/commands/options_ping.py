@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,20 @@ from siptool.sip.message import SipMessage
 from siptool.sip.target import Target
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
-MAX_CONCURRENT_TARGETS = 256
+# Each target holds one socket while it is probed: stay well inside the descriptor limit.
+MAX_CONCURRENT_TARGETS = 1000
+
+
+def _concurrency() -> int:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 200
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONCURRENT_TARGETS
+    return max(1, min(MAX_CONCURRENT_TARGETS, soft - 64))
 
 
 @dataclass
@@ -120,15 +132,21 @@ class Stats:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rtts
+        if not r:
+            mean = stddev = None
+        else:
+            mean = math.fsum(r) / len(r)
+            # Population deviation, as ping's mdev (statistics.pstdev is exact but slow).
+            stddev = round(math.sqrt(math.fsum((x - mean) ** 2 for x in r) / len(r)), 3)
+            mean = round(mean, 3)
         return {
             "sent": self.sent,
             "received": self.received,
             "loss_pct": self.loss_pct,
             "rtt_min_ms": min(r) if r else None,
-            "rtt_avg_ms": round(statistics.fmean(r), 3) if r else None,
+            "rtt_avg_ms": mean,
             "rtt_max_ms": max(r) if r else None,
-            # Population deviation, as ping's mdev.
-            "rtt_stddev_ms": round(statistics.pstdev(r), 3) if r else None,
+            "rtt_stddev_ms": stddev,
         }
 
 
@@ -323,7 +341,7 @@ async def ping_target(
 async def run_ping(
     options: PingOptions, log: WireLog, on_reply: ReplyCallback | None = None
 ) -> PingResult:
-    limit = asyncio.Semaphore(MAX_CONCURRENT_TARGETS)
+    limit = asyncio.Semaphore(_concurrency())
 
     async def one(target: Target) -> TargetResult:
         async with limit:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import Any
 
-from siptool.commands.options_ping import Expectation, PingOptions, run_ping
+from siptool.commands.options_ping import Expectation, PingOptions, PingResult, run_ping
 from siptool.commands.sip_common import SipSettings, families_from_flags
 from siptool.errors import ParseError
 from siptool.net.sip_transport import WireLog
@@ -95,5 +95,13 @@ def main(kw: dict[str, Any]) -> int:
         count=kw["count"],
     )
     log = WireLog(settings.verbose)
-    result = asyncio.run(run_ping(options, log, renderer.reply))
+    results: list[PingResult] = []
+
+    async def go() -> None:
+        # The result stays off the main task: asyncio.run's SIGINT bookkeeping reprs that
+        # task (and so its result) on the way out, 50 ms for a thousand targets.
+        results.append(await run_ping(options, log, renderer.reply))
+
+    asyncio.run(go())
+    result = results[0]
     return renderer.finish(result, resolve_only=options.resolve_only)

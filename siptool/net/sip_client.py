@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from siptool.errors import TransportError
@@ -45,11 +47,52 @@ class Outcome:
         return None if self.received is None else self.received.message
 
 
+class _Outcomes:
+    """A tiny single-consumer queue of outcomes.  asyncio.Queue plus wait_for would wrap every
+    wait in a new Task; a thousand-target ping makes thousands of waits."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Outcome] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, outcome: Outcome) -> None:
+        self._items.append(outcome)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self, deadline: float) -> Outcome | None:
+        """The next outcome, or None once ``deadline`` (monotonic) has passed."""
+        while not self._items:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(remaining, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._items.popleft()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class PendingTransaction:
     transaction: ClientInviteTransaction | ClientNonInviteTransaction
     sent_at: float  # monotonic time of the first transmission
-    events: asyncio.Queue[Outcome] = field(default_factory=asyncio.Queue)
+    events: _Outcomes = field(default_factory=_Outcomes)
     final: Received | None = None
     provisionals: list[Received] = field(default_factory=list)
     done: bool = False
@@ -61,11 +104,10 @@ class PendingTransaction:
     async def next(self, deadline: float) -> Outcome:
         """The next outcome; a "timeout" outcome when ``deadline`` (monotonic) passes first
         (the user's --timeout, which may be shorter than Timer B/F)."""
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(self.events.get(), remaining)
-        return Outcome("timeout", error="no answer before the timeout")
+        outcome = await self.events.get(deadline)
+        if outcome is None:
+            return Outcome("timeout", error="no answer before the timeout")
+        return outcome
 
     async def final_outcome(self, deadline: float) -> Outcome:
         """Skip provisionals; the final response, the timeout or the transport error."""
@@ -79,7 +121,12 @@ class PendingTransaction:
 
 
 class SipClient:
-    """Client transactions over one flow."""
+    """Client transactions over one flow.
+
+    Event driven, no polling task: the flow calls ``_on_item`` for every message or failure it
+    gets, and each transaction's next deadline is a ``loop.call_at`` timer that is re-armed
+    whenever the transaction's timers change.
+    """
 
     def __init__(self, flow: SipFlow, timers: Timers | None = None) -> None:
         self.flow = flow
@@ -88,9 +135,18 @@ class SipClient:
         self.requests: asyncio.Queue[Received] = asyncio.Queue()
         self.strays = 0
         self.duplicates = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Offered each response no transaction takes; True means the TU dealt with it (a 2xx
+        # retransmitted after the INVITE transaction ended, whose ACK the TU owns, RFC 3261
+        # §13.2.2.4).  Unhandled ones count as strays.
+        self.on_unmatched_response: Callable[[Received], bool] | None = None
         self._error: TransportError | None = None
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._loop = asyncio.get_running_loop()
+        self._last: Received | None = None
+        # Whatever arrived before this client existed is handled first.
+        while not flow.inbox.empty():
+            self._on_item(flow.inbox.get_nowait())
+        flow.on_item = self._on_item
 
     def start(self, request: SipMessage) -> PendingTransaction:
         """Send ``request`` in a new client transaction."""
@@ -106,14 +162,26 @@ class SipClient:
             pending.events.put_nowait(Outcome("transport_error", error=self._error.message))
             return pending
         self._apply(pending, txn.start(now))
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        self._wake.set()
         return pending
 
     def send_raw(self, message: SipMessage) -> None:
         """Send outside any transaction: an ACK for a 2xx (RFC 3261 §13.2.2.4), a response."""
         self.flow.send(message.serialize())
+
+    def _arm(self, pending: PendingTransaction) -> None:
+        key = pending.transaction.key
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        deadline = pending.transaction.next_deadline()
+        if deadline is None or pending.done:
+            return
+        # loop.time() and time.monotonic() share the clock (the default event loop's time()).
+        self._timers[key] = self._loop.call_at(deadline, self._fire, pending)
+
+    def _fire(self, pending: PendingTransaction) -> None:
+        self._timers.pop(pending.transaction.key, None)
+        self._apply(pending, pending.transaction.on_timer(time.monotonic()))
 
     def _apply(self, pending: PendingTransaction, events: list[Event]) -> None:
         for event in events:
@@ -142,8 +210,7 @@ class SipClient:
             elif isinstance(event, Terminated):
                 pending.done = True
                 self.pending.pop(pending.transaction.key, None)
-
-    _last: Received | None = None
+        self._arm(pending)
 
     def _received_for(self, msg: SipMessage) -> Received:
         last = self._last
@@ -151,7 +218,12 @@ class SipClient:
             return last
         return Received(msg, msg.serialize(), time.monotonic(), self.flow.remote_text)
 
-    def _dispatch(self, item: Received) -> None:
+    def _on_item(self, item: Received | TransportError) -> None:
+        if isinstance(item, TransportError):
+            self._error = item
+            for waiting in list(self.pending.values()):
+                waiting.events.put_nowait(Outcome("transport_error", error=item.message))
+            return
         msg = item.message
         if msg.method is not None:
             self.requests.put_nowait(item)
@@ -168,43 +240,19 @@ class SipClient:
         pending = self.pending.get((via.branch, cseq.method))
         if pending is None:
             # RFC 3261 §17.1.3: no transaction matches; not ours to act on.
-            self.strays += 1
+            hook = self.on_unmatched_response
+            if hook is None or not hook(item):
+                self.strays += 1
             return
         self._last = item
-        self._apply(pending, pending.transaction.on_response(msg, item.time))
-        self._last = None
-
-    async def _run(self) -> None:
-        flow = self.flow
-        while True:
-            deadlines = [d for p in self.pending.values() if (d := p.transaction.next_deadline())]
-            wait = (min(deadlines) - time.monotonic()) if deadlines else 3600.0
-            getter = asyncio.ensure_future(flow.inbox.get())
-            waker = asyncio.ensure_future(self._wake.wait())
-            done, _ = await asyncio.wait(
-                {getter, waker}, timeout=max(0.0, wait), return_when=asyncio.FIRST_COMPLETED
-            )
-            waker.cancel()
-            if getter in done:
-                item = getter.result()
-                if isinstance(item, TransportError):
-                    self._error = item
-                    for pending in list(self.pending.values()):
-                        pending.events.put_nowait(Outcome("transport_error", error=item.message))
-                else:
-                    self._dispatch(item)
-            else:
-                getter.cancel()
-            self._wake.clear()
-            now = time.monotonic()
-            for pending in list(self.pending.values()):
-                deadline = pending.transaction.next_deadline()
-                if deadline is not None and deadline <= now:
-                    self._apply(pending, pending.transaction.on_timer(now))
+        try:
+            self._apply(pending, pending.transaction.on_response(msg, item.time))
+        finally:
+            self._last = None
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.flow.on_item = None
         self.flow.close()

@@ -19,6 +19,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -80,6 +81,8 @@ class SipFlow:
         self.local: tuple[str, int] = ("", 0)
         self.malformed = 0
         self._writer: asyncio.BaseTransport | None = None
+        # When set (a SipClient), arrivals go straight to it instead of ``inbox``.
+        self.on_item: Callable[[Received | TransportError], None] | None = None
 
     @property
     def reliable(self) -> bool:
@@ -118,10 +121,16 @@ class SipFlow:
         except ParseError:
             self.malformed += 1
             return
-        self.inbox.put_nowait(Received(message, data, time.monotonic(), src_text))
+        self._put(Received(message, data, time.monotonic(), src_text))
 
     def fail(self, error: TransportError) -> None:
-        self.inbox.put_nowait(error)
+        self._put(error)
+
+    def _put(self, item: Received | TransportError) -> None:
+        if self.on_item is not None:
+            self.on_item(item)
+        else:
+            self.inbox.put_nowait(item)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -35,7 +35,7 @@ class JsonRenderer(Renderer):
         doc["messages"] = [m.to_dict() for m in self.messages]
         doc["summary"] = result.summary.to_dict()
         doc["flows"] = [f.to_dict() for f in build_flows(self.messages)] if self.flow else None
-        self.out.write(dump_pretty(doc) + "\n")
+        self.out.write(dump_pretty(doc, tty=self.out.isatty()) + "\n")
 
 
 class JsonLinesRenderer(Renderer):

@@ -74,7 +74,7 @@ class PingRenderer:
             return state
         self._stderr_errors(result)
         if self.mode == "json":
-            self.out.write(dump_pretty(document(result)) + "\n")
+            self.out.write(dump_pretty(document(result), tty=self.out.isatty()) + "\n")
         elif self.mode == "jsonl":
             self.out.write(dump(document(result)) + "\n")
         elif not self.quiet:

@@ -58,7 +58,7 @@ def render(
     for w in result.warnings:
         sys.stderr.write(f"siptool register: warning: {w}\n")
     if mode == "json":
-        out.write(dump_pretty(document(result)) + "\n")
+        out.write(dump_pretty(document(result), tty=out.isatty()) + "\n")
         return result.exit_code
     if quiet:
         return result.exit_code

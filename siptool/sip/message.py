@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siptool.errors import ParseError
 from siptool.sip.headers import (
@@ -44,8 +44,10 @@ from siptool.sip.headers import (
     split_comma_list,
 )
 from siptool.sip.nameaddr import NameAddr, Via, parse_name_addr, parse_via
-from siptool.sip.sdp import SessionDescription, parse_sdp
 from siptool.sip.uri import Uri, parse_uri
+
+if TYPE_CHECKING:
+    from siptool.sip.sdp import SessionDescription
 
 __all__ = ["CSeq", "Header", "SipMessage", "parse_cseq", "parse_message"]
 
@@ -393,6 +395,8 @@ class SipMessage:
             result = None
             if ctype == "application/sdp" and self.body:
                 try:
+                    from siptool.sip.sdp import parse_sdp  # only messages with SDP pay
+
                     result = parse_sdp(self.body)
                 except ParseError as exc:
                     result = exc
