@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from siptool.errors import ParseError, TransportError
 from siptool.sip.framing import SipStreamFramer
@@ -80,7 +80,7 @@ class SipFlow:
         self.inbox: asyncio.Queue[Received | TransportError] = asyncio.Queue()
         self.local: tuple[str, int] = ("", 0)
         self.malformed = 0
-        self._writer: asyncio.BaseTransport | None = None
+        self._writer: asyncio.BaseTransport | _UdpSocket | None = None
         # When set (a SipClient), arrivals go straight to it instead of ``inbox``.
         self.on_item: Callable[[Received | TransportError], None] | None = None
 
@@ -103,9 +103,8 @@ class SipFlow:
                 f"{self.transport_name} connection to {self.remote_text} is closed"
             )
         self.log("send", self.transport_name, self.local_text, self.remote_text, data)
-        if self.transport_name == "udp":
-            # Python 3.11's selector datagram transport is not a DatagramTransport subclass.
-            transport.sendto(data)  # type: ignore[attr-defined]
+        if isinstance(transport, _UdpSocket):
+            transport.sendto(data)
         else:
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(data)
@@ -137,19 +136,61 @@ class SipFlow:
             self._writer.close()
 
 
-class _DatagramProtocol(asyncio.DatagramProtocol):
-    def __init__(self, flow: SipFlow) -> None:
+class _UdpSocket:
+    """A connected UDP socket read with ``loop.add_reader``: the handful of transport methods
+    SipFlow uses, without building an asyncio datagram transport per target (a fleet ping
+    opens a thousand of them)."""
+
+    def __init__(self, sock: socket.socket, flow: SipFlow) -> None:
+        self.sock = sock
         self.flow = flow
+        self.closed = False
+        self.loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.flow.deliver(data, (addr[0], addr[1]))
+    def _readable(self) -> None:
+        for _ in range(64):  # bounded: let other flows run too
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port/host unreachable on a connected UDP socket (Linux reports it on
+                # the next receive): the peer is not there, no need to wait for the timeout.
+                reason = "connection refused (ICMP port unreachable)"
+                if not isinstance(exc, ConnectionRefusedError):
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                self.flow.fail(TransportError(f"udp to {self.flow.remote_text}: {reason}"))
+                return
+            self.flow.deliver(data, (addr[0], addr[1]))
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port/host unreachable on a connected UDP socket (Linux reports it here).
-        reason = "connection refused (ICMP port unreachable)"
-        if not isinstance(exc, ConnectionRefusedError):
-            reason = str(exc) or type(exc).__name__
-        self.flow.fail(TransportError(f"udp to {self.flow.remote_text}: {reason}"))
+    def sendto(self, data: bytes) -> None:
+        try:
+            self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            # A full socket buffer drops the datagram, as the network may: the transaction
+            # retransmits (RFC 3261 §17.1.2.2).
+            pass
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            if isinstance(exc, ConnectionRefusedError):
+                reason = "connection refused (ICMP port unreachable)"
+            self.loop.call_soon(
+                self.flow.fail, TransportError(f"udp to {self.flow.remote_text}: {reason}")
+            )
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock.getsockname() if name == "sockname" else None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class _StreamProtocol(asyncio.Protocol):
@@ -206,10 +247,7 @@ async def open_flow(
             except OSError:
                 sock.close()
                 raise
-            dgram, _ = await loop.create_datagram_endpoint(
-                lambda: _DatagramProtocol(flow), sock=sock
-            )
-            flow._writer = dgram
+            flow._writer = _UdpSocket(sock, flow)
         else:
             ssl_context = None
             if transport == "tls":
