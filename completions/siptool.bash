@@ -23,6 +23,16 @@ _siptool() {
         ;;
     invite-test)
         case $prev in
+            --codecs) return ;;
+            --hold) return ;;
+            --ring-timeout) return ;;
+            --expect) return ;;
+            --from-user) return ;;
+            --to-user) return ;;
+            --media-address) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
@@ -33,7 +43,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     nat-type)

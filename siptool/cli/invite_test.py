@@ -1,4 +1,4 @@
-"""`siptool invite-test` options (the command body is built by a later issue)."""
+"""`siptool invite-test` options; the work is in siptool.commands.invite_test."""
 
 from __future__ import annotations
 
@@ -7,25 +7,71 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
+    dns_options,
     nagios_options,
     network_options,
-    not_implemented,
     output_options,
     sip_options,
+    timer_options,
 )
-
-_ = (nagios_options, sip_options)
 
 
 @click.command("invite-test")
-@click.argument("target", required=False, metavar="TARGET")
+@click.argument("target", metavar="TARGET")
+@click.option(
+    "--codecs",
+    default="PCMU,PCMA,telephone-event",
+    show_default=True,
+    metavar="LIST",
+    help="Codecs to offer, in order (PCMU, PCMA, G722, GSM, G729, telephone-event).",
+)
+@click.option(
+    "--hold",
+    type=click.FloatRange(min=0.0),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to stay in the call once answered, before the BYE.",
+)
+@click.option(
+    "--ring-timeout",
+    type=click.FloatRange(min=0.0),
+    metavar="SECONDS",
+    help="Ring test: CANCEL when no final answer by then (expects 487); passes when it rang.",
+)
+@click.option(
+    "--expect",
+    metavar="CODES",
+    help="Final responses that pass the check instead of a 2xx, e.g. 486 or 486,603 or 4xx.",
+)
+@click.option(
+    "--rtp",
+    is_flag=True,
+    help="Send 20 ms PCMU packets to the answer's media address during the hold and count "
+    "what comes back (loss, jitter, one-way audio).",
+)
+@click.option("--from-user", metavar="USER", help="User part of From and Contact (default --user).")
+@click.option("--to-user", metavar="USER", help="Callee (default: the user part of TARGET).")
+@click.option(
+    "--media-address",
+    metavar="ADDR",
+    help="Address announced in the SDP c= line (default: the local address of the SIP flow).",
+)
+@dns_options
+@timer_options
 @network_options
 @sip_options
 @nagios_options()
 @output_options
-def invite_test(**_kwargs: Any) -> None:
+def invite_test(**kwargs: Any) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
 
-    Not implemented yet: exits 3.
+    The call passes when it is answered (or its final response is one of --expect) and the BYE
+    succeeds; with --rtp, also when audio comes back.  --timeout bounds the wait for the answer
+    (a ringing call is then CANCELled and fails); --ring-timeout makes a ring test that passes
+    when the call rang and the CANCEL ended it.  PDD (post-dial delay) is the time to the first
+    18x, else to the final response.  With --nagios the -w/-c thresholds apply to the PDD.
     """
-    not_implemented("invite-test")
+    from siptool.commands.invite_test_cli import main
+
+    raise SystemExit(main(kwargs))
