@@ -48,11 +48,16 @@ _siptool() {
         ;;
     nat-type)
         case $prev in
+            --filter-wait) return ;;
+            --lifetime-max) return ;;
+            --engine) COMPREPLY=($(compgen -W "siptool pystun3" -- "$cur")); return ;;
+            --watchdog) return ;;
+            --server-list) return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--filter-wait --lifetime --lifetime-max --engine --compare --watchdog --server-list --timeout -4 -6 --local-address --local-port -v --verbose --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     options-ping)
@@ -101,13 +106,19 @@ _siptool() {
         ;;
     stun-probe)
         case $prev in
+            -c|--count) return ;;
+            -i|--interval) return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --server-list) return ;;
+            --software) return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
             -w|--warning) return ;;
             --critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-c --count -i --interval --transport --insecure --ca-file --server-list --software --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -1,4 +1,4 @@
-"""`siptool nat-type` options (the command body is built by a later issue)."""
+"""`siptool nat-type` options; the work is in siptool.commands.nat_type."""
 
 from __future__ import annotations
 
@@ -6,24 +6,67 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import (
-    nagios_options,
-    network_options,
-    not_implemented,
-    output_options,
-    sip_options,
-)
-
-_ = (nagios_options, sip_options)
+from siptool.cli.options import network_options, output_options
 
 
 @click.command("nat-type")
 @click.argument("server", required=False, metavar="[SERVER]")
+@click.option(
+    "--filter-wait",
+    type=click.FloatRange(min=0.01, max=30.0),
+    default=0.3,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for an answer that a filtering NAT may rightly drop "
+    "(at least 3x the measured RTT).",
+)
+@click.option(
+    "--lifetime",
+    is_flag=True,
+    help="Also estimate how long an idle UDP binding lives (RFC 5780 §4.6); takes about that long.",
+)
+@click.option(
+    "--lifetime-max",
+    type=click.FloatRange(min=1.0, max=3600.0),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest binding lifetime --lifetime looks for.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["siptool", "pystun3"], case_sensitive=False),
+    default="siptool",
+    show_default=True,
+    help="Classifier: siptool's RFC 5780 tests, or pystun3's RFC 3489 algorithm.",
+)
+@click.option("--compare", is_flag=True, help="Run pystun3 too and show both verdicts.")
+@click.option(
+    "--watchdog",
+    type=click.FloatRange(min=1.0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Kill pystun3 when it has no verdict after this long.",
+)
+@click.option(
+    "--server-list",
+    metavar="LIST",
+    envvar="SIPTOOL_STUN_SERVERS",
+    help="Servers to pick the first of when no SERVER is given (also SIPTOOL_STUN_SERVERS).",
+)
 @network_options
 @output_options
-def nat_type(**_kwargs: Any) -> None:
+def nat_type(**kwargs: Any) -> None:
     """NAT behaviour discovery (RFC 5780 mapping/filtering) and the RFC 3489 label.
 
-    Not implemented yet: exits 3.
+    Mapping and filtering are tested each on its own UDP socket, with hairpinning and port
+    preservation; the classic label (open-internet, full-cone, restricted-cone,
+    port-restricted-cone, symmetric, symmetric-udp-firewall, udp-blocked) follows from them.
+    The server must send OTHER-ADDRESS from a second IP (RFC 5780); otherwise the answer is
+    "inconclusive" with the reason, never a guess. Exit 1 when UDP is blocked or the answer is
+    inconclusive.
     """
-    not_implemented("nat-type")
+    from siptool.commands.nat_type_cli import main
+
+    raise SystemExit(main(kwargs))

@@ -1,4 +1,4 @@
-"""`siptool stun-probe` options (the command body is built by a later issue)."""
+"""`siptool stun-probe` options; the work is in siptool.commands.stun_probe."""
 
 from __future__ import annotations
 
@@ -6,25 +6,55 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import (
-    nagios_options,
-    network_options,
-    not_implemented,
-    output_options,
-    sip_options,
-)
-
-_ = (nagios_options, sip_options)
+from siptool.cli.options import nagios_options, network_options, output_options
 
 
 @click.command("stun-probe")
 @click.argument("servers", nargs=-1, metavar="[SERVER...]")
+@click.option(
+    "-c",
+    "--count",
+    type=click.IntRange(1, 100_000),
+    default=1,
+    show_default=True,
+    help="Binding requests per server.",
+)
+@click.option(
+    "-i",
+    "--interval",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between requests to one server.",
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
+    help="Transport for servers given without a scheme (a stun:/stuns: URI wins).",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for TLS verification.")
+@click.option(
+    "--server-list",
+    metavar="LIST",
+    envvar="SIPTOOL_STUN_SERVERS",
+    help="Servers to use when no SERVER is given, separated by commas or spaces "
+    "(also SIPTOOL_STUN_SERVERS; default: Google's and Cloudflare's public servers).",
+)
+@click.option("--software", metavar="TEXT", help="Send a SOFTWARE attribute with this text.")
 @network_options
 @nagios_options(critical_short=False)
 @output_options
-def stun_probe(**_kwargs: Any) -> None:
+def stun_probe(**kwargs: Any) -> None:
     """STUN Binding to one or more servers: mapped address, RTT, capabilities.
 
-    Not implemented yet: exits 3.
+    Every UDP server is asked concurrently from one local socket, so their answers show
+    whether the NAT mapping is the same toward every destination (mapping_consistent) and
+    whether the NAT kept the local port. Per server: local and mapped address, RTT
+    (min/avg/max/loss with -c), SOFTWARE, RESPONSE-ORIGIN, OTHER-ADDRESS (RFC 5780 support).
+    SERVER is host, host:port, [v6]:port, stun:host[:port] or stuns:host[:port] (TLS).
+    -c is the count, as in ping: with --nagios the critical threshold is --critical.
     """
-    not_implemented("stun-probe")
+    from siptool.commands.stun_probe_cli import main
+
+    raise SystemExit(main(kwargs))

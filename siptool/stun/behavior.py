@@ -1,0 +1,392 @@
+"""NAT behaviour from probe outcomes: RFC 5780 §4.3 mapping, §4.4 filtering, the RFC 3489 label.
+
+Pure: the caller runs the Binding requests and hands over what each one got (``Probe``); the
+functions here only decide.  Every "unknown" carries the reason, and nothing is inferred past
+what the probes show: a server without a second IP address gives an inconclusive answer, never
+a guess.
+
+Decisions:
+
+* Mapping "none" means the server saw our socket's own address (no NAT on the path).  Filtering
+  is then "none" when the server's unsolicited answers from its other address and port get
+  through (open internet), and address(-and-port)-dependent when a firewall stops them
+  (RFC 3489's "symmetric UDP firewall").
+* A CHANGE-REQUEST answer counts only when it visibly came from where it was asked to come
+  from: the source (and RESPONSE-ORIGIN when present) must differ from the primary address in
+  IP and port (test II) or in port only (test III).  A server that answers from the primary
+  address ignored CHANGE-REQUEST, and the filtering test is then unknown.
+* With a server whose OTHER-ADDRESS shares its IP (one address, two ports) the tests that need
+  a second IP cannot run; what the one-IP tests do show is still used: a mapping that changes
+  with the destination port is address-and-port-dependent, and a filter that drops a reply
+  from another port of the same host is address-and-port-dependent.
+* When test II shows the mapping depends on the destination but test III got no answer, the
+  mapping stays unknown (address- or address-and-port-dependent) while the RFC 3489 label is
+  already certain: symmetric.
+* RFC 3489 labels from RFC 5780's terms (RFC 5780 §2 and RFC 4787 §4): full cone is
+  endpoint-independent mapping and filtering, restricted cone is endpoint-independent mapping
+  with address-dependent filtering, port-restricted cone the same with address-and-port-
+  dependent filtering, symmetric any endpoint-dependent mapping.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from siptool.stun.message import split_address
+
+__all__ = [
+    "Classic",
+    "Filtering",
+    "FilteringObservations",
+    "Mapping",
+    "MappingObservations",
+    "NatVerdict",
+    "Probe",
+    "advice",
+    "classic_label",
+    "classify_filtering",
+    "classify_mapping",
+    "decide",
+]
+
+
+class Mapping(enum.Enum):
+    NONE = "none"
+    ENDPOINT_INDEPENDENT = "endpoint-independent"
+    ADDRESS_DEPENDENT = "address-dependent"
+    ADDRESS_AND_PORT_DEPENDENT = "address-and-port-dependent"
+    UNKNOWN = "unknown"
+
+
+Filtering = Mapping  # the same five values (shared/cli-contract.md)
+
+
+class Classic(enum.Enum):
+    OPEN_INTERNET = "open-internet"
+    FULL_CONE = "full-cone"
+    RESTRICTED_CONE = "restricted-cone"
+    PORT_RESTRICTED_CONE = "port-restricted-cone"
+    SYMMETRIC = "symmetric"
+    SYMMETRIC_UDP_FIREWALL = "symmetric-udp-firewall"
+    UDP_BLOCKED = "udp-blocked"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one Binding request got.  Addresses are ``"ip:port"`` strings."""
+
+    answered: bool
+    mapped: str | None = None
+    source: str | None = None
+    response_origin: str | None = None
+    other_address: str | None = None  # OTHER-ADDRESS, else RFC 3489 CHANGED-ADDRESS
+    error: str | None = None  # an error response, e.g. "420 Unknown Attribute"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.answered and self.error is None
+
+
+NO_ANSWER = Probe(answered=False)
+
+
+@dataclass(frozen=True)
+class MappingObservations:
+    """RFC 5780 §4.3 on one socket: test I to the server's primary address, test II to its
+    other IP with the primary port, test III to the other IP and other port."""
+
+    local: str  # our socket as the server would see it without NAT
+    server: str
+    test1: Probe
+    test2: Probe | None = None
+    test3: Probe | None = None
+
+
+@dataclass(frozen=True)
+class FilteringObservations:
+    """RFC 5780 §4.4 on its own socket: test I to the primary address, test II asks for the
+    answer from the other IP and port, test III from the other port only."""
+
+    server: str
+    test1: Probe
+    test2: Probe | None = None
+    test3: Probe | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    value: Mapping
+    reason: str | None = None
+    endpoint_dependent: bool = False  # known dependent even when ``value`` is unknown
+
+
+@dataclass
+class NatVerdict:
+    mapping: Mapping
+    filtering: Mapping
+    classic: Classic
+    mapped: str | None
+    port_preserved: bool | None
+    hairpinning: bool | None
+    reasons: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+
+def other_of(*probes: Probe | None) -> str | None:
+    for probe in probes:
+        if probe is not None and probe.other_address:
+            return probe.other_address
+    return None
+
+
+def _same_ip(a: str, b: str) -> bool:
+    return split_address(a)[0] == split_address(b)[0]
+
+
+def _unusable_other(server: str, other: str | None) -> str | None:
+    """Why the server's OTHER-ADDRESS cannot serve the two-IP tests, or None when it can."""
+    if other is None:
+        return "the server sent no OTHER-ADDRESS (it does not support RFC 5780)"
+    if _same_ip(server, other):
+        return (
+            f"the server's OTHER-ADDRESS {other} has the same IP as {server}: "
+            "RFC 5780 needs a second IP address"
+        )
+    if split_address(server)[1] == split_address(other)[1]:
+        return f"the server's OTHER-ADDRESS {other} has the same port as {server}"
+    return None
+
+
+def classify_mapping(obs: MappingObservations) -> Finding:
+    """RFC 5780 §4.3."""
+    t1 = obs.test1
+    if not t1.succeeded or t1.mapped is None:
+        why = f"test I got {t1.error}" if t1.error else "no answer to test I"
+        return Finding(Mapping.UNKNOWN, why)
+    if t1.mapped == obs.local:
+        return Finding(Mapping.NONE)
+    other = other_of(t1)
+    problem = _unusable_other(obs.server, other)
+    if problem is not None:
+        t3 = obs.test3
+        if (
+            other is not None
+            and _same_ip(obs.server, other)
+            and t3 is not None
+            and t3.succeeded
+            and t3.mapped is not None
+            and t3.mapped != t1.mapped
+        ):
+            # Another port of the same host already got another mapping.
+            return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT, endpoint_dependent=True)
+        return Finding(Mapping.UNKNOWN, problem)
+    t2 = obs.test2
+    if t2 is None or not t2.succeeded or t2.mapped is None:
+        return Finding(Mapping.UNKNOWN, f"no answer from the other address ({other}) to test II")
+    if t2.mapped == t1.mapped:
+        return Finding(Mapping.ENDPOINT_INDEPENDENT)
+    t3 = obs.test3
+    if t3 is None or not t3.succeeded or t3.mapped is None:
+        return Finding(
+            Mapping.UNKNOWN,
+            "the mapping changes with the destination address, but test III got no answer "
+            "to tell address- from address-and-port-dependent",
+            endpoint_dependent=True,
+        )
+    if t3.mapped == t2.mapped:
+        return Finding(Mapping.ADDRESS_DEPENDENT, endpoint_dependent=True)
+    return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT, endpoint_dependent=True)
+
+
+def _came_from(probe: Probe, server: str, *, ip_changed: bool) -> str | None:
+    """Why ``probe`` (a CHANGE-REQUEST answer) does not prove the change, or None when it does."""
+    server_ip, server_port = split_address(server)
+    for label, address in (("source", probe.source), ("RESPONSE-ORIGIN", probe.response_origin)):
+        if address is None:
+            continue
+        ip, port = split_address(address)
+        if port == server_port or (ip != server_ip) != ip_changed:
+            return (
+                f"the server answered CHANGE-REQUEST from {address} ({label}), not from its "
+                f"other {'address' if ip_changed else 'port'}: it ignores CHANGE-REQUEST"
+            )
+    return None
+
+
+def classify_filtering(obs: FilteringObservations) -> Finding:
+    """RFC 5780 §4.4."""
+    t1 = obs.test1
+    if not t1.succeeded:
+        why = f"test I got {t1.error}" if t1.error else "no answer to test I"
+        return Finding(Mapping.UNKNOWN, why)
+    other = other_of(t1)
+    problem = _unusable_other(obs.server, other)
+    one_ip = other is not None and _same_ip(obs.server, other)
+    if problem is not None and not one_ip:
+        return Finding(Mapping.UNKNOWN, problem)
+    t2, t3 = obs.test2, obs.test3
+    for name, probe in (("II", t2), ("III", t3)):
+        if probe is not None and probe.answered and probe.error:
+            return Finding(Mapping.UNKNOWN, f"test {name}: the server rejected it: {probe.error}")
+    if not one_ip:
+        if t2 is None:
+            return Finding(Mapping.UNKNOWN, "test II was not run")
+        if t2.answered:
+            wrong = _came_from(t2, obs.server, ip_changed=True)
+            if wrong:
+                return Finding(Mapping.UNKNOWN, wrong)
+            return Finding(Mapping.ENDPOINT_INDEPENDENT)
+    if t3 is None:
+        return Finding(Mapping.UNKNOWN, "test III was not run")
+    if t3.answered:
+        wrong = _came_from(t3, obs.server, ip_changed=False)
+        if wrong:
+            return Finding(Mapping.UNKNOWN, wrong)
+        if one_ip:
+            return Finding(Mapping.UNKNOWN, problem)
+        return Finding(Mapping.ADDRESS_DEPENDENT)
+    return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT)
+
+
+def classic_label(
+    mapping: Finding, filtering: Finding, *, udp_blocked: bool = False
+) -> tuple[Classic, str | None]:
+    """The RFC 3489 §10.1 label, and why it is inconclusive when it is."""
+    if udp_blocked:
+        return Classic.UDP_BLOCKED, None
+    m, f = mapping.value, filtering.value
+    if m is Mapping.NONE:
+        if f in (Mapping.NONE, Mapping.ENDPOINT_INDEPENDENT):
+            return Classic.OPEN_INTERNET, None
+        if f in (Mapping.ADDRESS_DEPENDENT, Mapping.ADDRESS_AND_PORT_DEPENDENT):
+            return Classic.SYMMETRIC_UDP_FIREWALL, None
+        return Classic.INCONCLUSIVE, f"filtering unknown: {filtering.reason}"
+    if mapping.endpoint_dependent:
+        return Classic.SYMMETRIC, None
+    if m is Mapping.ENDPOINT_INDEPENDENT:
+        if f is Mapping.ENDPOINT_INDEPENDENT:
+            return Classic.FULL_CONE, None
+        if f is Mapping.ADDRESS_DEPENDENT:
+            return Classic.RESTRICTED_CONE, None
+        if f is Mapping.ADDRESS_AND_PORT_DEPENDENT:
+            return Classic.PORT_RESTRICTED_CONE, None
+        return Classic.INCONCLUSIVE, f"filtering unknown: {filtering.reason}"
+    return Classic.INCONCLUSIVE, f"mapping unknown: {mapping.reason}"
+
+
+def advice(
+    mapping: Mapping,
+    filtering: Mapping,
+    classic: Classic,
+    *,
+    hairpinning: bool | None,
+    port_preserved: bool | None,
+    lifetime_s: float | None = None,
+) -> list[str]:
+    """What the result means for SIP signalling and media."""
+    out: list[str] = []
+    if classic is Classic.UDP_BLOCKED:
+        return [
+            "UDP to the STUN server gets no answer: SIP over UDP and RTP will fail; use SIP over "
+            "TCP or TLS and a TURN relay over TCP/TLS (port 443 passes most firewalls)",
+        ]
+    if classic is Classic.INCONCLUSIVE:
+        out.append(
+            "use an RFC 5780 server with two IP addresses (coturn with two --listening-ip and "
+            "--alt-listening-port, or stuntman) for a complete answer"
+        )
+    if mapping is Mapping.NONE:
+        out.append(
+            "no NAT: the local address is the public one; Contact and SDP addresses work as they "
+            "are"
+        )
+    elif mapping is Mapping.ENDPOINT_INDEPENDENT:
+        out.append(
+            "endpoint-independent mapping: the address STUN learns is the one every peer sees; "
+            "STUN-learnt Contact/SDP addresses and ICE server-reflexive candidates work"
+        )
+    elif mapping in (Mapping.ADDRESS_DEPENDENT, Mapping.ADDRESS_AND_PORT_DEPENDENT) or (
+        classic is Classic.SYMMETRIC
+    ):
+        out.append(
+            "symmetric (endpoint-dependent) mapping: each destination sees another address, so "
+            "a STUN-learnt address is wrong for anyone but the STUN server; media needs a relay "
+            "(TURN) or an SBC / media proxy that latches on to the source (symmetric RTP, comedia)"
+        )
+    if filtering in (Mapping.ADDRESS_DEPENDENT, Mapping.ADDRESS_AND_PORT_DEPENDENT):
+        who = "hosts" if filtering is Mapping.ADDRESS_DEPENDENT else "hosts and ports"
+        out.append(
+            f"{filtering.value} filtering: only {who} we sent to get in; the SIP client needs "
+            "rport (RFC 3581) and keepalives (RFC 5626 CRLF or OPTIONS) more often than the "
+            "binding lifetime, and each side must send media first (or use ICE)"
+        )
+    elif filtering is Mapping.ENDPOINT_INDEPENDENT:
+        out.append(
+            "endpoint-independent filtering: anyone can reach the mapping while it lives; "
+            "keepalives still keep it alive"
+        )
+    if hairpinning is False:
+        out.append(
+            "no hairpinning: two devices behind this NAT cannot reach each other at their public "
+            "addresses; the PBX/SBC must relay media between them or use their local addresses"
+        )
+    if port_preserved is False and mapping is not Mapping.NONE:
+        out.append(
+            "the NAT changes the source port: never derive the public port from the local one; "
+            "rely on rport/received and STUN"
+        )
+    if lifetime_s is not None:
+        out.append(
+            f"UDP bindings last about {lifetime_s:g} s: refresh them (SIP keepalives, REGISTER) "
+            f"at most every {max(1.0, lifetime_s / 2):g} s"
+        )
+    return out
+
+
+def decide(
+    mapping_obs: MappingObservations,
+    filtering_obs: FilteringObservations,
+    *,
+    hairpinning: bool | None = None,
+    lifetime_s: float | None = None,
+) -> NatVerdict:
+    """The whole verdict from both tests' observations."""
+    udp_blocked = not mapping_obs.test1.answered and not filtering_obs.test1.answered
+    mapping = classify_mapping(mapping_obs)
+    filtering = classify_filtering(filtering_obs)
+    if mapping.value is Mapping.NONE and filtering.value is Mapping.ENDPOINT_INDEPENDENT:
+        filtering = Finding(Mapping.NONE)
+    classic, why = classic_label(mapping, filtering, udp_blocked=udp_blocked)
+    reasons: list[str] = []
+    if udp_blocked:
+        reasons.append("no answer to any Binding request over UDP")
+    else:
+        for label, finding in (("mapping", mapping), ("filtering", filtering)):
+            if finding.value is Mapping.UNKNOWN and finding.reason:
+                reasons.append(f"{label}: {finding.reason}")
+        if why and not reasons:
+            reasons.append(why)
+    t1 = mapping_obs.test1
+    mapped = t1.mapped if t1.succeeded else None
+    port_preserved = None
+    if mapped is not None:
+        port_preserved = split_address(mapped)[1] == split_address(mapping_obs.local)[1]
+    return NatVerdict(
+        mapping=mapping.value if not udp_blocked else Mapping.UNKNOWN,
+        filtering=filtering.value if not udp_blocked else Mapping.UNKNOWN,
+        classic=classic,
+        mapped=mapped,
+        port_preserved=port_preserved,
+        hairpinning=hairpinning,
+        reasons=reasons,
+        advice=advice(
+            mapping.value,
+            filtering.value,
+            classic,
+            hairpinning=hairpinning,
+            port_preserved=port_preserved,
+            lifetime_s=lifetime_s,
+        ),
+    )

@@ -1,0 +1,257 @@
+"""`siptool stun-probe` against real coturn and stund on loopback (two IPv4 addresses, ::1),
+over UDP, TCP and TLS; several servers from one socket; silent ports; the server list from the
+environment; Nagios output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kamailio import make_test_ca
+from tests.servers import free_port
+from tests.stun_peers import (
+    ALTERNATE,
+    PRIMARY,
+    StunPeer,
+    require_alternate_loopback,
+    start_coturn,
+    start_stund,
+)
+
+pytestmark = pytest.mark.peer
+
+ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
+SERVER_KEYS = (
+    "server",
+    "transport",
+    "local",
+    "mapped",
+    "rtt_ms",
+    "rtt_min_ms",
+    "rtt_avg_ms",
+    "rtt_max_ms",
+    "loss_pct",
+    "software",
+    "other_address",
+    "response_origin",
+    "rfc5780",
+)
+
+
+def siptool(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def probe_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    result = siptool("stun-probe", "--json", *args, env=env)
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
+    require_alternate_loopback()
+    work = tmp_path_factory.mktemp("coturn")
+    ca = make_test_ca(work)
+    peer = start_coturn(work, ipv6="::1", tls=(ca.server_cert, ca.server_key))
+    peer.extra["ca"] = str(ca.ca_cert)
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
+    require_alternate_loopback()
+    peer = start_stund(tmp_path_factory.mktemp("stund"))
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+def test_coturn_udp_reports_mapping_rtt_software_and_rfc5780(coturn: StunPeer) -> None:
+    code, doc = probe_json(coturn.primary)
+    assert code == 0, doc["errors"]
+    for key in ENVELOPE:
+        assert key in doc
+    assert doc["command"] == "stun-probe" and doc["ok"] is True
+    (server,) = doc["servers"]
+    for key in SERVER_KEYS:
+        assert key in server
+    assert server["transport"] == "udp"
+    # Loopback: no NAT, the server saw our own socket.
+    assert server["mapped"] == server["local"]
+    assert server["local"].startswith(f"{PRIMARY}:")
+    assert server["mapped_from"] == "XOR-MAPPED-ADDRESS"
+    assert server["software"].startswith("Coturn")
+    assert server["response_origin"] == coturn.primary
+    assert server["other_address"] == coturn.other
+    assert server["rfc5780"] is True
+    assert server["alg_suspected"] is False
+    assert 0 < server["rtt_ms"] < 1000
+    assert server["loss_pct"] == 0.0
+    assert doc["port_preserved"] is True and doc["behind_nat"] is False
+
+
+def test_several_servers_are_asked_from_one_socket_and_agree(
+    coturn: StunPeer, stund: StunPeer
+) -> None:
+    alternate = f"{ALTERNATE}:{coturn.port}"
+    code, doc = probe_json(coturn.primary, alternate, stund.primary)
+    assert code == 0, doc["errors"]
+    servers = doc["servers"]
+    assert [s["server"] for s in servers] == [coturn.primary, alternate, stund.primary]
+    assert len({s["local"].rsplit(":", 1)[1] for s in servers}) == 1  # one local port
+    assert len({s["mapped"] for s in servers}) == 1
+    assert doc["mapping_consistent"] is True
+    assert servers[1]["response_origin"] == alternate
+
+
+def test_stund_is_rfc3489_only(stund: StunPeer) -> None:
+    code, doc = probe_json(stund.primary)
+    assert code == 0
+    (server,) = doc["servers"]
+    assert server["software"] == "Vovida.org 0.97"
+    assert server["rfc5780"] is False and server["other_address"] is None
+    assert server["changed_address"] == stund.other
+    assert server["mapped"] == server["local"]
+
+
+def test_count_gives_min_avg_max_and_loss(coturn: StunPeer) -> None:
+    code, doc = probe_json("-c", "3", "-i", "0.05", coturn.primary)
+    assert code == 0
+    s = doc["servers"][0]
+    assert (s["sent"], s["received"], s["loss_pct"]) == (3, 3, 0.0)
+    assert s["rtt_min_ms"] <= s["rtt_avg_ms"] <= s["rtt_max_ms"]
+
+
+@pytest.mark.parametrize(
+    "how", [("--transport", "tcp", "SERVER"), ("stun:SERVER?transport=tcp",)], ids=str
+)
+def test_tcp_with_rfc8489_framing(coturn: StunPeer, how: tuple[str, ...]) -> None:
+    args = [a.replace("SERVER", coturn.primary) for a in how]
+    code, doc = probe_json("-c", "2", "-i", "0", *args)
+    assert code == 0, doc["errors"]
+    s = doc["servers"][0]
+    assert s["transport"] == "tcp"
+    assert s["received"] == 2
+    assert s["mapped"] == s["local"]  # the TCP connection's own address
+    assert s["connect_ms"] is not None
+
+
+def test_tls_with_stuns_uri_verifies_the_certificate(coturn: StunPeer) -> None:
+    assert coturn.tls_port is not None
+    uri = f"stuns:localhost:{coturn.tls_port}"
+    code, doc = probe_json("-4", "--ca-file", coturn.extra["ca"], uri)
+    assert code == 0, doc["errors"]
+    s = doc["servers"][0]
+    assert s["transport"] == "tls"
+    assert s["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert s["mapped"] == s["local"]
+    assert s["software"].startswith("Coturn")
+
+
+def test_tls_with_an_unknown_ca_fails_with_the_reason(coturn: StunPeer) -> None:
+    code, doc = probe_json("-4", f"stuns:localhost:{coturn.tls_port}")
+    assert code == 1
+    assert "certificate verification failed" in doc["errors"][0]["message"]
+    code, doc = probe_json("-4", "--insecure", f"stuns:localhost:{coturn.tls_port}")
+    assert code == 0
+
+
+def test_ipv6(coturn: StunPeer) -> None:
+    code, doc = probe_json(f"[::1]:{coturn.port}")
+    assert code == 0, doc["errors"]
+    s = doc["servers"][0]
+    assert s["local"].startswith("[::1]:") and s["mapped"] == s["local"]
+
+
+def test_a_silent_port_fails_within_the_timeout_and_the_others_still_answer(
+    coturn: StunPeer,
+) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((PRIMARY, 0))
+    try:
+        started = time.monotonic()
+        code, doc = probe_json(
+            "--timeout", "1", coturn.primary, f"{PRIMARY}:{silent.getsockname()[1]}"
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert code == 1
+    answered, dead = doc["servers"]
+    assert answered["received"] == 1
+    assert dead["received"] == 0 and dead["loss_pct"] == 100.0
+    assert dead["errors"][0]["code"] == "timeout"
+    assert dead["mapped"] is None
+    assert doc["mapping_consistent"] is None  # one answer: nothing to compare
+    assert elapsed < 4
+
+
+def test_server_list_from_the_environment_replaces_the_defaults(coturn: StunPeer) -> None:
+    env = dict(os.environ, SIPTOOL_STUN_SERVERS=f"{coturn.primary}, stun:{coturn.other}")
+    code, doc = probe_json(env=env)
+    assert code == 0, doc["errors"]
+    assert [s["server"] for s in doc["servers"]] == [coturn.primary, f"stun:{coturn.other}"]
+    assert doc["default_server_list"] is True
+    code, doc = probe_json("--server-list", coturn.primary, env=env)
+    assert [s["server"] for s in doc["servers"]] == [coturn.primary]
+
+
+def test_nagios_ok_and_critical(coturn: StunPeer) -> None:
+    ok = siptool("stun-probe", "--nagios", "-w", "500", "--critical", "1000", coturn.primary)
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("STUN OK - ") and "rtt=" in ok.stdout and "loss=0%" in ok.stdout
+    dead = siptool("stun-probe", "--nagios", "--timeout", "0.3", f"{PRIMARY}:{free_port()}")
+    assert dead.returncode == 2 and dead.stdout.startswith("STUN CRITICAL - ")
+
+
+def test_verbose_shows_messages_on_stderr_and_json_stays_clean(coturn: StunPeer) -> None:
+    result = siptool("stun-probe", "--json", "-v", coturn.primary)
+    assert json.loads(result.stdout)["ok"] is True
+    assert "binding request" in result.stderr and "binding success_response" in result.stderr
+    assert "XOR-MAPPED-ADDRESS" in result.stderr
+
+
+def test_text_table_names_the_server_and_the_verdicts(coturn: StunPeer) -> None:
+    result = siptool("stun-probe", "--no-color", coturn.primary)
+    assert result.returncode == 0
+    assert coturn.primary in result.stdout and "Coturn" in result.stdout
+    assert "no NAT" in result.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert siptool("stun-probe", "stun://example.com").returncode == 2
+    assert siptool("stun-probe", "host:99999").returncode == 2
+
+
+def test_a_busy_local_port_exits_3(coturn: StunPeer, tmp_path: Path) -> None:
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("0.0.0.0", 0))
+    try:
+        port = str(busy.getsockname()[1])
+        code, doc = probe_json("--local-port", port, coturn.primary)
+    finally:
+        busy.close()
+    assert code == 3 and doc["errors"][0]["code"] == "bind_error"
