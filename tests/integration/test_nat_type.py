@@ -1,0 +1,216 @@
+"""`siptool nat-type` against real coturn (127.0.0.1 + 127.0.0.2, and ::1 alone) and stund on
+loopback, with pystun3 beside it; and against two deliberately broken servers (no
+OTHER-ADDRESS; CHANGE-REQUEST ignored) run by the test, which must give "inconclusive"."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from siptool.errors import ParseError
+from siptool.stun.message import binding_response, parse_stun
+from tests.stun_peers import (
+    PRIMARY,
+    StunPeer,
+    require_alternate_loopback,
+    start_coturn,
+    start_stund,
+)
+
+pytestmark = pytest.mark.peer
+
+
+def nat_type(*args: str, timeout: float = 60) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", "nat-type", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - started
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout), elapsed
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
+    require_alternate_loopback()
+    peer = start_coturn(tmp_path_factory.mktemp("coturn"), ipv6="::1")
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
+    require_alternate_loopback()
+    peer = start_stund(tmp_path_factory.mktemp("stund"))
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@contextlib.contextmanager
+def fake_server(other: tuple[str, int] | None) -> Iterator[int]:
+    """A one-socket STUN server: answers everything from its one address, CHANGE-REQUEST or
+    not, and claims ``other`` as OTHER-ADDRESS."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((PRIMARY, 0))
+    sock.settimeout(0.1)
+    port = sock.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            with contextlib.suppress(ParseError):
+                request = parse_stun(data)
+                sock.sendto(
+                    binding_response(
+                        request, peer, response_origin=(PRIMARY, port), other_address=other
+                    ),
+                    peer,
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
+
+
+def test_loopback_against_coturn_is_open_internet_in_well_under_a_second(
+    coturn: StunPeer,
+) -> None:
+    code, doc, elapsed = nat_type(coturn.primary)
+    assert code == 0, doc["errors"]
+    assert doc["command"] == "nat-type" and doc["ok"] is True
+    assert (doc["mapping"], doc["filtering"], doc["classic"]) == ("none", "none", "open-internet")
+    assert doc["local"] == doc["mapped"] and doc["local"].startswith(f"{PRIMARY}:")
+    assert doc["port_preserved"] is True
+    assert doc["hairpinning"] is True  # no NAT: our own address reaches us
+    assert doc["other_address"] == coturn.other
+    assert doc["advice"] and doc["reasons"] == []
+    tests = doc["tests"]
+    assert tests["mapping"]["local"] != tests["filtering"]["local"]  # separate sockets
+    assert tests["mapping"]["test2"]["destination"] == f"127.0.0.2:{coturn.port}"
+    assert tests["mapping"]["test3"]["destination"] == coturn.other
+    assert tests["filtering"]["test2"]["source"] == coturn.other
+    assert tests["filtering"]["test3"]["source"] == f"{PRIMARY}:{coturn.alt_port}"
+    assert doc["elapsed_ms"] < 1000
+    assert elapsed < 3  # including the interpreter's start
+
+
+def test_stund_changed_address_serves_as_other_address(stund: StunPeer) -> None:
+    code, doc, _ = nat_type(stund.primary)
+    assert code == 0, doc["errors"]
+    assert doc["classic"] == "open-internet"
+    assert doc["other_address"] == stund.other
+
+
+def test_ipv6_server_with_one_address_is_inconclusive_with_the_reason(coturn: StunPeer) -> None:
+    code, doc, _ = nat_type(f"[::1]:{coturn.port}")
+    assert code == 1
+    assert doc["mapping"] == "none"  # certain: the server saw our own address
+    assert doc["filtering"] == "unknown" and doc["classic"] == "inconclusive"
+    assert any("second IP" in r for r in doc["reasons"])
+    assert doc["local"].startswith("[::1]:")
+
+
+def test_server_without_other_address_is_inconclusive() -> None:
+    with fake_server(None) as port:
+        code, doc, _ = nat_type(f"{PRIMARY}:{port}")
+    assert code == 1
+    assert doc["classic"] == "inconclusive"
+    assert any("no OTHER-ADDRESS" in r for r in doc["reasons"])
+
+
+def test_server_that_ignores_change_request_is_inconclusive_not_full_cone() -> None:
+    with fake_server(("127.0.0.2", 1)) as port:
+        code, doc, _ = nat_type("--timeout", "1", f"{PRIMARY}:{port}")
+    assert code == 1
+    assert doc["classic"] == "inconclusive"
+    assert any("ignores CHANGE-REQUEST" in r for r in doc["reasons"])
+
+
+def test_silent_server_is_udp_blocked_after_the_timeout() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((PRIMARY, 0))
+    try:
+        code, doc, elapsed = nat_type("--timeout", "1", f"{PRIMARY}:{silent.getsockname()[1]}")
+    finally:
+        silent.close()
+    assert code == 1
+    assert doc["classic"] == "udp-blocked"
+    assert doc["errors"][0]["code"] == "timeout"
+    assert 0.9 < elapsed < 5
+
+
+def test_pystun3_engine_and_compare(coturn: StunPeer) -> None:
+    code, doc, _ = nat_type("--engine", "pystun3", coturn.primary)
+    assert code == 0, doc["errors"]
+    assert doc["engine"] == "pystun3" and doc["classic"] == "open-internet"
+    assert doc["pystun3"]["raw"] == "Open Internet"
+    code, doc, _ = nat_type("--compare", coturn.primary)
+    assert code == 0
+    assert doc["compare"]["pystun3"]["classic"] == "open-internet"
+    assert doc["compare"]["agree"] is True
+
+
+def test_pystun3_watchdog_kills_a_slow_run() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((PRIMARY, 0))
+    try:
+        # pystun3 waits 4 x 2 s on a silent server; the watchdog ends it after 1 s.
+        code, doc, elapsed = nat_type(
+            "--engine", "pystun3", "--watchdog", "1", f"{PRIMARY}:{silent.getsockname()[1]}"
+        )
+    finally:
+        silent.close()
+    assert code == 1
+    assert "watchdog" in doc["pystun3"]["error"]
+    assert elapsed < 5
+
+
+def test_lifetime_search_is_bounded_by_its_maximum(coturn: StunPeer) -> None:
+    code, doc, elapsed = nat_type("--lifetime", "--lifetime-max", "1.5", coturn.primary)
+    assert code == 0
+    life = doc["lifetime"]
+    assert life["outlived_search"] is True and life["min_s"] == 1.5 and life["error"] is None
+    assert elapsed < 6
+
+
+def test_text_output_and_usage_errors(coturn: StunPeer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", "nat-type", "--no-color", coturn.primary],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert "open-internet" in result.stdout and "mapping" in result.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "siptool", "nat-type", f"stuns:{coturn.primary}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2
