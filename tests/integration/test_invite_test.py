@@ -1,0 +1,526 @@
+"""`siptool invite-test` against real peers: SIPp as the called UAS (its built-in ``uas``
+scenario, with ``-rtp_echo`` for the media check, and the scenarios in tests/sipp/), directly
+and through Kamailio (record-routed), over UDP, TCP and IPv6; a Python UAS for 2xx
+retransmissions.  Every SIPp is started on loopback at free ports and stopped by PID; the
+scenarios that must see our ACK end only once it came, so SIPp's exit status 0 proves it."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siptool.sip.auth import AuthState, DigestCredentials
+from siptool.sip.builders import LocalEndpoint, build_request, new_call_id, new_tag
+from siptool.sip.message import SipMessage, parse_message
+from tests.kamailio import PASSWORD, Kamailio
+from tests.peers import require_tool
+from tests.servers import Server, free_port
+
+pytestmark = pytest.mark.peer
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "sipp"
+ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
+CONTRACT_KEYS = (
+    "final_status",
+    "final_reason",
+    "answered",
+    "timings_ms",
+    "cancelled",
+    "bye_status",
+    "sdp_answer",
+    "rtp",
+    "warnings",
+    "nat",
+    "call_id",
+    "auth",
+)
+
+
+def siptool(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def call_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    result = siptool("invite-test", "--json", *args, env=env)
+    try:
+        doc = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON on stdout: {result.stdout!r}\n{result.stderr}")
+    return result.returncode, doc
+
+
+def _port_taken(kind: str, host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+@dataclass
+class Sipp:
+    server: Server
+    host: str
+    port: int
+    media_port: int
+    transport: str
+
+    def uri(self, user: str = "callee") -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        params = ";transport=tcp" if self.transport == "tcp" else ""
+        return f"sip:{user}@{host}:{self.port}{params}"
+
+    def finished(self, timeout: float = 10.0) -> int | None:
+        """SIPp's exit status once its one call is over (0: every step of the scenario ran)."""
+        try:
+            return self.server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Any]:
+    """``sipp(scenario=None, ...)`` starts one SIPp UAS for one call; all stop at the end."""
+    binary = require_tool("sipp", "sip-tester")
+    started: list[Sipp] = []
+
+    def start(
+        scenario: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        transport: str = "udp",
+        rtp_echo: bool = False,
+    ) -> Sipp:
+        kind = "udp" if transport == "udp" else "tcp"
+        port = free_port(kind, host)
+        media_port = free_port("udp", host)
+        work = tmp_path / f"sipp{len(started)}"
+        work.mkdir()
+        argv = [binary]
+        argv += ["-sn", "uas"] if scenario is None else ["-sf", str(SCENARIOS / scenario)]
+        argv += ["-i", host, "-p", str(port), "-mi", host, "-mp", str(media_port)]
+        argv += ["-t", "u1" if transport == "udp" else "t1"]
+        # One call, then exit; never more than a minute whatever happens.
+        argv += ["-m", "1", "-nostdin", "-trace_err", "-timeout", "60s", "-timeout_error"]
+        if rtp_echo:
+            argv.append("-rtp_echo")
+        server = Server(argv, log=work / "sipp.log", cwd=work)
+        peer = Sipp(server, host, port, media_port, transport)
+        started.append(peer)
+        server.wait_until(lambda: _port_taken(kind, host, port), what="(listening)")
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.server.stop()
+
+
+def _assert_contract(doc: dict[str, Any]) -> None:
+    for key in (*ENVELOPE, *CONTRACT_KEYS):
+        assert key in doc, key
+    assert doc["command"] == "invite-test"
+    assert set(doc["timings_ms"]) >= {"trying", "ringing", "early_media", "answer", "pdd"}
+
+
+def test_direct_call_answered_by_sipp_uas(sipp: Any) -> None:
+    peer = sipp()
+    code, doc = call_json("--hold", "0.3", peer.uri())
+    assert code == 0, doc["errors"]
+    _assert_contract(doc)
+    assert doc["ok"] is True and doc["answered"] is True
+    assert (doc["final_status"], doc["final_reason"]) == (200, "OK")
+    t = doc["timings_ms"]
+    # The built-in uas scenario sends 180 then 200, no 100.
+    assert t["trying"] is None and t["early_media"] is None
+    assert 0 < t["ringing"] <= t["answer"]
+    assert t["pdd"] == t["ringing"]
+    assert "PCMU/8000" in doc["sdp_answer"]["codecs"]
+    assert doc["sdp_answer"]["media_address"] == f"127.0.0.1:{peer.media_port}"
+    assert doc["bye_status"] == 200
+    assert doc["rtp"] is None and doc["cancelled"] is False
+    assert doc["auth"]["rounds"] == 0
+    assert doc["nat"]["local"].startswith("127.0.0.1:") and doc["nat"]["behind_nat"] is False
+    sent = [e["message"] for e in doc["events"] if e["direction"] == "send"]
+    assert sent == ["INVITE", "ACK", "BYE"]
+    assert doc["warnings"] == []
+
+
+def test_rtp_comes_back_from_sipp_rtp_echo(sipp: Any) -> None:
+    peer = sipp(rtp_echo=True)
+    code, doc = call_json("--rtp", "--hold", "1", peer.uri())
+    assert code == 0, doc["errors"]
+    rtp = doc["rtp"]
+    # 1 s of 20 ms packets.
+    assert 45 <= rtp["sent"] <= 51
+    assert rtp["received"] > 0 and rtp["echoed"] is True
+    assert rtp["loss_pct"] <= 5.0
+    assert isinstance(rtp["jitter_ms"], float) and 0 <= rtp["jitter_ms"] < 20
+    assert rtp["verdict"] == "ok"
+    assert rtp["remote"] == f"127.0.0.1:{peer.media_port}"
+    print(f"RTP {rtp}")
+
+
+def test_rtp_without_echo_is_one_way_audio(sipp: Any) -> None:
+    peer = sipp()  # no -rtp_echo: nothing comes back
+    code, doc = call_json("--rtp", "--hold", "0.3", peer.uri())
+    assert code == 1
+    assert doc["answered"] is True and doc["bye_status"] == 200
+    assert doc["rtp"]["received"] == 0 and doc["rtp"]["verdict"] == "one-way: nothing came back"
+    assert "RTP: one-way: nothing came back" in doc["warnings"]
+    assert doc["errors"][0]["code"] == "one_way_audio"
+
+
+def test_busy_fails_and_the_486_is_acked(sipp: Any) -> None:
+    peer = sipp("busy.xml")
+    code, doc = call_json(peer.uri())
+    assert code == 1
+    assert doc["final_status"] == 486 and doc["answered"] is False
+    assert doc["timings_ms"]["trying"] is not None
+    assert doc["timings_ms"]["pdd"] == doc["timings_ms"]["final"]  # no 18x: PDD is the final
+    assert doc["bye_status"] is None and doc["sdp_answer"] is None
+    assert doc["errors"][0]["code"] == "not_answered"
+    # The scenario ends only after receiving the ACK for its 486.
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_expect_486_passes_on_busy(sipp: Any) -> None:
+    peer = sipp("busy.xml")
+    code, doc = call_json("--expect", "486", peer.uri())
+    assert code == 0 and doc["ok"] is True and doc["errors"] == []
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_ring_timeout_cancels_and_gets_487(sipp: Any) -> None:
+    peer = sipp("never-answer.xml")
+    code, doc = call_json("--ring-timeout", "0.5", peer.uri())
+    assert code == 0, doc["errors"]
+    assert doc["cancelled"] is True and doc["cancel_reason"] == "ring-timeout"
+    assert doc["cancel_status"] == 200
+    assert (doc["final_status"], doc["answered"]) == (487, False)
+    assert doc["timings_ms"]["ringing"] is not None
+    cancel = next(e for e in doc["events"] if e["message"].startswith("CANCEL"))
+    assert 500 <= cancel["t_ms"] < 1500
+    # 200 to the CANCEL, 487 to the INVITE, then SIPp waited for the ACK of the 487.
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_timeout_while_ringing_cancels_and_fails(sipp: Any) -> None:
+    peer = sipp("never-answer.xml")
+    code, doc = call_json("--timeout", "0.5", peer.uri())
+    assert code == 1
+    assert doc["cancelled"] is True and doc["cancel_reason"] == "timeout"
+    assert doc["errors"][0]["code"] == "not_answered"
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_slow_answer_timings_are_in_order(sipp: Any) -> None:
+    peer = sipp("slow.xml")
+    code, doc = call_json("--hold", "0.2", peer.uri())
+    assert code == 0, doc["errors"]
+    t = doc["timings_ms"]
+    assert t["trying"] < t["ringing"] < t["answer"]
+    assert t["trying"] < 100
+    assert 280 <= t["ringing"] < 800
+    assert 580 <= t["answer"] < 1500
+    assert t["pdd"] == t["ringing"]
+    assert doc["sdp_answer"]["codecs"] == ["PCMU/8000", "telephone-event/8000"]
+    assert doc["bye_status"] == 200
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_far_end_bye_is_answered_and_ends_the_hold(sipp: Any) -> None:
+    peer = sipp("remote-bye.xml")
+    start = time.monotonic()
+    code, doc = call_json("--hold", "10", peer.uri())
+    assert code == 0, doc["errors"]
+    assert time.monotonic() - start < 8
+    assert doc["bye_status"] == "remote"
+    assert 250 <= doc["hold_ms"] < 3000
+    assert [e["message"] for e in doc["events"] if e["direction"] == "send"][-1] == ("200 OK (BYE)")
+    # SIPp's BYE got our 200.
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_challenge_is_answered_with_digest_credentials_sipp_verifies(sipp: Any) -> None:
+    peer = sipp("auth.xml")
+    code, doc = call_json(
+        "--user", "alice", "--hold", "0.2", peer.uri(), env={"SIPTOOL_PASSWORD": "secret"}
+    )
+    assert code == 0, doc["errors"]
+    assert doc["auth"] == {"scheme": "Digest", "algorithm": "MD5", "qop": None, "rounds": 1}
+    assert doc["final_status"] == 200 and doc["bye_status"] == 200
+    assert "secret" not in json.dumps(doc)
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_wrong_password_gets_403(sipp: Any) -> None:
+    peer = sipp("auth.xml")
+    code, doc = call_json("--user", "alice", peer.uri(), env={"SIPTOOL_PASSWORD": "wrong"})
+    assert code == 1 and doc["final_status"] == 403
+
+
+def test_challenge_without_credentials_fails_clearly(sipp: Any) -> None:
+    peer = sipp("auth.xml")
+    code, doc = call_json(peer.uri(), env={"SIPTOOL_PASSWORD": ""})
+    assert code == 1 and doc["final_status"] == 401
+    assert doc["errors"][0]["code"] == "auth_required"
+
+
+def test_ipv6_loopback_call(sipp: Any) -> None:
+    peer = sipp(host="::1", rtp_echo=True)
+    code, doc = call_json("--hold", "0.3", "--rtp", peer.uri())
+    assert code == 0, doc["errors"]
+    assert doc["resolved"]["address"] == f"[::1]:{peer.port}"
+    assert doc["nat"]["local"].startswith("[::1]:")
+    assert doc["sdp_answer"]["media_address"] == f"[::1]:{peer.media_port}"
+    assert doc["bye_status"] == 200 and doc["rtp"]["received"] > 0
+
+
+def test_tcp_call(sipp: Any) -> None:
+    peer = sipp(transport="tcp")
+    code, doc = call_json("--hold", "0.3", peer.uri())
+    assert code == 0, doc["errors"]
+    assert doc["resolved"]["transport"] == "tcp"
+    assert doc["final_status"] == 200 and doc["bye_status"] == 200
+
+
+def test_nagios_status_line(sipp: Any) -> None:
+    peer = sipp()
+    ok = siptool("invite-test", "--nagios", "--hold", "0", "-w", "1000", "-c", "2000", peer.uri())
+    assert ok.returncode == 0, ok.stdout
+    assert re.match(
+        r"SIP OK - 200 OK from sip:callee@127\.0\.0\.1:\d+, answered in [\d.]+ ms \| "
+        r"pdd=[\d.]+ms;1000;2000;0 answer=[\d.]+ms$",
+        ok.stdout.strip(),
+    ), ok.stdout
+    busy = sipp("busy.xml")
+    critical = siptool("invite-test", "--nagios", busy.uri())
+    assert critical.returncode == 2
+    assert critical.stdout.startswith("SIP CRITICAL - 486 Busy Here from ")
+
+
+def test_text_summary(sipp: Any) -> None:
+    peer = sipp()
+    result = siptool("invite-test", "--hold", "0", "--no-color", peer.uri())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "200 OK" in out and "PDD" in out and "BYE got 200" in out
+    assert "PCMU/8000 at 127.0.0.1:" in out
+
+
+def test_silent_peer_is_no_answer() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, doc = call_json("--timeout", "0.6", f"sip:x@127.0.0.1:{port}")
+    assert code == 1
+    assert doc["final_status"] is None and doc["errors"][0]["code"] == "timeout"
+    assert doc["cancelled"] is False
+
+
+def test_busy_local_port_cannot_run() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        result = siptool(
+            "invite-test",
+            "--local-address",
+            "127.0.0.1",
+            "--local-port",
+            str(port),
+            f"sip:x@127.0.0.1:{free_port()}",
+        )
+    assert result.returncode == 3 and "cannot bind" in result.stderr
+
+
+def test_usage_errors() -> None:
+    assert siptool("invite-test", "--codecs", "opus", "sip:x@127.0.0.1").returncode == 2
+    assert siptool("invite-test", "sip:[bad").returncode == 2
+    assert siptool("invite-test", "--expect", "99", "sip:x@127.0.0.1").returncode == 2
+
+
+# -- a Python UAS that retransmits its 2xx -------------------------------------------------
+
+
+def _response(request: SipMessage, status: str, to_tag: str, extra: str = "") -> bytes:
+    via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
+    return (
+        f"SIP/2.0 {status}\r\n{via}From: {request.header('From')}\r\n"
+        f"To: {request.header('To')};tag={to_tag}\r\nCall-ID: {request.call_id}\r\n"
+        f"CSeq: {request.header('CSeq')}\r\n{extra}Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_retransmitted_2xx_is_acked_again() -> None:
+    """RFC 3261 §13.2.2.4: the UAC re-sends the ACK for every retransmission of the 2xx,
+    although its INVITE transaction is over.  This UAS sends its 200 twice."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    port = sock.getsockname()[1]
+    seen: list[SipMessage] = []
+
+    def uas() -> None:
+        try:
+            data, peer = sock.recvfrom(65535)
+            invite = parse_message(data)
+            seen.append(invite)
+            contact = f"Contact: <sip:uas@127.0.0.1:{port}>\r\n"
+            ok = _response(invite, "200 OK", "uas1", contact)
+            sock.sendto(ok, peer)
+            while True:
+                data, peer = sock.recvfrom(65535)
+                message = parse_message(data)
+                seen.append(message)
+                if message.method == "ACK" and sum(m.method == "ACK" for m in seen) == 1:
+                    sock.sendto(ok, peer)  # as if the first ACK had been lost
+                elif message.method == "BYE":
+                    sock.sendto(_response(message, "200 OK", "uas1"), peer)
+                    return
+        except TimeoutError:
+            return
+
+    thread = threading.Thread(target=uas, daemon=True)
+    thread.start()
+    try:
+        code, doc = call_json("--hold", "0.5", f"sip:uas@127.0.0.1:{port}")
+    finally:
+        thread.join(10)
+        sock.close()
+    assert code == 0, doc["errors"]
+    acks = [m for m in seen if m.method == "ACK"]
+    assert len(acks) == 2 and acks[0].serialize() == acks[1].serialize()
+    assert acks[0].header("CSeq") == "1 ACK"
+    assert doc["ack_retransmissions"] == 1
+    assert doc["bye_status"] == 200
+    # No SDP in this 200: reported, not fatal.
+    assert doc["sdp_answer"] is None and any("no SDP" in w for w in doc["warnings"])
+
+
+# -- through Kamailio ----------------------------------------------------------------------
+
+
+def register_contact(kamailio: Kamailio, user: str, contact: str) -> None:
+    """REGISTER ``contact`` for ``user`` at the Kamailio registrar (digest, UDP)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(3)
+        local = LocalEndpoint("udp", "127.0.0.1", sock.getsockname()[1])
+        registrar = f"sip:{kamailio.host}:{kamailio.udp}"
+        aor = f"sip:{user}@{kamailio.host}"
+        call_id, tag = new_call_id("127.0.0.1"), new_tag()
+        auth = AuthState(DigestCredentials(user, PASSWORD))
+        for seq in (1, 2, 3):
+            request = build_request(
+                "REGISTER",
+                registrar,
+                local=local,
+                from_uri=aor,
+                from_tag=tag,
+                to_uri=aor,
+                call_id=call_id,
+                cseq=seq,
+                contact=f"<{contact}>",
+                extra=[("Expires", "120")],
+            )
+            auth.apply(request)
+            sock.sendto(request.serialize(), (kamailio.host, kamailio.udp))
+            response = parse_message(sock.recv(65535))
+            if response.status == 200:
+                return
+            assert response.status == 401 and auth.on_challenge(response) == "retry"
+    pytest.fail("Kamailio did not accept the REGISTER")
+
+
+def test_call_through_kamailio_record_routes_ack_and_bye(sipp: Any, kamailio: Kamailio) -> None:
+    peer = sipp("answer-rr.xml")
+    register_contact(kamailio, "sippuser", f"sip:sippuser@127.0.0.1:{peer.port}")
+    target = f"sip:sippuser@{kamailio.host}:{kamailio.udp}"
+    result = siptool("invite-test", "--json", "-v", "--hold", "0.3", target)
+    doc = json.loads(result.stdout)
+    assert result.returncode == 0, (doc["errors"], result.stderr[-3000:])
+    assert doc["final_status"] == 200 and doc["bye_status"] == 200
+    assert doc["resolved"]["address"] == f"127.0.0.1:{kamailio.udp}"
+    # The ACK and the BYE went to Kamailio (the Record-Route), with a Route header, and their
+    # Request-URI is SIPp's Contact.
+    wire = result.stderr
+    for method in ("ACK", "BYE"):
+        block = re.search(
+            rf"send UDP \S+ -> 127\.0\.0\.1:{kamailio.udp}\n{method} (\S+) SIP/2.0\n(.*?)\n\n",
+            wire,
+            re.S,
+        )
+        assert block is not None, f"no {method} sent to Kamailio"
+        assert block.group(1) == f"sip:127.0.0.1:{peer.port};transport=UDP"
+        assert re.search(rf"^Route: <sip:127\.0\.0\.1:{kamailio.udp};lr", block.group(2), re.M)
+    assert doc["warnings"] == []
+    # SIPp saw the ACK and the BYE (relayed by Kamailio) and answered the BYE.
+    assert peer.finished() == 0, peer.server.log()
+
+
+def test_contact_elsewhere_gets_ack_and_bye_directly() -> None:
+    """No Record-Route and a Contact that is not the peer the INVITE went to (a proxy that
+    does not record-route): the route set is empty, so ACK and BYE go to the Contact (RFC 3261
+    §12.2.1.1) from a flow of their own."""
+    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (front, back):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+    back_port = back.getsockname()[1]
+    at_back: list[str] = []
+
+    def uas() -> None:
+        try:
+            data, peer = front.recvfrom(65535)
+            invite = parse_message(data)
+            contact = f"Contact: <sip:uas@127.0.0.1:{back_port}>\r\n"
+            front.sendto(_response(invite, "200 OK", "uas2", contact), peer)
+            while True:
+                data, peer = back.recvfrom(65535)
+                message = parse_message(data)
+                at_back.append(message.method or "")
+                if message.method == "BYE":
+                    back.sendto(_response(message, "200 OK", "uas2"), peer)
+                    return
+        except TimeoutError:
+            return
+
+    thread = threading.Thread(target=uas, daemon=True)
+    thread.start()
+    try:
+        code, doc = call_json("--hold", "0.2", f"sip:uas@127.0.0.1:{front.getsockname()[1]}")
+    finally:
+        thread.join(10)
+        front.close()
+        back.close()
+    assert code == 0, doc["errors"]
+    assert at_back == ["ACK", "BYE"] and doc["bye_status"] == 200
+    assert any(f"go to 127.0.0.1:{back_port} (the answer's Contact)" in w for w in doc["warnings"])
