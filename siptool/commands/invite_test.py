@@ -227,6 +227,7 @@ class _Call:
         self.invite: SipMessage | None = None
         self.ack_wire: bytes | None = None
         self.offer: SessionDescription | None = None
+        self.early_sdp: SessionDescription | None = None
         self.started: float | None = None
         self.remote_bye = asyncio.Event()
         self.call_id = new_call_id("siptool.invalid")
@@ -416,6 +417,8 @@ class _Call:
                 if status != 100 and first_18x is None:
                     first_18x = t
                     result.rang = True
+                with contextlib.suppress(ParseError):
+                    self.early_sdp = msg.sdp or self.early_sdp
                 continue
             if outcome.kind == "final" and received is not None:
                 msg = received.message
@@ -536,8 +539,14 @@ class _Call:
             sdp = final.sdp
         except ParseError as exc:
             result.warnings.append(f"the SDP answer does not parse: {exc.message}")
-        if sdp is None and not result.warnings:
-            result.warnings.append("the 2xx carries no SDP answer (RFC 3264 §4)")
+        else:
+            if sdp is None and self.early_sdp is not None:
+                # Without 100rel the 18x's SDP is only a preview, but it is the answer a
+                # phone that leaves it out of the 2xx means (RFC 3261 §13.2.1).
+                sdp = self.early_sdp
+                result.warnings.append("the 2xx has no SDP; the 18x's was used as the answer")
+            elif sdp is None:
+                result.warnings.append("the 2xx carries no SDP answer (RFC 3264 §4)")
         contact_host = None
         with contextlib.suppress(ParseError, IndexError):
             contact_host = final.contacts[0].uri.host

@@ -524,3 +524,19 @@ def test_contact_elsewhere_gets_ack_and_bye_directly() -> None:
     assert code == 0, doc["errors"]
     assert at_back == ["ACK", "BYE"] and doc["bye_status"] == 200
     assert any(f"go to 127.0.0.1:{back_port} (the answer's Contact)" in w for w in doc["warnings"])
+
+
+def test_tls_call_through_kamailio(sipp: Any, kamailio: Kamailio) -> None:
+    """TLS to Kamailio, UDP from Kamailio to SIPp: Kamailio record-routes twice (one entry per
+    side, RFC 3261 §16.6 step 4); ACK and BYE go back over our TLS connection."""
+    assert kamailio.ca is not None
+    peer = sipp("answer-rr.xml")
+    register_contact(kamailio, "tlsuser", f"sip:tlsuser@127.0.0.1:{peer.port}")
+    code, doc = call_json(
+        "--ca-file", str(kamailio.ca.ca_cert), "--hold", "0.2", kamailio.uri("tls", "tlsuser")
+    )
+    assert code == 0, doc["errors"]
+    assert doc["resolved"]["transport"] == "tls"
+    assert doc["final_status"] == 200 and doc["bye_status"] == 200
+    assert doc["warnings"] == []
+    assert peer.finished() == 0, peer.server.log()
