@@ -228,6 +228,7 @@ class _Call:
         self.ack_wire: bytes | None = None
         self.offer: SessionDescription | None = None
         self.early_sdp: SessionDescription | None = None
+        self.provisional = False  # a 1xx came for the current INVITE
         self.started: float | None = None
         self.remote_bye = asyncio.Event()
         self.call_id = new_call_id("siptool.invalid")
@@ -285,6 +286,22 @@ class _Call:
         client = SipClient(flow, self.settings.timers)
         self.tasks.append(asyncio.get_running_loop().create_task(self._serve(client)))
         return client
+
+    def abandon(self) -> None:
+        """Interrupted (Ctrl-C): leave no call up at the far end.  Best effort, nothing is
+        awaited: BYE an answered call, CANCEL a ringing one."""
+        result = self.result
+        with contextlib.suppress(Exception):
+            dialog, client = self.dialog, self.dialog_client or self.client
+            if dialog is not None and client is not None and self.ack_wire is not None:
+                if result.bye_status is None and not self.remote_bye.is_set():
+                    bye = dialog.request("BYE", local_endpoint(client.flow).via(new_branch()))
+                    client.flow.send(bye.serialize())
+                    result.error("interrupted", "interrupted: the call was hung up with BYE")
+            elif self.invite is not None and self.provisional and result.final_status is None:
+                assert self.client is not None
+                self.client.flow.send(build_cancel(self.invite).serialize())
+                result.error("interrupted", "interrupted while ringing: CANCEL sent")
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -391,7 +408,7 @@ class _Call:
         result.timings = timings = Timings()
         give_up = t0 + self.settings.timeout
         ring_at = None if self.options.ring_timeout is None else t0 + self.options.ring_timeout
-        provisional = False
+        provisional = self.provisional = False
         first_18x: float | None = None
         cancel: asyncio.Task[Outcome] | None = None
         while True:
@@ -405,7 +422,7 @@ class _Call:
                 msg = received.message
                 self.event(received.time, "recv", self.describe(msg))
                 self._first_response(msg)
-                provisional = True
+                provisional = self.provisional = True
                 t = pending.rtt_ms(received)
                 status = msg.status or 0
                 if status == 100 and timings.trying is None:
@@ -810,6 +827,9 @@ async def run_invite(options: InviteOptions, log: WireLog) -> CallResult:
     call = _Call(options, log, result)
     try:
         await call.run()
+    except asyncio.CancelledError:
+        call.abandon()
+        raise
     except LocalBindError as exc:
         result.error(exc.code, exc.message)
         result.exit_code = EXIT_NOT_RUN

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -540,3 +541,23 @@ def test_tls_call_through_kamailio(sipp: Any, kamailio: Kamailio) -> None:
     assert doc["final_status"] == 200 and doc["bye_status"] == 200
     assert doc["warnings"] == []
     assert peer.finished() == 0, peer.server.log()
+
+
+def test_ctrl_c_during_the_hold_hangs_up_with_bye(sipp: Any) -> None:
+    peer = sipp()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "siptool", "invite-test", "--hold", "30", peer.uri()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # answered by then (loopback), holding
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    # SIPp got the BYE (and answered it): its one call ended normally.
+    assert peer.finished(10) == 0, peer.server.log()
