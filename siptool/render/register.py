@@ -66,7 +66,9 @@ def render(
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out, no_color=not color, highlight=False)
+    console = Console(
+        file=out, no_color=not color, highlight=False, width=None if out.isatty() else 160
+    )
     status = f"{result.status} {result.reason or ''}".rstrip() if result.status else "no answer"
     colour = "green" if result.exit_code == 0 else "red"
     console.print(
