@@ -406,8 +406,9 @@ class _Call:
             self.started = t0
         self.event(t0, "send", "INVITE" + (" (with credentials)" if self.auth else ""))
         result.timings = timings = Timings()
-        give_up = t0 + self.settings.timeout
         ring_at = None if self.options.ring_timeout is None else t0 + self.options.ring_timeout
+        # A ring test rings as long as it was told to, even past --timeout.
+        give_up = max(t0 + self.settings.timeout, ring_at or 0.0)
         provisional = self.provisional = False
         first_18x: float | None = None
         cancel: asyncio.Task[Outcome] | None = None

@@ -220,7 +220,7 @@ def test_expect_486_passes_on_busy(sipp: Any) -> None:
 
 def test_ring_timeout_cancels_and_gets_487(sipp: Any) -> None:
     peer = sipp("never-answer.xml")
-    code, doc = call_json("--ring-timeout", "0.5", peer.uri())
+    code, doc = call_json("--timeout", "0.2", "--ring-timeout", "0.5", peer.uri())
     assert code == 0, doc["errors"]
     assert doc["cancelled"] is True and doc["cancel_reason"] == "ring-timeout"
     assert doc["cancel_status"] == 200
