@@ -9,7 +9,9 @@ import click
 from siptool.cli.options import network_options, output_options
 
 
-@click.command("nat-type")
+# A NAT test either gets its test-I answers within a second or is talking to a blocked path:
+# two transmissions (0 and 0.5 s, RFC 8489 RTO) from each of two sockets, then the verdict.
+@click.command("nat-type", context_settings={"default_map": {"timeout": 1.0}})
 @click.argument("server", required=False, metavar="[SERVER]")
 @click.option(
     "--filter-wait",
@@ -65,7 +67,7 @@ def nat_type(**kwargs: Any) -> None:
     port-restricted-cone, symmetric, symmetric-udp-firewall, udp-blocked) follows from them.
     The server must send OTHER-ADDRESS from a second IP (RFC 5780); otherwise the answer is
     "inconclusive" with the reason, never a guess. Exit 1 when UDP is blocked or the answer is
-    inconclusive.
+    inconclusive. --timeout defaults to 1 s here; raise it on a slow or lossy path.
     """
     from siptool.commands.nat_type_cli import main
 

@@ -201,25 +201,36 @@ async def _watch(
     wait: float,
 ) -> bool:
     """Send ``wire`` from ``sender`` (retransmitting inside ``wait``) until ``watcher``
-    receives a message with ``tid``; True when it did within ``wait``."""
+    receives a message with ``tid``; True when it did within ``wait``, False when the wait
+    ended or (a connected ``sender``) ICMP said the destination refused the packet."""
     queue = watcher.expect(tid)
+    refused = sender.refused if isinstance(sender, UdpEndpoint) else None
     try:
         deadline = time.monotonic() + wait
         gap = wait / 4
         next_send = time.monotonic()
         while True:
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (refused is not None and refused.is_set()):
                 return False
             if now >= next_send:
                 sender.send(wire, destination)
                 next_send = now + gap
                 gap *= 2
-            try:
-                await asyncio.wait_for(queue.get(), max(0.0, min(next_send, deadline) - now))
-            except TimeoutError:
-                continue
-            return True
+            got = asyncio.ensure_future(queue.get())
+            waiters: set[asyncio.Future[Any]] = {got}
+            if refused is not None:
+                waiters.add(asyncio.ensure_future(refused.wait()))
+            await asyncio.wait(
+                waiters,
+                timeout=max(0.0, min(next_send, deadline) - now),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for future in waiters:
+                if not future.done():
+                    future.cancel()
+            if got.done() and not got.cancelled():
+                return True
     finally:
         watcher.forget(tid)
 
@@ -302,7 +313,6 @@ async def _run_siptool(
     try:
         mapping_sock = await open_socket(settings.local_port)
         filtering_sock = await open_socket()
-        hairpin_sock = await open_socket()
         ip, port = mapping_sock.local
         if ip in ("0.0.0.0", "::"):
             ip = source_address_toward(primary) or ip
@@ -352,10 +362,15 @@ async def _run_siptool(
                 jobs["f3"] = request(filtering_sock, primary, short, change_port=True)
         mapped1 = pm1.mapped if pm1.succeeded else None
         if mapped1 is not None:
-            tid, wire = binding_request()
-            jobs["hairpin"] = _watch(
-                hairpin_sock, split_address(mapped1), wire, tid, mapping_sock, wait
+            # RFC 5780 §4.5 from a socket connected to our own public address: a NAT that
+            # does not hairpin often answers ICMP port-unreachable, which ends the wait.
+            target = split_address(mapped1)
+            hairpin_sock = await UdpEndpoint.open(
+                family, local_address=settings.local_address, log=log, connect_to=target
             )
+            endpoints.append(hairpin_sock)
+            tid, wire = binding_request()
+            jobs["hairpin"] = _watch(hairpin_sock, target, wire, tid, mapping_sock, wait)
         if pm1.answered or pf1.answered:
             done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         else:

@@ -7,10 +7,13 @@ import sys
 from typing import Any
 
 from siptool.commands.nat_type import NatSettings, run_nat_type
-from siptool.commands.stun_probe import DEFAULT_SERVERS, split_server_list
-from siptool.commands.stun_probe_cli import families_from_flags
 from siptool.errors import ParseError
-from siptool.net.stun_transport import parse_server
+from siptool.net.stun_transport import (
+    DEFAULT_SERVERS,
+    families_from_flags,
+    parse_server,
+    split_server_list,
+)
 
 EXIT_USAGE = 2
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from siptool.errors import TransportError
 from siptool.net.stun_transport import (
+    DEFAULT_SERVERS,
     Exchange,
     LocalBindError,
     Schedule,
@@ -31,23 +32,13 @@ from siptool.net.stun_transport import (
     UdpEndpoint,
     resolve_server,
     source_address_toward,
+    split_server_list,
 )
+
+__all__ = ["DEFAULT_SERVERS", "ProbeResult", "ProbeSettings", "run_probe", "split_server_list"]
 from siptool.stun.message import binding_request, format_address, split_address
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
-
-# Used when no SERVER is given (README "stun-probe"); --server-list or SIPTOOL_STUN_SERVERS
-# replace it.  Well-known public servers run by large operators, over UDP.
-DEFAULT_SERVERS = (
-    "stun:stun.l.google.com:19302",
-    "stun:stun1.l.google.com:19302",
-    "stun:stun.cloudflare.com:3478",
-)
-
-
-def split_server_list(text: str) -> list[str]:
-    """A list given as text: commas and/or whitespace between servers."""
-    return [item for item in text.replace(",", " ").split() if item]
 
 
 @dataclass(frozen=True)

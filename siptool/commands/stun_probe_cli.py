@@ -6,26 +6,18 @@ import asyncio
 import sys
 from typing import Any
 
-from siptool.commands.stun_probe import (
+from siptool.commands.stun_probe import ProbeSettings, run_probe
+from siptool.errors import ParseError
+from siptool.net.stun_transport import (
     DEFAULT_SERVERS,
-    ProbeSettings,
-    run_probe,
+    StunServer,
+    TlsOptions,
+    families_from_flags,
+    parse_server,
     split_server_list,
 )
-from siptool.errors import ParseError
-from siptool.net.stun_transport import StunServer, TlsOptions, parse_server
 
 EXIT_USAGE = 2
-
-
-def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
-    import socket
-
-    if only4 and not only6:
-        return (socket.AF_INET,)
-    if only6 and not only4:
-        return (socket.AF_INET6,)
-    return (socket.AF_INET, socket.AF_INET6)
 
 
 def parse_servers(texts: list[str], transport: str | None) -> list[StunServer]:

@@ -55,6 +55,30 @@ from siptool.stun.transaction import (
 Address = tuple[str, int]
 
 DEFAULT_PORT = {"udp": 3478, "tcp": 3478, "tls": 5349}  # RFC 8489 §18.1, RFC 7064 §3.2
+
+# Used when no SERVER is given (README "stun-probe"); --server-list or SIPTOOL_STUN_SERVERS
+# replace it.  Well-known public servers run by large operators, over UDP.
+DEFAULT_SERVERS = (
+    "stun:stun.l.google.com:19302",
+    "stun:stun1.l.google.com:19302",
+    "stun:stun.cloudflare.com:3478",
+)
+
+
+def split_server_list(text: str) -> list[str]:
+    """A list given as text: commas and/or whitespace between servers."""
+    return [item for item in text.replace(",", " ").split() if item]
+
+
+def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
+    """-4 / -6 as address families to try, in order."""
+    if only4 and not only6:
+        return (socket.AF_INET,)
+    if only6 and not only4:
+        return (socket.AF_INET6,)
+    return (socket.AF_INET, socket.AF_INET6)
+
+
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
 
 
@@ -403,7 +427,11 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # Unconnected sockets see few of these; a late ICMP error must not end other waits.
+        # A connected one (the hairpin probe) learns from ICMP port-unreachable that its
+        # destination did not take the packet.
         self.endpoint.log.note(f"udp error on {format_address(*self.endpoint.local)}: {exc}")
+        if isinstance(exc, ConnectionRefusedError):
+            self.endpoint.refused.set()
 
 
 class UdpEndpoint(StunEndpoint):
@@ -414,6 +442,7 @@ class UdpEndpoint(StunEndpoint):
     def __init__(self, log: StunLog | None = None) -> None:
         super().__init__(log)
         self._transport: asyncio.DatagramTransport | None = None
+        self.refused = asyncio.Event()
 
     @classmethod
     async def open(
@@ -423,8 +452,11 @@ class UdpEndpoint(StunEndpoint):
         local_address: str | None = None,
         local_port: int | None = None,
         log: StunLog | None = None,
+        connect_to: Address | None = None,
     ) -> UdpEndpoint:
-        """Bind a socket; ``LocalBindError`` when the address or port cannot be had."""
+        """Bind a socket; ``LocalBindError`` when the address or port cannot be had.
+
+        ``connect_to`` connects it, so that ICMP port-unreachable sets ``refused``."""
         endpoint = cls(log)
         loop = asyncio.get_running_loop()
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -437,6 +469,8 @@ class UdpEndpoint(StunEndpoint):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(bind_to)
+            if connect_to is not None:
+                sock.connect(connect_to)
         except OSError as exc:
             sock.close()
             raise LocalBindError(
@@ -635,6 +669,7 @@ async def open_endpoint_for(
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_SERVERS",
     "Exchange",
     "LocalBindError",
     "Schedule",
@@ -644,9 +679,11 @@ __all__ = [
     "StunServer",
     "TlsOptions",
     "UdpEndpoint",
+    "families_from_flags",
     "open_endpoint_for",
     "parse_server",
     "resolve_server",
     "source_address_toward",
+    "split_server_list",
     "summarize",
 ]
