@@ -8,7 +8,9 @@ state in the NAT cannot bias another's:
 * the filtering socket (§4.4): test I to the primary address, then tests II (answer from the
   other IP and port) and III (answer from the other port) together;
 * the hairpin socket (§4.5): a Binding request to the mapping socket's public address, which
-  that socket sees arrive when the NAT hairpins.
+  that socket sees arrive when the NAT hairpins.  The hairpin path is part of the path to the
+  server, so it is awaited a third of --filter-wait (or 3 RTTs), and no longer once an ICMP
+  port-unreachable says the NAT took the packet for itself.
 
 Both tests I run at once on the full RFC 8489 schedule (capped by --timeout).  An answer that
 *should* come (mapping tests) gets that schedule too; an answer that may rightly never come
@@ -370,7 +372,12 @@ async def _run_siptool(
             )
             endpoints.append(hairpin_sock)
             tid, wire = binding_request()
-            jobs["hairpin"] = _watch(hairpin_sock, target, wire, tid, mapping_sock, wait)
+            # A hairpinned packet turns round in the NAT, on the way to the server: it needs
+            # no longer than a server round trip, so a third of the filter wait will do.
+            hairpin_wait = max(settings.filter_wait / 3, RTT_FACTOR * max(rtts, default=0.0))
+            jobs["hairpin"] = _watch(
+                hairpin_sock, target, wire, tid, mapping_sock, min(hairpin_wait, wait)
+            )
         if pm1.answered or pf1.answered:
             done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         else:
@@ -516,7 +523,12 @@ async def run_nat_type(server: StunServer, settings: NatSettings) -> NatResult:
     started = time.monotonic()
     tasks: list[Any] = []
     if settings.engine == "siptool":
-        tasks.append(_run_siptool(server, settings, result, log))
+
+        async def timed() -> None:
+            await _run_siptool(server, settings, result, log)
+            result.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+
+        tasks.append(timed())
     if settings.engine == "pystun3" or settings.compare:
         tasks.append(run_pystun3(server, settings))
     try:
@@ -528,7 +540,8 @@ async def run_nat_type(server: StunServer, settings: NatSettings) -> NatResult:
     for outcome in outcomes:
         if isinstance(outcome, EngineReport):
             result.pystun3 = outcome
-    result.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+    if result.elapsed_ms is None:
+        result.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     if settings.engine == "pystun3":
         report = result.pystun3
         assert report is not None
