@@ -4,11 +4,13 @@ environment; Nagios output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,14 @@ from typing import Any
 
 import pytest
 
+from siptool.errors import ParseError
+from siptool.stun.message import (
+    StunClass,
+    encode_address,
+    encode_message,
+    encode_xor_address,
+    parse_stun,
+)
 from tests.kamailio import make_test_ca
 from tests.servers import free_port
 from tests.stun_peers import (
@@ -255,3 +265,68 @@ def test_a_busy_local_port_exits_3(coturn: StunPeer, tmp_path: Path) -> None:
     finally:
         busy.close()
     assert code == 3 and doc["errors"][0]["code"] == "bind_error"
+
+
+@contextlib.contextmanager
+def answering_server(*, alg: bool = False, from_other_port: bool = False) -> Iterator[int]:
+    """A STUN server run by the test: with ``alg`` its MAPPED-ADDRESS is rewritten the way an
+    ALG rewrites addresses it finds in packets (XOR-MAPPED-ADDRESS survives); with
+    ``from_other_port`` it answers from another socket, as a spoofer would."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((PRIMARY, 0))
+    sock.settimeout(0.1)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind((PRIMARY, 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            with contextlib.suppress(ParseError):
+                request = parse_stun(data)
+                tid = request.transaction_id
+                mapped = ("192.0.2.99", 1234) if alg else peer
+                reply = encode_message(
+                    StunClass.SUCCESS_RESPONSE,
+                    1,
+                    tid,
+                    [
+                        (0x0020, encode_xor_address(peer[0], peer[1], tid)),
+                        (0x0001, encode_address(*mapped)),
+                    ],
+                    fingerprint=True,
+                )
+                (other if from_other_port else sock).sendto(reply, peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
+        other.close()
+
+
+def test_a_rewritten_mapped_address_is_reported_as_an_alg() -> None:
+    with answering_server(alg=True) as port:
+        result = siptool("stun-probe", "--json", f"{PRIMARY}:{port}")
+    doc = json.loads(result.stdout)
+    s = doc["servers"][0]
+    assert s["mapped"] == s["xor_mapped_address"] == s["local"]  # XOR form wins
+    assert s["mapped_address"] == "192.0.2.99:1234"
+    assert s["alg_suspected"] is True
+    assert "ALG" in result.stderr
+
+
+def test_a_response_from_another_port_is_not_accepted() -> None:
+    with answering_server(from_other_port=True) as port:
+        result = siptool("stun-probe", "--json", "-v", "--timeout", "0.6", f"{PRIMARY}:{port}")
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert doc["servers"][0]["received"] == 0
+    assert "reply from unexpected address" in result.stderr
