@@ -8,7 +8,7 @@ from typing import Any
 
 from siptool.commands.invite_test import InviteOptions, run_invite
 from siptool.commands.options_ping import Expectation
-from siptool.commands.sip_common import SipSettings, families_from_flags, read_password
+from siptool.commands.sip_common import read_password, settings_from_flags
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.sip_transport import WireLog
 from siptool.sip.sdp_offer import parse_codec_list
@@ -37,20 +37,7 @@ def main(kw: dict[str, Any]) -> int:
         return _usage(f"--media-address {media_address!r} is not an IP address")
     if media_address is not None:
         media_address = media_address.strip("[]")
-    settings = SipSettings(
-        timeout=kw["timeout"],
-        families=families_from_flags(kw["family4"], kw["family6"]),
-        local_address=kw["local_address"],
-        local_port=kw["local_port"],
-        verbose=kw["verbose"],
-        transport=kw["transport"],
-        insecure=kw["insecure"],
-        ca_file=kw["ca_file"],
-        user=kw["user"],
-        dns_server=kw["dns_server"],
-        t1=kw["t1"],
-        t2=kw["t2"],
-    )
+    settings = settings_from_flags(kw)
     password_error: list[str] = []
 
     def password() -> str | None:

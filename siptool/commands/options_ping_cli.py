@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from siptool.commands.options_ping import Expectation, PingOptions, PingResult, run_ping
-from siptool.commands.sip_common import SipSettings, families_from_flags
+from siptool.commands.sip_common import settings_from_flags
 from siptool.errors import ParseError
 from siptool.net.sip_transport import WireLog
 from siptool.sip.target import Target, parse_target
@@ -54,20 +54,7 @@ def main(kw: dict[str, Any]) -> int:
         return _usage(str(exc))
     if not targets:
         return _usage("no TARGET given (arguments or -f FILE)")
-    settings = SipSettings(
-        timeout=kw["timeout"],
-        families=families_from_flags(kw["family4"], kw["family6"]),
-        local_address=kw["local_address"],
-        local_port=kw["local_port"],
-        verbose=kw["verbose"],
-        transport=kw["transport"],
-        insecure=kw["insecure"],
-        ca_file=kw["ca_file"],
-        user=kw["user"],
-        dns_server=kw["dns_server"],
-        t1=kw["t1"],
-        t2=kw["t2"],
-    )
+    settings = settings_from_flags(kw)
     if kw["local_port"] and len(targets) > 1:
         return _usage("--local-port binds one socket: give one target")
     options = PingOptions(

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from siptool.commands.register import RegisterOptions, register_sync
-from siptool.commands.sip_common import SipSettings, families_from_flags, read_password
+from siptool.commands.sip_common import read_password, settings_from_flags
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.sip_transport import WireLog
 from siptool.sip.target import parse_target
@@ -28,20 +28,7 @@ def main(kw: dict[str, Any]) -> int:
     except SiptoolError as exc:
         sys.stderr.write(f"siptool register: {exc.message}\n")
         return 3
-    settings = SipSettings(
-        timeout=kw["timeout"],
-        families=families_from_flags(kw["family4"], kw["family6"]),
-        local_address=kw["local_address"],
-        local_port=kw["local_port"],
-        verbose=kw["verbose"],
-        transport=kw["transport"],
-        insecure=kw["insecure"],
-        ca_file=kw["ca_file"],
-        user=user,
-        dns_server=kw["dns_server"],
-        t1=kw["t1"],
-        t2=kw["t2"],
-    )
+    settings = settings_from_flags(kw, user=user)
     options = RegisterOptions(
         target=target,
         settings=settings,

@@ -45,6 +45,24 @@ class SipSettings:
         return TlsOptions(insecure=self.insecure, ca_file=self.ca_file)
 
 
+def settings_from_flags(kw: dict[str, Any], *, user: str | None = None) -> SipSettings:
+    """The SIP commands' shared flags (click's keyword arguments) as ``SipSettings``."""
+    return SipSettings(
+        timeout=kw["timeout"],
+        families=families_from_flags(kw["family4"], kw["family6"]),
+        local_address=kw["local_address"],
+        local_port=kw["local_port"],
+        verbose=kw["verbose"],
+        transport=kw["transport"],
+        insecure=kw["insecure"],
+        ca_file=kw["ca_file"],
+        user=user if user is not None else kw["user"],
+        dns_server=kw["dns_server"],
+        t1=kw["t1"],
+        t2=kw["t2"],
+    )
+
+
 def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
     if only4 and not only6:
         return (socket.AF_INET,)
@@ -193,4 +211,5 @@ __all__ = [
     "nat_view",
     "read_password",
     "resolve",
+    "settings_from_flags",
 ]
