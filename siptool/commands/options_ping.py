@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.commands.nagios import LABELS, Thresholds
 from siptool.commands.sip_common import (
     NatView,
     SipSettings,
@@ -368,6 +369,7 @@ def nagios_state(
     """(exit status 0-3, status line text, perfdata) for --nagios."""
     if not result.targets:
         return 3, "UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
+    limits = Thresholds(warning_ms, critical_ms, loss_warning, loss_critical)
     worst = 0
     parts: list[str] = []
     perf: list[str] = []
@@ -376,17 +378,7 @@ def nagios_state(
         s = t.stats.to_dict()
         avg = s["rtt_avg_ms"]
         loss = s["loss_pct"] if s["loss_pct"] is not None else 100.0
-        state = 0
-        if (
-            not t.alive
-            or loss >= loss_critical
-            or (critical_ms is not None and avg is not None and avg >= critical_ms)
-        ):
-            state = 2
-        elif loss >= loss_warning or (
-            warning_ms is not None and avg is not None and avg >= warning_ms
-        ):
-            state = 1
+        state = limits.state(t.alive, avg, loss)
         worst = max(worst, state)
         if t.replies and t.replies[-1].status is not None:
             last = t.replies[-1]
@@ -396,15 +388,6 @@ def nagios_state(
         else:
             what = f"{t.target}: " + (t.errors[-1]["message"] if t.errors else "no answer")
         parts.append(what)
-        suffix = f"_{len(perf) // 2 + 1}" if many else ""
-        rtt = "U" if avg is None else f"{avg:.1f}ms"
-        perf.append(f"rtt{suffix}={rtt};{_num(warning_ms)};{_num(critical_ms)};0")
-        perf.append(f"loss{suffix}={loss:g}%;{loss_warning:g};{loss_critical:g};0;100")
-    label = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
+        perf += limits.perfdata(f"_{len(perf) // 2 + 1}" if many else "", avg, loss)
+    label = LABELS[worst]
     return worst, f"SIP {label} - " + "; ".join(parts), " ".join(perf)
-
-
-def _num(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return ""
-    return f"{value:g}"

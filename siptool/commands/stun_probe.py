@@ -13,12 +13,12 @@ XOR-MAPPED-ADDRESS exists).
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.commands.nagios import LABELS, Thresholds
 from siptool.errors import TransportError
 from siptool.net.stun_transport import (
     DEFAULT_SERVERS,
@@ -370,6 +370,7 @@ def nagios_state(
     """(exit status 0-3, status text, perfdata) for --nagios."""
     if not result.servers:
         return 3, "STUN UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
+    limits = Thresholds(warning_ms, critical_ms, loss_warning, loss_critical)
     worst = 0
     parts: list[str] = []
     perf: list[str] = []
@@ -378,35 +379,16 @@ def nagios_state(
         d = probe.to_dict()
         avg = d["rtt_avg_ms"]
         loss = d["loss_pct"] if d["loss_pct"] is not None else 100.0
-        state = 0
-        if (
-            not probe.answered
-            or loss >= loss_critical
-            or (critical_ms is not None and avg is not None and avg >= critical_ms)
-        ):
-            state = 2
-        elif loss >= loss_warning or (
-            warning_ms is not None and avg is not None and avg >= warning_ms
-        ):
-            state = 1
+        state = limits.state(probe.answered, avg, loss)
         worst = max(worst, state)
         if probe.answered and avg is not None:
             parts.append(f"{probe.server} mapped {probe.mapped} in {avg:.1f} ms")
         else:
             reason = probe.errors[-1]["message"] if probe.errors else "no answer"
             parts.append(f"{probe.server}: {reason}")
-        suffix = f"_{index}" if many else ""
-        rtt = "U" if avg is None else f"{avg:.1f}ms"
-        perf.append(f"rtt{suffix}={rtt};{_num(warning_ms)};{_num(critical_ms)};0")
-        perf.append(f"loss{suffix}={loss:g}%;{loss_warning:g};{loss_critical:g};0;100")
+        perf += limits.perfdata(f"_{index}" if many else "", avg, loss)
     if result.mapping_consistent is False and worst == 0:
         worst = 1
         parts.append("mapping differs between servers")
-    label = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
+    label = LABELS[worst]
     return worst, f"STUN {label} - " + "; ".join(parts), " ".join(perf)
-
-
-def _num(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return ""
-    return f"{value:g}"
