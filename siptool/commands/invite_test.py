@@ -258,29 +258,52 @@ class _Call:
     async def run(self) -> None:
         target, settings, result = self.options.target, self.settings, self.result
         try:
-            resolution, tried = await connect(target, settings, self.log)
+            resolution = await resolve(target, settings)
         except ResolveError as exc:
             result.error(exc.code, exc.message)
             return
         result.resolution = resolution
-        for candidate, attempt in tried:
-            if isinstance(attempt, SiptoolError):
-                result.error(attempt.code, f"{candidate.hostport}: {attempt.message}")
-        last = tried[-1][1] if tried else None
-        if not isinstance(last, SipFlow):
-            if not tried:
-                result.error("dns_error", f"{target}: no address to try")
+        remaining = list(resolution.candidates)
+        while remaining:
+            _, tried = await connect(
+                target, settings, self.log, Resolution(target, remaining, resolution.path)
+            )
+            for candidate, attempt in tried:
+                remaining.remove(candidate)
+                if isinstance(attempt, SiptoolError):
+                    result.error(attempt.code, f"{candidate.hostport}: {attempt.message}")
+            last = tried[-1][1] if tried else None
+            if not isinstance(last, SipFlow):
+                return
+            self.flow = flow = last
+            result.transport, result.address = tried[-1][0].transport, tried[-1][0].hostport
+            result.nat = nat_view(flow, None)
+            self.rtp = await RtpSession.open(flow.local[0])
+            self.client = self._new_client(flow)
+            self.client.on_unmatched_response = self._unmatched
+            errors_before = len(result.errors)
+            final = await self._invite_until_final()
+            silent = final is None and not self.provisional and result.auth is None
+            new_errors = result.errors[errors_before:]
+            if (
+                silent
+                and remaining
+                and new_errors
+                and new_errors[-1]["code"] in ("timeout", "transport_error")
+            ):
+                # RFC 3263 §4.3: no answer at all from this server (timeout or transport
+                # error): the call goes to the next one in the resolution's order.
+                new_errors[-1]["message"] = f"{result.address}: {new_errors[-1]['message']}"
+                self.rtp.close()
+                self.rtp = None
+                await self.client.close()
+                self.client = None
+                self.started = None
+                continue
+            if final is None or final.status is None or not 200 <= final.status < 300:
+                return
+            await self._answered(final)
             return
-        self.flow = flow = last
-        result.transport, result.address = tried[-1][0].transport, tried[-1][0].hostport
-        result.nat = nat_view(flow, None)
-        self.rtp = await RtpSession.open(flow.local[0])
-        self.client = self._new_client(flow)
-        self.client.on_unmatched_response = self._unmatched
-        final = await self._invite_until_final()
-        if final is None or final.status is None or not 200 <= final.status < 300:
-            return
-        await self._answered(final)
 
     def _new_client(self, flow: SipFlow) -> SipClient:
         client = SipClient(flow, self.settings.timers)

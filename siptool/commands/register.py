@@ -19,8 +19,10 @@ from siptool.commands.sip_common import (
     connect,
     local_endpoint,
     nat_view,
+    resolve,
 )
 from siptool.errors import ParseError, SiptoolError
+from siptool.net.resolver import Resolution
 from siptool.net.sip_client import SipClient
 from siptool.net.sip_transport import LocalBindError, SipFlow, WireLog
 from siptool.sip.auth import AuthReport, AuthState, DigestCredentials
@@ -192,27 +194,48 @@ async def run_register(options: RegisterOptions, log: WireLog) -> RegisterResult
     domain = options.domain or target.host
     aor = f"{'sips' if target.secure else 'sip'}:{options.user}@{format_host(domain)}"
     result = RegisterResult(str(target), aor, options.mode)
-    try:
-        _, tried = await connect(target, settings, log)
-    except LocalBindError as exc:
-        result.errors.append({"code": exc.code, "message": exc.message})
-        result.exit_code = EXIT_NOT_RUN
-        return result
-    except SiptoolError as exc:
-        result.errors.append({"code": exc.code, "message": exc.message})
-        return result
-    for _candidate, attempt in tried:
-        if isinstance(attempt, SiptoolError):
-            result.errors.append({"code": attempt.code, "message": attempt.message})
-    if not tried or not isinstance(tried[-1][1], SipFlow):
-        return result
-    flow = tried[-1][1]
-    result.transport, result.address = tried[-1][0].transport, tried[-1][0].hostport
-    contact_uri = options.contact or local_endpoint(flow).contact_uri(options.user)
     if options.mode == "register":
         result.requested_expires = options.expires
     elif options.mode != "query":
         result.requested_expires = 0
+    try:
+        resolution = await resolve(target, settings)
+    except SiptoolError as exc:
+        result.errors.append({"code": exc.code, "message": exc.message})
+        return result
+    remaining = list(resolution.candidates)
+    while remaining:
+        try:
+            _, tried = await connect(
+                target, settings, log, Resolution(target, remaining, resolution.path)
+            )
+        except LocalBindError as exc:
+            result.errors.append({"code": exc.code, "message": exc.message})
+            result.exit_code = EXIT_NOT_RUN
+            return result
+        for candidate, attempt in tried:
+            remaining.remove(candidate)
+            if isinstance(attempt, SiptoolError):
+                result.errors.append({"code": attempt.code, "message": attempt.message})
+        if not tried or not isinstance(tried[-1][1], SipFlow):
+            return result
+        flow = tried[-1][1]
+        result.transport, result.address = tried[-1][0].transport, tried[-1][0].hostport
+        answered = await _register_over(flow, options, aor, result)
+        if answered or not remaining:
+            return result
+        # RFC 3263 §4.3: no answer at all from this registrar: try the next one.
+        result.errors[-1]["message"] = f"{result.address}: {result.errors[-1]['message']}"
+    return result
+
+
+async def _register_over(
+    flow: SipFlow, options: RegisterOptions, aor: str, result: RegisterResult
+) -> bool:
+    """The REGISTER rounds over one flow; False when the server never answered at all."""
+    settings = options.settings
+    result.nat = NatView()
+    contact_uri = options.contact or local_endpoint(flow).contact_uri(options.user)
     auth: AuthState | None = None
     if options.password is not None:
         auth = AuthState(DigestCredentials(options.auth_user or options.user, options.password))
@@ -221,6 +244,7 @@ async def run_register(options: RegisterOptions, log: WireLog) -> RegisterResult
     tag = new_tag()
     started = time.monotonic()
     deadline = started + settings.timeout
+    answered = False
     try:
         for cseq in range(1, MAX_ROUNDS + 1):
             request = _build(options, flow, aor, call_id, tag, cseq, contact_uri)
@@ -232,6 +256,7 @@ async def run_register(options: RegisterOptions, log: WireLog) -> RegisterResult
                 code = "timeout" if outcome.kind == "timeout" else "transport_error"
                 result.errors.append({"code": code, "message": outcome.error or "no answer"})
                 break
+            answered = True
             msg = outcome.received.message
             result.status, result.reason = msg.status, msg.reason
             result.rtt_ms = pending.rtt_ms(outcome.received)
@@ -291,9 +316,10 @@ async def run_register(options: RegisterOptions, log: WireLog) -> RegisterResult
             result.auth = auth.report()
         if result.nat.local is None:
             result.nat = nat_view(flow, None)
-        result.warnings += result.nat.warnings
+        if answered:
+            result.warnings += result.nat.warnings
         await client.close()
-    return result
+    return answered
 
 
 def register_sync(options: RegisterOptions, log: WireLog) -> RegisterResult:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.dns import start_dnsmasq
 from tests.kamailio import Kamailio
 from tests.peers import require_tool
-from tests.servers import Server, free_port
+from tests.servers import free_port
 
 ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 
@@ -179,40 +180,19 @@ def test_busy_local_port_cannot_run(kamailio: Kamailio) -> None:
 @pytest.fixture(scope="module")
 def dns(kamailio: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """dnsmasq with SRV records for the Kamailio: primary on a dead port, backup on Kamailio."""
-    dnsmasq = require_tool("dnsmasq", "dnsmasq")
-    tmp = tmp_path_factory.mktemp("dns")
-    port = free_port("udp", both=True)
     dead = free_port("udp")
-    server = Server(
+    server, address = start_dnsmasq(
+        tmp_path_factory.mktemp("dns"),
         [
-            dnsmasq,
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            f"--port={port}",
-            f"--pid-file={tmp / 'pid'}",
-            "--log-facility=-",
-            "--local=/test/",
             f"--srv-host=_sip._udp.pbx.test,dead.pbx.test,{dead},10,0",
             f"--srv-host=_sip._udp.pbx.test,live.pbx.test,{kamailio.udp},20,0",
             "--host-record=dead.pbx.test,127.0.0.1",
             "--host-record=live.pbx.test,127.0.0.1",
         ],
-        log=tmp / "dnsmasq.log",
+        "live.pbx.test",
     )
-
-    def answers() -> bool:
-        probe = siptool(
-            "options-ping", "--resolve-only", "--dns-server", f"127.0.0.1:{port}", "live.pbx.test:1"
-        )
-        return probe.returncode == 0
-
     try:
-        server.wait_until(answers, what="(answering DNS)")
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
         server.stop()
 

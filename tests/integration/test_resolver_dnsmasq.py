@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from siptool.net.resolver import resolve_target
 from siptool.sip.target import parse_target
-from tests.peers import require_tool
-from tests.servers import Server, free_port
+from tests.dns import start_dnsmasq
 
 ZONE = [
-    # Authoritative for .test: names without a record get NXDOMAIN/NODATA, not REFUSED.
-    "--local=/test/",
     # NAPTR example.test: TCP preferred (order 10) over UDP (order 20), RFC 3263 §4.1.
     "--naptr-record=example.test,10,10,S,SIP+D2T,,_sip._tcp.example.test",
     "--naptr-record=example.test,20,10,S,SIP+D2U,,_sip._udp.example.test",
@@ -36,38 +32,8 @@ ZONE = [
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    dnsmasq = require_tool("dnsmasq", "dnsmasq")
-    tmp = tmp_path_factory.mktemp("dnsmasq")
-    port = free_port("udp", both=True)
-    server = Server(
-        [
-            dnsmasq,
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            f"--port={port}",
-            f"--pid-file={tmp / 'dnsmasq.pid'}",
-            "--log-facility=-",
-            *ZONE,
-        ],
-        log=Path(tmp / "dnsmasq.log"),
-    )
-    address = f"127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            result = asyncio.run(
-                resolve_target(parse_target("plain.test:1"), dns_server=address, timeout=0.5)
-            )
-        except Exception:
-            return False
-        return bool(result.candidates)
-
+    server, address = start_dnsmasq(tmp_path_factory.mktemp("dnsmasq"), ZONE, "plain.test")
     try:
-        server.wait_until(answers, what="(answering DNS)")
         yield address
     finally:
         server.stop()
