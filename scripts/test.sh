@@ -4,8 +4,8 @@
 #   scripts/test.sh [pytest args...]
 #
 # As root on Debian/Ubuntu it first installs the peers with apt-get (Kamailio, SIPp, coturn,
-# stund, tshark, sipsak, dnsmasq, iproute2/iptables for the NAT testbed, zsh and fish for the
-# completion checks); as a normal user it uses what is installed and the tests that need a
+# stund, tshark, sipsak, dnsmasq, iproute2/iptables for the NAT testbed, xxd/hexdump/openssl,
+# zsh and fish for the completion checks); as a normal user it uses what is installed and the tests that need a
 # missing peer or root skip with the reason.  With CI=true a missing peer or privilege fails.
 # pytest's exit code 5 (no tests collected) is turned into a failure.
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PEERS=(
     kamailio kamailio-tls-modules sip-tester sipsak
     coturn stun-server stun-client
-    tshark tcpdump
+    tshark tcpdump xxd bsdextrautils openssl
     dnsmasq iproute2 iptables
     zsh fish
 )

@@ -42,7 +42,9 @@ def problems(items: list[RawMessage | Problem]) -> list[Problem]:
 
 def tool(command: list[str], data: bytes) -> bytes:
     if shutil.which(command[0]) is None:
-        pytest.skip(f"{command[0]} not installed")
+        from tests.peers import unavailable
+
+        unavailable(f"{command[0]} not installed (Debian packages xxd, bsdextrautils)")
     return subprocess.run(command, input=data, capture_output=True, check=True).stdout
 
 
