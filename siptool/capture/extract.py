@@ -501,6 +501,9 @@ def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
     looks_like_stun = looks_like_stun_function()
     dump = parse_hex_dump(data)
     yield from dump.problems
+    if not any(block.data for block in dump.blocks):
+        yield Problem("byte 0", "no hex dump found in the input")
+        return
     frame = 0
     found = 0
     for block in dump.blocks:

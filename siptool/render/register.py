@@ -75,7 +75,7 @@ def render(
         f"[bold]{escape(result.mode)}[/bold] {escape(result.aor)} at {escape(result.target)}"
         f" ({escape(str(result.transport or '-').upper())} {escape(result.address or '-')}): "
         f"[{colour}]{escape(status)}[/{colour}]"
-        + (f" in {result.total_ms:.1f} ms" if result.total_ms is not None else "")
+        + (f" in {result.total_ms:.1f} ms" if result.status and result.total_ms else "")
     )
     if result.auth is not None and result.auth.scheme:
         a = result.auth
