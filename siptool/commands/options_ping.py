@@ -93,6 +93,7 @@ class Reply:
     rtt_ms: float | None
     retransmitted: bool = False
     error: str | None = None
+    error_code: str = "timeout"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,9 +246,7 @@ async def ping_target(
         return result
 
     remaining = list(resolution.candidates)
-    seq = 0
-    call_id = new_call_id("siptool.invalid")
-    tag = new_tag()
+    dialog = _PingDialog(new_call_id("siptool.invalid"), new_tag())
     while remaining:
         _, tried = await connect(
             target, settings, log, Resolution(target, remaining, resolution.path)
@@ -259,64 +258,16 @@ async def ping_target(
         last = tried[-1][1] if tried else None
         if not isinstance(last, SipFlow):
             break
-        flow = last
         candidate = tried[-1][0]
         result.transport, result.address = candidate.transport, candidate.hostport
-        client = SipClient(flow, settings.timers)
-        failover = False
-        try:
-            for n in range(options.count):
-                if n:
-                    await asyncio.sleep(options.interval)
-                seq += 1
-                request = _options_request(target, flow, call_id, tag, seq, settings.user)
-                pending = client.start(request)
-                result.stats.sent += 1
-                outcome = await pending.final_outcome(time.monotonic() + settings.timeout)
-                if outcome.kind == "final" and outcome.received is not None:
-                    msg = outcome.received.message
-                    reply = Reply(
-                        seq,
-                        msg.status,
-                        msg.reason,
-                        pending.rtt_ms(outcome.received),
-                        retransmitted=pending.retransmissions > 0,
-                    )
-                    result.stats.received += 1
-                    assert reply.rtt_ms is not None
-                    result.stats.rtts.append(reply.rtt_ms)
-                    if result.server.user_agent is None and result.server.allow is None:
-                        result.server = server_info(msg)
-                    if result.nat.reflexive is None:
-                        result.nat = nat_view(flow, msg)
-                else:
-                    reply = Reply(seq, None, None, None, error=outcome.error)
-                    if result.stats.received == 0 and n == 0 and remaining:
-                        # RFC 3263 §4.3: no answer at all from this server: try the next one.
-                        result.errors.append(
-                            {
-                                "code": "timeout"
-                                if outcome.kind == "timeout"
-                                else "transport_error",
-                                "message": f"{candidate.hostport}: {outcome.error}",
-                            }
-                        )
-                        result.stats.sent -= 1
-                        seq -= 1
-                        failover = True
-                        break
-                result.replies.append(reply)
-                if on_reply is not None:
-                    on_reply(result, reply)
-                if outcome.kind == "transport_error" and flow.reliable:
-                    break  # the connection is gone; the rest would fail the same way
-        finally:
-            result.strays += client.strays
-            if result.nat.local is None:
-                result.nat = nat_view(flow, None)
-            await client.close()
-        if not failover:
+        silent = await _ping_over(
+            last, target, options, dialog, result, on_reply, can_fail_over=bool(remaining)
+        )
+        if silent is None:
             break
+        # RFC 3263 §4.3: no answer at all from this server: the next one gets the pings.
+        silent["message"] = f"{candidate.hostport}: {silent['message']}"
+        result.errors.append(silent)
     statuses = [r.status for r in result.replies if r.status is not None]
     expect = options.expect
     result.alive = bool(statuses) and all(expect is None or expect.accepts(s) for s in statuses)
@@ -324,19 +275,75 @@ async def ping_target(
         result.errors.append(
             {"code": "unexpected_status", "message": f"unwanted final response {statuses[-1]}"}
         )
-    if not statuses and not any(
-        e["code"] in ("timeout", "transport_error", "dns_error") for e in result.errors
-    ):
-        last_error = next((r.error for r in reversed(result.replies) if r.error), "no answer")
-        result.errors.append(
-            {
-                "code": "timeout"
-                if "timeout" in last_error or "Timer" in last_error
-                else "transport_error",
-                "message": last_error,
-            }
-        )
+    elif not statuses and not result.errors:
+        failed = next((r for r in reversed(result.replies) if r.error), None)
+        if failed is not None:
+            result.errors.append({"code": failed.error_code, "message": str(failed.error)})
     return result
+
+
+@dataclass
+class _PingDialog:
+    """One Call-ID and From tag per target, CSeq rising across requests (and servers)."""
+
+    call_id: str
+    tag: str
+    seq: int = 0
+
+
+async def _ping_over(
+    flow: SipFlow,
+    target: Target,
+    options: PingOptions,
+    dialog: _PingDialog,
+    result: TargetResult,
+    on_reply: ReplyCallback | None,
+    *,
+    can_fail_over: bool,
+) -> dict[str, str] | None:
+    """Ping over one flow.  With ``can_fail_over``, returns the error when the server never
+    answered the first request (the caller tries the next candidate); else None."""
+    settings = options.settings
+    client = SipClient(flow, settings.timers)
+    result.nat = NatView()
+    try:
+        for n in range(options.count):
+            if n:
+                await asyncio.sleep(options.interval)
+            dialog.seq += 1
+            request = _options_request(
+                target, flow, dialog.call_id, dialog.tag, dialog.seq, settings.user
+            )
+            pending = client.start(request)
+            outcome = await pending.final_outcome(time.monotonic() + settings.timeout)
+            code = "timeout" if outcome.kind == "timeout" else "transport_error"
+            if outcome.received is None and n == 0 and can_fail_over:
+                dialog.seq -= 1  # never answered: the next server starts from the same CSeq
+                return {"code": code, "message": outcome.error or "no answer"}
+            result.stats.sent += 1
+            if outcome.received is not None:
+                msg = outcome.received.message
+                rtt = pending.rtt_ms(outcome.received)
+                reply = Reply(dialog.seq, msg.status, msg.reason, rtt, pending.retransmissions > 0)
+                result.stats.received += 1
+                result.stats.rtts.append(rtt)
+                if result.server.user_agent is None and result.server.allow is None:
+                    result.server = server_info(msg)
+                if result.nat.reflexive is None:
+                    result.nat = nat_view(flow, msg)
+            else:
+                reply = Reply(dialog.seq, None, None, None, error=outcome.error, error_code=code)
+            result.replies.append(reply)
+            if on_reply is not None:
+                on_reply(result, reply)
+            if outcome.kind == "transport_error" and flow.reliable:
+                break  # the connection is gone; the rest would fail the same way
+    finally:
+        result.strays += client.strays
+        if result.nat.local is None:
+            result.nat = nat_view(flow, None)
+        await client.close()
+    return None
 
 
 async def run_ping(

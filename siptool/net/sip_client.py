@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from siptool.errors import TransportError
+from siptool.errors import ParseError, TransportError
 from siptool.net.sip_transport import Received, SipFlow
 from siptool.sip.message import SipMessage
 from siptool.sip.transaction import (
@@ -229,10 +229,10 @@ class SipClient:
             self.requests.put_nowait(item)
             return
         via = None
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ParseError):
             via = msg.top_via
         cseq = None
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ParseError):
             cseq = msg.cseq
         if via is None or cseq is None or via.branch is None:
             self.strays += 1
