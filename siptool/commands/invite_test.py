@@ -278,8 +278,9 @@ class _Call:
             self.flow = flow = last
             result.transport, result.address = tried[-1][0].transport, tried[-1][0].hostport
             result.nat = nat_view(flow, None)
-            self.rtp = await RtpSession.open(flow.local[0])
+            # The client owns the flow from here on: close() closes it if the RTP bind fails.
             self.client = self._new_client(flow)
+            self.rtp = await RtpSession.open(flow.local[0])
             self.client.on_unmatched_response = self._unmatched
             errors_before = len(result.errors)
             final = await self._invite_until_final()
@@ -296,6 +297,8 @@ class _Call:
                 new_errors[-1]["message"] = f"{result.address}: {new_errors[-1]['message']}"
                 self.rtp.close()
                 self.rtp = None
+                # The next INVITE offers the next RTP socket (port, local address).
+                self.offer = None
                 await self.client.close()
                 self.client = None
                 self.started = None

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from siptool.sip.message import SipMessage, parse_message
 from tests.dns import start_dnsmasq
 from tests.kamailio import PASSWORD, Kamailio
 
@@ -97,3 +101,78 @@ def test_invite_test_fails_over_to_the_second_srv_target(
     assert doc["answered"] is True and doc["bye_status"] == 200
     assert doc["errors"][0]["code"] == "timeout"
     assert doc["errors"][0]["message"].startswith(f"127.0.0.1:{silent}: ")
+
+
+def test_invite_test_failover_offers_the_rtp_socket_it_listens_on(
+    silent: int, tmp_path: Any
+) -> None:
+    """On failover the first attempt's RTP socket is closed: the INVITE to the next server
+    must offer the new socket.  This UAS sends its RTP to the offer's m= port, as a phone
+    does (SIPp's -rtp_echo answers the packets' source and would not notice)."""
+    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (sip, rtp):
+        s.bind(("127.0.0.1", 0))
+    live, rtp_port = sip.getsockname()[1], rtp.getsockname()[1]
+
+    def respond(request: SipMessage, peer: Any, sdp: str = "") -> None:
+        via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
+        to = request.header("To") or ""
+        sip.sendto(
+            (
+                f"SIP/2.0 200 OK\r\n{via}From: {request.header('From')}\r\n"
+                f"To: {to if 'tag=' in to else to + ';tag=live1'}\r\n"
+                f"Call-ID: {request.call_id}\r\nCSeq: {request.header('CSeq')}\r\n"
+                f"Contact: <sip:uas@127.0.0.1:{live}>\r\nContent-Type: application/sdp\r\n"
+                f"Content-Length: {len(sdp)}\r\n\r\n{sdp}"
+            ).encode(),
+            peer,
+        )
+
+    def uas() -> None:
+        offered = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([sip, rtp], [], [], 0.5)
+            if rtp in ready:
+                packet, _ = rtp.recvfrom(2048)
+                rtp.sendto(packet, ("127.0.0.1", offered))
+            if sip in ready:
+                data, peer = sip.recvfrom(65535)
+                request = parse_message(data)
+                if request.method == "INVITE" and request.sdp is not None:
+                    offered = request.sdp.media[0].port
+                    respond(
+                        request,
+                        peer,
+                        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                        f"t=0 0\r\nm=audio {rtp_port} RTP/AVP 0\r\n",
+                    )
+                elif request.method == "BYE":
+                    respond(request, peer)
+                    return
+
+    thread = threading.Thread(target=uas, daemon=True)
+    thread.start()
+    server, dns = start_dnsmasq(tmp_path, srv_zone(silent, live), "live.voip.test")
+    try:
+        code, doc = run(
+            "invite-test",
+            "--json",
+            "--timeout",
+            "1",
+            "--hold",
+            "0.5",
+            "--rtp",
+            "--dns-server",
+            dns,
+            "sip:service@voip.test",
+        )
+    finally:
+        server.stop()
+        thread.join(15)
+        sip.close()
+        rtp.close()
+    assert doc["resolved"]["address"] == f"127.0.0.1:{live}"
+    assert code == 0, doc["errors"]
+    assert doc["rtp"]["received"] > 0 and doc["rtp"]["verdict"] == "ok"
