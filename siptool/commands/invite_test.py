@@ -209,6 +209,26 @@ def private_address_warnings(
     return out
 
 
+def _no_rtp_reason(answer: AnswerSummary | None) -> str | None:
+    """Why the answer gives no address to send the test RTP to, or None when it does."""
+    if answer is None or answer.address is None or not answer.port:
+        return "no usable media address in the answer"
+    if answer.rejected:
+        return "the answer rejected the audio stream"
+    try:
+        address = ipaddress.ip_address(answer.address)
+    except ValueError:
+        # An FQDN in c= would be looked up, blocking, for every packet.
+        return f"the answer's c= {answer.address} is not an IP address"
+    if address.is_unspecified:
+        # RFC 3264 §8.4: c=0.0.0.0 means "do not send" (sent anyway, it lands on this host).
+        return f"the answer puts the call on hold (c={answer.address})"
+    if answer.direction in ("sendonly", "inactive"):
+        # RFC 3264 §6.1: the answerer will not receive this stream.
+        return f"the answer's audio is {answer.direction}"
+    return None
+
+
 class _Call:
     """One test call: the state the steps share."""
 
@@ -666,14 +686,16 @@ class _Call:
         answer = result.sdp_answer
         sending = False
         if self.options.rtp:
-            if answer is not None and answer.address and answer.port and not answer.rejected:
+            why_not = _no_rtp_reason(answer)
+            if answer is not None and why_not is None:
+                assert answer.address is not None and answer.port is not None
                 pt = answer.payload_types.get("PCMU", 0)
                 if "PCMU" not in answer.payload_types and "PCMA" in answer.payload_types:
                     pt = answer.payload_types["PCMA"]
                 rtp.start((answer.address, answer.port), max(hold, 0.02), pt)
                 sending = True
             else:
-                result.warnings.append("no usable media address in the answer: no RTP sent")
+                result.warnings.append(f"{why_not}: no RTP sent")
         start = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.remote_bye.wait(), hold)

@@ -351,6 +351,58 @@ def test_retransmitted_2xx_is_acked_again() -> None:
     assert doc["sdp_answer"] is None and any("no SDP" in w for w in doc["warnings"])
 
 
+def test_rtp_is_not_sent_to_a_held_answer() -> None:
+    """RFC 3264 §8.4: an answer with c=0.0.0.0 means "do not send".  Sent anyway, the packets
+    land on this very host (Linux delivers 0.0.0.0 locally), here on a socket at that port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (sock, media):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+    port = sock.getsockname()[1]
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+        f"m=audio {media.getsockname()[1]} RTP/AVP 0\r\n"
+    )
+
+    def uas() -> None:
+        try:
+            data, peer = sock.recvfrom(65535)
+            invite = parse_message(data)
+            ok = _response(invite, "200 OK", "held", f"Contact: <sip:uas@127.0.0.1:{port}>\r\n")
+            ok = ok.replace(
+                b"Content-Length: 0\r\n\r\n",
+                f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n"
+                f"{sdp}".encode(),
+            )
+            sock.sendto(ok, peer)
+            while True:
+                data, peer = sock.recvfrom(65535)
+                message = parse_message(data)
+                if message.method == "BYE":
+                    sock.sendto(_response(message, "200 OK", "held"), peer)
+                    return
+        except TimeoutError:
+            return
+
+    thread = threading.Thread(target=uas, daemon=True)
+    thread.start()
+    try:
+        code, doc = call_json("--rtp", "--hold", "0.3", f"sip:uas@127.0.0.1:{port}")
+        media.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            media.recvfrom(2048)
+    finally:
+        thread.join(10)
+        sock.close()
+        media.close()
+    assert doc["answered"] is True and doc["bye_status"] == 200
+    assert doc["rtp"]["sent"] == 0 and doc["rtp"]["verdict"] == "no media sent"
+    assert "the answer puts the call on hold (c=0.0.0.0): no RTP sent" in doc["warnings"]
+    # --rtp asked for a media check that could not be made.
+    assert code == 1
+
+
 # -- through Kamailio ----------------------------------------------------------------------
 
 

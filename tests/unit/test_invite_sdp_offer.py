@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from siptool.commands.invite_test import private_address_warnings
+from siptool.commands.invite_test import _no_rtp_reason, private_address_warnings
 from siptool.sip.sdp import parse_sdp
 from siptool.sip.sdp_offer import build_offer, parse_codec_list, read_answer
 
@@ -87,3 +87,27 @@ def test_private_answer_behind_a_public_peer_is_warned_about() -> None:
     assert private_address_warnings("192.168.1.1", "192.168.1.20", "10.1.2.3") == []
     assert private_address_warnings("127.0.0.1", "192.168.1.20", None) == []
     assert private_address_warnings("203.0.113.9", "198.51.100.1", "203.0.113.9") == []
+
+
+@pytest.mark.parametrize(
+    ("c", "m", "extra", "reason"),
+    [
+        ("c=IN IP4 203.0.113.5", "m=audio 3000 RTP/AVP 0", "", None),
+        ("c=IN IP4 203.0.113.5", "m=audio 3000 RTP/AVP 0", "a=recvonly\r\n", None),
+        ("c=IN IP4 0.0.0.0", "m=audio 3000 RTP/AVP 0", "", "on hold (c=0.0.0.0)"),
+        ("c=IN IP6 ::", "m=audio 3000 RTP/AVP 0", "", "on hold (c=::)"),
+        ("c=IN IP4 media.example.com", "m=audio 3000 RTP/AVP 0", "", "not an IP address"),
+        ("c=IN IP4 203.0.113.5", "m=audio 3000 RTP/AVP 0", "a=sendonly\r\n", "sendonly"),
+        ("c=IN IP4 203.0.113.5", "m=audio 3000 RTP/AVP 0", "a=inactive\r\n", "inactive"),
+        ("c=IN IP4 203.0.113.5", "m=audio 0 RTP/AVP 0", "", "no usable media address"),
+    ],
+)
+def test_where_the_test_rtp_may_go(c: str, m: str, extra: str, reason: str | None) -> None:
+    """RFC 3264 §6.1, §8.4: no RTP toward a held, sendonly or inactive answer, nor to a name
+    that would be looked up for every packet."""
+    summary = read_answer(parse_sdp(answer(m, c=c, extra=extra)), DEFAULT)
+    why = _no_rtp_reason(summary)
+    if reason is None:
+        assert why is None
+    else:
+        assert why is not None and reason in why
