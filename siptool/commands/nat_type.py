@@ -166,7 +166,8 @@ class NatResult:
 def _probe(exchange: Exchange) -> Probe:
     message = exchange.response
     if message is None:
-        return Probe(answered=False)
+        stray = format_address(*exchange.strays[0]) if exchange.strays else None
+        return Probe(answered=False, stray=stray)
     error = None
     if message.error_code is not None:
         error = f"{message.error_code[0]} {message.error_code[1]}"
@@ -329,13 +330,15 @@ async def _run_siptool(
             *,
             change_ip: bool = False,
             change_port: bool = False,
+            answer_from: tuple[str, int] | None = None,
         ) -> Any:
-            # A CHANGE-REQUEST answer comes from elsewhere by design; behavior.py checks where.
+            # A CHANGE-REQUEST answer comes from ``answer_from`` (or, from a server that
+            # ignores the flags, the primary address: behavior.py tells them apart).
             tid, wire = binding_request(
                 fingerprint=True, change_ip=change_ip, change_port=change_port
             )
-            any_source = change_ip or change_port
-            return sock.request(destination, wire, tid, schedule, accept_any_source=any_source)
+            accept = [answer_from] if answer_from else None
+            return sock.request(destination, wire, tid, schedule, accept_from=accept)
 
         m1, f1 = await asyncio.gather(
             request(mapping_sock, primary, full), request(filtering_sock, primary, full)
@@ -352,32 +355,52 @@ async def _run_siptool(
         m2 = m3 = f2 = f3 = None
         hairpin: bool | None = None
         jobs: dict[str, Any] = {}
-        if other is not None:
-            other_ip, other_port = split_address(other)
+        other_ip, other_port = split_address(other) if other else ("", 0)
+        if other is not None and (":" in other_ip) == (family == socket.AF_INET6):
             if other_ip != primary[0]:
                 jobs["m2"] = request(mapping_sock, (other_ip, primary[1]), full)
                 jobs["f2"] = request(
-                    filtering_sock, primary, short, change_ip=True, change_port=True
+                    filtering_sock,
+                    primary,
+                    short,
+                    change_ip=True,
+                    change_port=True,
+                    answer_from=(other_ip, other_port),
                 )
             if other_port != primary[1]:
                 jobs["m3"] = request(mapping_sock, (other_ip, other_port), full)
-                jobs["f3"] = request(filtering_sock, primary, short, change_port=True)
+                jobs["f3"] = request(
+                    filtering_sock,
+                    primary,
+                    short,
+                    change_port=True,
+                    answer_from=(primary[0], other_port),
+                )
         mapped1 = pm1.mapped if pm1.succeeded else None
         if mapped1 is not None:
             # RFC 5780 §4.5 from a socket connected to our own public address: a NAT that
             # does not hairpin often answers ICMP port-unreachable, which ends the wait.
             target = split_address(mapped1)
-            hairpin_sock = await UdpEndpoint.open(
-                family, local_address=settings.local_address, log=log, connect_to=target
-            )
-            endpoints.append(hairpin_sock)
-            tid, wire = binding_request()
-            # A hairpinned packet turns round in the NAT, on the way to the server: it needs
-            # no longer than a server round trip, so a third of the filter wait will do.
-            hairpin_wait = max(settings.filter_wait / 3, RTT_FACTOR * max(rtts, default=0.0))
-            jobs["hairpin"] = _watch(
-                hairpin_sock, target, wire, tid, mapping_sock, min(hairpin_wait, wait)
-            )
+            try:
+                hairpin_sock: UdpEndpoint | None = await UdpEndpoint.open(
+                    family, local_address=settings.local_address, log=log, connect_to=target
+                )
+            except LocalBindError:
+                raise
+            except TransportError as exc:
+                # The server's mapped address is nothing we can send to (another family,
+                # broadcast): hairpinning stays unknown.
+                log.note(f"hairpin test not run: {exc.message}")
+                hairpin_sock = None
+            if hairpin_sock is not None:
+                endpoints.append(hairpin_sock)
+                tid, wire = binding_request()
+                # A hairpinned packet turns round in the NAT, on the way to the server: it
+                # needs no longer than a server round trip, so a third of the filter wait.
+                hairpin_wait = max(settings.filter_wait / 3, RTT_FACTOR * max(rtts, default=0.0))
+                jobs["hairpin"] = _watch(
+                    hairpin_sock, target, wire, tid, mapping_sock, min(hairpin_wait, wait)
+                )
         if pm1.answered or pf1.answered:
             done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         else:

@@ -45,6 +45,8 @@ from siptool.stun.transaction import (
     DEFAULT_RC,
     DEFAULT_RM,
     DEFAULT_RTO,
+    DEFAULT_TI,
+    UNEXPECTED_SOURCE,
     Ignored,
     Response,
     Retransmit,
@@ -255,6 +257,7 @@ class Exchange:
     elapsed: float = 0.0
     error: str | None = None  # "timeout" or a transport failure
     ignored: list[str] = field(default_factory=list)
+    strays: list[Address] = field(default_factory=list)  # answers from addresses not accepted
 
     @property
     def ok(self) -> bool:
@@ -353,7 +356,7 @@ class StunEndpoint:
             rc=schedule.rc,
             rm=schedule.rm,
             reliable=self.reliable,
-            ti=schedule.cap or 39.5,
+            ti=DEFAULT_TI,  # RFC 8489 §6.2.2; --timeout caps it (deadline_cap)
             deadline_cap=schedule.cap,
             accept_from=accept_from,
             accept_any_source=accept_any_source,
@@ -397,6 +400,8 @@ class StunEndpoint:
                 outcome = tx.on_datagram(data, source, arrived)
                 if isinstance(outcome, Ignored):
                     exchange.ignored.append(f"{format_address(*source)}: {outcome.reason}")
+                    if outcome.reason == UNEXPECTED_SOURCE:
+                        exchange.strays.append(source)
                     self.log.note(f"ignored from {format_address(*source)}: {outcome.reason}")
                     continue
                 assert isinstance(outcome, Response)
@@ -456,7 +461,9 @@ class UdpEndpoint(StunEndpoint):
     ) -> UdpEndpoint:
         """Bind a socket; ``LocalBindError`` when the address or port cannot be had.
 
-        ``connect_to`` connects it, so that ICMP port-unreachable sets ``refused``."""
+        ``connect_to`` connects it, so that ICMP port-unreachable sets ``refused``; a
+        destination that cannot be connected to (another address family, broadcast) is a
+        ``TransportError``, not a bind failure."""
         endpoint = cls(log)
         loop = asyncio.get_running_loop()
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -469,13 +476,19 @@ class UdpEndpoint(StunEndpoint):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(bind_to)
-            if connect_to is not None:
-                sock.connect(connect_to)
         except OSError as exc:
             sock.close()
             raise LocalBindError(
                 f"cannot bind {format_address(*bind_to)}: {exc.strerror or exc}"
             ) from None
+        if connect_to is not None:
+            try:
+                sock.connect(connect_to)
+            except OSError as exc:
+                sock.close()
+                raise TransportError(
+                    f"cannot connect to {format_address(*connect_to)}: {exc.strerror or exc}"
+                ) from None
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DatagramProtocol(endpoint), sock=sock
         )

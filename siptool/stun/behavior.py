@@ -14,7 +14,10 @@ Decisions:
 * A CHANGE-REQUEST answer counts only when it visibly came from where it was asked to come
   from: the source (and RESPONSE-ORIGIN when present) must differ from the primary address in
   IP and port (test II) or in port only (test III).  A server that answers from the primary
-  address ignored CHANGE-REQUEST, and the filtering test is then unknown.
+  address ignored CHANGE-REQUEST, and the filtering test is then unknown.  The caller accepts
+  answers only from the primary address and the expected one (OTHER-ADDRESS for test II, the
+  primary IP with the other port for test III); a test that got no answer but saw one from
+  anywhere else (``Probe.stray``) is unknown too, not a filter that dropped it.
 * With a server whose OTHER-ADDRESS shares its IP (one address, two ports) the tests that need
   a second IP cannot run; what the one-IP tests do show is still used: a mapping that changes
   with the destination port is address-and-port-dependent, and a filter that drops a reply
@@ -33,7 +36,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from siptool.stun.message import split_address
+from siptool.stun.message import format_address, split_address
 
 __all__ = [
     "Classic",
@@ -83,6 +86,7 @@ class Probe:
     response_origin: str | None = None
     other_address: str | None = None  # OTHER-ADDRESS, else RFC 3489 CHANGED-ADDRESS
     error: str | None = None  # an error response, e.g. "420 Unknown Attribute"
+    stray: str | None = None  # unanswered, but a response came from an address not asked for
 
     @property
     def succeeded(self) -> bool:
@@ -149,6 +153,8 @@ def _unusable_other(server: str, other: str | None) -> str | None:
     """Why the server's OTHER-ADDRESS cannot serve the two-IP tests, or None when it can."""
     if other is None:
         return "the server sent no OTHER-ADDRESS (it does not support RFC 5780)"
+    if (":" in split_address(server)[0]) != (":" in split_address(other)[0]):
+        return f"the server's OTHER-ADDRESS {other} is not in the address family of {server}"
     if _same_ip(server, other):
         return (
             f"the server's OTHER-ADDRESS {other} has the same IP as {server}: "
@@ -238,6 +244,8 @@ def classify_filtering(obs: FilteringObservations) -> Finding:
             if wrong:
                 return Finding(Mapping.UNKNOWN, wrong)
             return Finding(Mapping.ENDPOINT_INDEPENDENT)
+        if t2.stray:
+            return Finding(Mapping.UNKNOWN, _stray(t2.stray, "II", str(other)))
     if t3 is None:
         return Finding(Mapping.UNKNOWN, "test III was not run")
     if t3.answered:
@@ -247,7 +255,17 @@ def classify_filtering(obs: FilteringObservations) -> Finding:
         if one_ip:
             return Finding(Mapping.UNKNOWN, problem)
         return Finding(Mapping.ADDRESS_DEPENDENT)
+    if t3.stray:
+        expected = format_address(split_address(obs.server)[0], split_address(str(other))[1])
+        return Finding(Mapping.UNKNOWN, _stray(t3.stray, "III", expected))
     return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT)
+
+
+def _stray(source: str, test: str, expected: str) -> str:
+    return (
+        f"the answer to test {test} came from {source}, not from {expected} where the server "
+        "should send it: the server (or something on the path) answers from elsewhere"
+    )
 
 
 def classic_label(

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_RTO",
     "DEFAULT_TI",
     "TRANSITIONS",
+    "UNEXPECTED_SOURCE",
     "Ignored",
     "Response",
     "Retransmit",
@@ -66,6 +67,9 @@ DEFAULT_TI = 39.5
 
 # How early a timer may fire and still count as due.
 TIMER_SLACK = 0.001
+
+# ``Ignored.reason`` of a response (our transaction id) from an address not accepted.
+UNEXPECTED_SOURCE = "reply from unexpected address"
 
 Address = tuple[str, int]
 
@@ -270,7 +274,7 @@ class StunClientTransaction:
         if message.msg_class in (StunClass.REQUEST, StunClass.INDICATION):
             return Ignored(f"a {message.msg_class.label}, not a response")
         if not self.accept_any_source and _normalize(source) not in self._accepted:
-            return Ignored("reply from unexpected address")
+            return Ignored(UNEXPECTED_SOURCE)
         if message.fingerprint_ok is False:
             return Ignored("FINGERPRINT does not match")
         if self.state is TransactionState.IDLE:

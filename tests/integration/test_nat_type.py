@@ -63,13 +63,21 @@ def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
 
 
 @contextlib.contextmanager
-def fake_server(other: tuple[str, int] | None) -> Iterator[int]:
+def fake_server(
+    other: tuple[str, int] | None,
+    *,
+    stray: bool = False,
+    mapped: tuple[str, int] | None = None,
+) -> Iterator[int]:
     """A one-socket STUN server: answers everything from its one address, CHANGE-REQUEST or
-    not, and claims ``other`` as OTHER-ADDRESS."""
+    not, and claims ``other`` as OTHER-ADDRESS.  With ``stray`` it answers CHANGE-REQUEST
+    from a third address (127.0.0.3) instead; ``mapped`` replaces the mapped address."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((PRIMARY, 0))
     sock.settimeout(0.1)
     port = sock.getsockname()[1]
+    third = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    third.bind(("127.0.0.3", 0))
     stop = threading.Event()
 
     def serve() -> None:
@@ -80,12 +88,11 @@ def fake_server(other: tuple[str, int] | None) -> Iterator[int]:
                 continue
             with contextlib.suppress(ParseError):
                 request = parse_stun(data)
-                sock.sendto(
-                    binding_response(
-                        request, peer, response_origin=(PRIMARY, port), other_address=other
-                    ),
-                    peer,
+                sender = third if stray and request.attribute("CHANGE-REQUEST") else sock
+                reply = binding_response(
+                    request, mapped or peer, response_origin=(PRIMARY, port), other_address=other
                 )
+                sender.sendto(reply, peer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -95,6 +102,7 @@ def fake_server(other: tuple[str, int] | None) -> Iterator[int]:
         stop.set()
         thread.join(timeout=2)
         sock.close()
+        third.close()
 
 
 def test_loopback_against_coturn_is_open_internet_in_well_under_a_second(
@@ -149,6 +157,31 @@ def test_server_that_ignores_change_request_is_inconclusive_not_full_cone() -> N
     assert code == 1
     assert doc["classic"] == "inconclusive"
     assert any("ignores CHANGE-REQUEST" in r for r in doc["reasons"])
+
+
+def test_change_request_answered_from_a_third_address_is_inconclusive_not_open() -> None:
+    # Only answers from OTHER-ADDRESS (test II) or the primary IP's other port (test III)
+    # count; one from anywhere else is neither a pass nor a drop by the filter.
+    with fake_server(("127.0.0.2", 1), stray=True) as port:
+        code, doc, _ = nat_type("--timeout", "1", f"{PRIMARY}:{port}")
+    assert code == 1
+    assert doc["mapping"] == "none"
+    assert doc["filtering"] == "unknown" and doc["classic"] == "inconclusive"
+    assert any("127.0.0.3:" in r and "127.0.0.2:1" in r for r in doc["reasons"]), doc
+    assert doc["tests"]["filtering"]["test2"]["answered"] is False
+
+
+@pytest.mark.parametrize("mapped", [("::1", 5), ("255.255.255.255", 9)], ids=str)
+def test_a_mapped_address_we_cannot_send_to_leaves_hairpinning_unknown(
+    mapped: tuple[str, int],
+) -> None:
+    # The server's word is not a local bind failure (exit 3): the hairpin test is skipped.
+    with fake_server(None, mapped=mapped) as port:
+        code, doc, _ = nat_type("--timeout", "1", f"{PRIMARY}:{port}")
+    assert code == 1, doc["errors"]
+    assert doc["classic"] == "inconclusive"
+    assert doc["hairpinning"] is None
+    assert all(e["code"] != "bind_error" for e in doc["errors"])
 
 
 def test_silent_server_is_udp_blocked_after_the_timeout() -> None:

@@ -193,3 +193,27 @@ def test_filtering_alone_is_decided_on_its_own_socket_observations() -> None:
     # own answers decide the filter.
     verdict = decide(mapping(*EIM), filtering(False, True))
     assert verdict.filtering is Mapping.ADDRESS_DEPENDENT
+
+
+def test_a_change_request_answered_only_from_a_stray_address_is_unknown_not_a_filter() -> None:
+    # Test II's answer came from a third address (not OTHER-ADDRESS): the caller ignored it,
+    # and the filter must not be taken to have dropped it.
+    stray = Probe(False, stray="198.51.100.9:5555")
+    verdict = decide(mapping(*EIM), FilteringObservations(SERVER, first(PUBLIC), stray, stray))
+    assert verdict.filtering is Mapping.UNKNOWN
+    assert verdict.classic is Classic.INCONCLUSIVE
+    assert any("198.51.100.9:5555" in r and OTHER in r for r in verdict.reasons)
+    # Test III's alone: the expected source is the primary IP with the other port.
+    verdict = decide(mapping(*EIM), FilteringObservations(SERVER, first(PUBLIC), NO_ANSWER, stray))
+    assert verdict.filtering is Mapping.UNKNOWN
+    assert any("198.51.100.2:3479" in r for r in verdict.reasons)
+
+
+def test_an_other_address_of_another_family_is_inconclusive() -> None:
+    other6 = "[2001:db8::3]:3479"
+    verdict = decide(
+        MappingObservations(LOCAL, SERVER, first(PUBLIC, other6)),
+        FilteringObservations(SERVER, first(PUBLIC, other6)),
+    )
+    assert verdict.classic is Classic.INCONCLUSIVE
+    assert any("address family" in r for r in verdict.reasons)
