@@ -60,7 +60,7 @@ from siptool.stun.behavior import (
     decide,
     other_of,
 )
-from siptool.stun.message import binding_request, format_address, split_address
+from siptool.stun.message import StunClass, binding_request, format_address, split_address
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
 LIFETIME_STEPS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
@@ -171,6 +171,8 @@ def _probe(exchange: Exchange) -> Probe:
     error = None
     if message.error_code is not None:
         error = f"{message.error_code[0]} {message.error_code[1]}"
+    elif message.msg_class is StunClass.ERROR_RESPONSE:
+        error = "an error response without ERROR-CODE"
     return Probe(
         answered=True,
         mapped=message.reflexive_address,

@@ -36,7 +36,7 @@ from siptool.net.stun_transport import (
 )
 
 __all__ = ["DEFAULT_SERVERS", "ProbeResult", "ProbeSettings", "run_probe", "split_server_list"]
-from siptool.stun.message import binding_request, format_address, split_address
+from siptool.stun.message import StunClass, binding_request, format_address, split_address
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
 
@@ -85,7 +85,8 @@ class ServerProbe:
 
     @property
     def answered(self) -> bool:
-        return self.received > 0 and self.error_response is None
+        """A success response that says what the server saw (RFC 8489 §14.2 requires it)."""
+        return self.received > 0 and self.error_response is None and self.mapped is not None
 
     @property
     def rfc5780(self) -> bool | None:
@@ -201,6 +202,9 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         code, reason = message.error_code
         probe.error_response = {"code": code, "reason": reason}
         probe.errors.append({"code": "error_response", "message": f"{code} {reason}"})
+    elif message.msg_class is StunClass.ERROR_RESPONSE:
+        probe.error_response = {"code": None, "reason": None}
+        _add_error(probe, "error_response", "an error response without ERROR-CODE")
     probe.legacy_reply = message.legacy
     probe.fingerprint = message.fingerprint_ok
     probe.xor_mapped_address = message.xor_mapped_address
@@ -213,6 +217,12 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         if message.mapped_address
         else None
     )
+    if probe.mapped is None and probe.error_response is None:
+        _add_error(
+            probe,
+            "no_mapped_address",
+            "the success response has neither XOR-MAPPED-ADDRESS nor MAPPED-ADDRESS",
+        )
     if probe.mapped and probe.mapped not in probe.mappings_seen:
         probe.mappings_seen.append(probe.mapped)
     if len(probe.mappings_seen) > 1:
@@ -240,6 +250,12 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         )
         if warning not in probe.warnings:
             probe.warnings.append(warning)
+
+
+def _add_error(probe: ServerProbe, code: str, message: str) -> None:
+    error = {"code": code, "message": message}
+    if error not in probe.errors:
+        probe.errors.append(error)
 
 
 def _local_for(endpoint: StunEndpoint, address: tuple[str, int]) -> tuple[str, int]:

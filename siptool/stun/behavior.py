@@ -169,7 +169,12 @@ def classify_mapping(obs: MappingObservations) -> Finding:
     """RFC 5780 §4.3."""
     t1 = obs.test1
     if not t1.succeeded or t1.mapped is None:
-        why = f"test I got {t1.error}" if t1.error else "no answer to test I"
+        if t1.error:
+            why = f"test I got {t1.error}"
+        elif t1.answered:
+            why = "the answer to test I has neither XOR-MAPPED-ADDRESS nor MAPPED-ADDRESS"
+        else:
+            why = "no answer to test I"
         return Finding(Mapping.UNKNOWN, why)
     if t1.mapped == obs.local:
         return Finding(Mapping.NONE)

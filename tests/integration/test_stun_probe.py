@@ -268,10 +268,13 @@ def test_a_busy_local_port_exits_3(coturn: StunPeer, tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def answering_server(*, alg: bool = False, from_other_port: bool = False) -> Iterator[int]:
+def answering_server(
+    *, alg: bool = False, from_other_port: bool = False, bare: StunClass | None = None
+) -> Iterator[int]:
     """A STUN server run by the test: with ``alg`` its MAPPED-ADDRESS is rewritten the way an
     ALG rewrites addresses it finds in packets (XOR-MAPPED-ADDRESS survives); with
-    ``from_other_port`` it answers from another socket, as a spoofer would."""
+    ``from_other_port`` it answers from another socket, as a spoofer would; with ``bare`` it
+    answers with a response of that class and no attribute at all (a broken server)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((PRIMARY, 0))
     sock.settimeout(0.1)
@@ -299,6 +302,8 @@ def answering_server(*, alg: bool = False, from_other_port: bool = False) -> Ite
                     ],
                     fingerprint=True,
                 )
+                if bare is not None:
+                    reply = encode_message(bare, 1, tid, [], fingerprint=True)
                 (other if from_other_port else sock).sendto(reply, peer)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -330,3 +335,23 @@ def test_a_response_from_another_port_is_not_accepted() -> None:
     assert result.returncode == 1
     assert doc["servers"][0]["received"] == 0
     assert "reply from unexpected address" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bare", "code"),
+    [
+        (StunClass.SUCCESS_RESPONSE, "no_mapped_address"),
+        (StunClass.ERROR_RESPONSE, "error_response"),
+    ],
+    ids=["success", "error"],
+)
+def test_an_answer_without_a_mapped_address_fails_the_check(bare: StunClass, code: str) -> None:
+    # A success response without (XOR-)MAPPED-ADDRESS, or an error response without
+    # ERROR-CODE, is no answer to the question: exit 1 and CRITICAL, not OK.
+    with answering_server(bare=bare) as port:
+        code_json, doc = probe_json(f"{PRIMARY}:{port}")
+        nagios = siptool("stun-probe", "--nagios", f"{PRIMARY}:{port}")
+    assert code_json == 1 and doc["ok"] is False
+    assert doc["servers"][0]["received"] == 1 and doc["servers"][0]["mapped"] is None
+    assert [e["code"] for e in doc["errors"]] == [code]
+    assert nagios.returncode == 2 and nagios.stdout.startswith("STUN CRITICAL - ")

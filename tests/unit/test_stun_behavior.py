@@ -217,3 +217,11 @@ def test_an_other_address_of_another_family_is_inconclusive() -> None:
     )
     assert verdict.classic is Classic.INCONCLUSIVE
     assert any("address family" in r for r in verdict.reasons)
+
+
+def test_an_answer_without_a_mapped_address_is_not_called_no_answer() -> None:
+    bare = Probe(True, source=SERVER, other_address=OTHER)
+    verdict = decide(MappingObservations(LOCAL, SERVER, bare), filtering(False, False))
+    assert verdict.mapping is Mapping.UNKNOWN and verdict.classic is Classic.INCONCLUSIVE
+    assert any("XOR-MAPPED-ADDRESS" in r for r in verdict.reasons)
+    assert not any("no answer" in r for r in verdict.reasons)
