@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
+    FiniteFloat,
     dns_options,
     nagios_options,
     network_options,
@@ -27,7 +28,7 @@ from siptool.cli.options import (
 )
 @click.option(
     "--hold",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     default=2.0,
     show_default=True,
     metavar="SECONDS",
@@ -35,7 +36,7 @@ from siptool.cli.options import (
 )
 @click.option(
     "--ring-timeout",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     metavar="SECONDS",
     help="Ring test: CANCEL when no final answer by then (expects 487); passes when it rang.",
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import network_options, output_options
+from siptool.cli.options import FiniteFloat, network_options, output_options
 
 
 # A NAT test either gets its test-I answers within a second or is talking to a blocked path:
@@ -15,7 +15,7 @@ from siptool.cli.options import network_options, output_options
 @click.argument("server", required=False, metavar="[SERVER]")
 @click.option(
     "--filter-wait",
-    type=click.FloatRange(min=0.01, max=30.0),
+    type=FiniteFloat(min=0.01, max=30.0),
     default=0.3,
     show_default=True,
     metavar="SECONDS",
@@ -29,7 +29,7 @@ from siptool.cli.options import network_options, output_options
 )
 @click.option(
     "--lifetime-max",
-    type=click.FloatRange(min=1.0, max=3600.0),
+    type=FiniteFloat(min=1.0, max=3600.0),
     default=120.0,
     show_default=True,
     metavar="SECONDS",
@@ -45,7 +45,7 @@ from siptool.cli.options import network_options, output_options
 @click.option("--compare", is_flag=True, help="Run pystun3 too and show both verdicts.")
 @click.option(
     "--watchdog",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloat(min=1.0),
     default=30.0,
     show_default=True,
     metavar="SECONDS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,6 +11,17 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_NOT_RUN = 3
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses nan and inf (click's range checks let nan through,
+    and ``--timeout inf`` would wait forever)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
@@ -46,7 +58,7 @@ def network_options(func: F) -> F:
         [
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0.01),
+                type=FiniteFloat(min=0.01),
                 default=5.0,
                 show_default=True,
                 help="Seconds to wait for an answer.",
@@ -111,14 +123,14 @@ def nagios_options(*, critical_short: bool = True) -> Callable[[F], F]:
                 click.option(
                     "-w",
                     "--warning",
-                    type=click.FloatRange(min=0),
+                    type=FiniteFloat(min=0),
                     metavar="MS",
                     help="Warning threshold (ms).",
                 ),
                 click.option(
                     *critical,
                     "critical",
-                    type=click.FloatRange(min=0),
+                    type=FiniteFloat(min=0),
                     metavar="MS",
                     help="Critical threshold (ms).",
                 ),
@@ -149,14 +161,14 @@ def timer_options(func: F) -> F:
         [
             click.option(
                 "--t1",
-                type=click.FloatRange(min=0.001),
+                type=FiniteFloat(min=0.001),
                 default=0.5,
                 show_default=True,
                 help="RFC 3261 T1 in seconds: first UDP retransmission interval.",
             ),
             click.option(
                 "--t2",
-                type=click.FloatRange(min=0.001),
+                type=FiniteFloat(min=0.001),
                 default=4.0,
                 show_default=True,
                 help="RFC 3261 T2 in seconds: cap of the non-INVITE retransmission interval.",

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
+    FiniteFloat,
     dns_options,
     nagios_options,
     network_options,
@@ -36,7 +37,7 @@ from siptool.cli.options import (
 @click.option(
     "-i",
     "--interval",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     default=1.0,
     show_default=True,
     help="Seconds between requests to one target.",

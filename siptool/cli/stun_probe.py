@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import nagios_options, network_options, output_options
+from siptool.cli.options import FiniteFloat, nagios_options, network_options, output_options
 
 
 @click.command("stun-probe")
@@ -22,7 +22,7 @@ from siptool.cli.options import nagios_options, network_options, output_options
 @click.option(
     "-i",
     "--interval",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     default=1.0,
     show_default=True,
     help="Seconds between requests to one server.",
