@@ -546,6 +546,7 @@ def _relocate(item: RawMessage | Problem, block: HexBlock) -> RawMessage | Probl
     """Offsets inside a decoded hex block -> the block's position in the text."""
     if isinstance(item, RawMessage):
         item.offset = block.offset
+        item.hex_block = True
         return item
     # Fatal for the block only: the blocks after it are still read.
     return Problem(f"byte {block.offset}", f"in hex block: {item.where}: {item.message}")

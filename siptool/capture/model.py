@@ -15,7 +15,9 @@ class RawMessage:
     (``"ip:port"``, IPv6 in brackets) and ``transport`` (``"udp"``/``"tcp"``) are ``None`` for
     input that is not a capture.  ``frame`` and ``time`` are those of the packet that completed
     the message.  ``offset`` is the byte offset in the input where the message starts, or where
-    the record of the packet that carried its first byte starts.
+    the record of the packet that carried its first byte starts.  ``hex_block`` is True when
+    the bytes were decoded from a hex dump: ``offset`` is then where the block starts in the
+    text, and an offset inside ``data`` is not one in the input.
     """
 
     protocol: str
@@ -26,6 +28,7 @@ class RawMessage:
     dst: str | None
     transport: str | None
     offset: int
+    hex_block: bool = False
 
 
 @dataclass(slots=True)

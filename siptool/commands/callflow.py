@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.errors import ParseError
+from siptool.sip.message import clean_text
 
 if TYPE_CHECKING:
     from siptool.commands.decode import DecodedMessage
@@ -67,7 +68,10 @@ def _endpoints(m: DecodedMessage) -> tuple[str, str]:
         via = None
     via_end = "?" if via is None else (f"{via.host}:{via.port}" if via.port else via.host)
     if msg.method is not None:
-        uri = msg.uri
+        try:
+            uri = msg.uri
+        except ParseError:
+            uri = None  # a malformed Request-URI is still drawn, toward "?"
         target = (
             "?" if uri is None or not uri.host else uri.host + (f":{uri.port}" if uri.port else "")
         )
@@ -90,7 +94,7 @@ def arrow_label(m: DecodedMessage) -> str:
             label += f" ({cseq.method})"
     if msg.body and (msg.content_type or "").lower().startswith("application/sdp"):
         label += " (SDP)"
-    return label
+    return clean_text(label)
 
 
 def build_flows(messages: list[DecodedMessage]) -> list[CallFlow]:
@@ -100,7 +104,8 @@ def build_flows(messages: list[DecodedMessage]) -> list[CallFlow]:
     for m in messages:
         if m.sip is None:
             continue
-        call_id = m.sip.call_id or "(no Call-ID)"
+        # Undecodable bytes would make the ladder unprintable on a strict UTF-8 stdout.
+        call_id = clean_text(m.sip.call_id or "(no Call-ID)")
         flow = flows.get(call_id)
         if flow is None:
             flow = flows[call_id] = CallFlow(call_id)

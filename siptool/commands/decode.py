@@ -17,7 +17,7 @@ from typing import IO, Any
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.errors import ParseError
 from siptool.sip.lint import LintWarning, lint_message, lost_carriage_returns
-from siptool.sip.message import SipMessage, parse_message
+from siptool.sip.message import SipMessage, clean_text, parse_message
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -141,8 +141,12 @@ class DecodeResult:
 
 
 def _where(raw: RawMessage, offset: int | None) -> str:
+    inside = f", byte {offset} of the message" if offset else ""
     if raw.frame is not None:
-        return f"packet {raw.frame}" + (f", byte {offset} of the message" if offset else "")
+        return f"packet {raw.frame}{inside}"
+    if raw.hex_block:
+        # Bytes decoded from hex text: an offset in them is not an offset in the input.
+        return f"hex block at byte {raw.offset}{inside}"
     return f"byte {raw.offset + (offset or 0)}"
 
 
@@ -255,9 +259,11 @@ def run(
         name, data = read_input(options.source)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        err.write(f"siptool decode: cannot read {options.source}: {reason}\n")
-        _render_failure(options, out, f"cannot read {options.source}: {reason}", "input_error")
+        shown = clean_text(options.source)
+        err.write(f"siptool decode: cannot read {shown}: {reason}\n")
+        _render_failure(options, out, f"cannot read {shown}: {reason}", "input_error")
         return EXIT_NOT_RUN
+    name = clean_text(name)  # a file name that is not UTF-8 must not break the JSON output
 
     result = DecodeResult(name)
     renderer = _renderer(options, out, err)
@@ -301,7 +307,9 @@ def _render_failure(options: DecodeOptions, out: IO[str], message: str, code: st
     from siptool.render.json import dump, envelope
 
     doc = envelope("decode", EXIT_NOT_RUN, [{"code": code, "message": message}])
-    doc.update({"input": options.source, "messages": [], "summary": Summary().to_dict()})
+    doc.update(
+        {"input": clean_text(options.source), "messages": [], "summary": Summary().to_dict()}
+    )
     if options.output == "jsonl":
         doc = {"summary": doc.pop("summary"), **doc}
     out.write(dump(doc) + "\n")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from siptool.commands.decode import DecodedMessage, DecodeOptions, DecodeResult, Renderer
 from siptool.errors import ParseError
+from siptool.sip.message import clean_text
 
 
 def _summary_sip(m: DecodedMessage) -> str:
@@ -63,6 +64,28 @@ def summary_line(m: DecodedMessage) -> str:
     return _summary_sip(m) if m.sip is not None else _summary_stun(m)
 
 
+# C0 controls but TAB and LF, DEL and the C1 controls, shown as \xNN: a hostile capture must
+# not move the cursor, clear the screen or retitle the terminal of the person reading it.
+_CONTROLS = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    if code not in (0x09, 0x0A)
+}
+
+
+def _terminal_safe(text: str) -> str:
+    """Text from the input made printable; undecodable bytes become U+FFFD (a strict UTF-8
+    stdout would refuse the lone surrogates ``surrogateescape`` left)."""
+    if text.isprintable():
+        return text
+    return clean_text(text).translate(_CONTROLS)
+
+
+def _shown(text: str) -> str:
+    """Text from the input, safe for the terminal and for rich markup."""
+    return escape(_terminal_safe(text))
+
+
 class TextRenderer(Renderer):
     def __init__(self, out: IO[str], options: DecodeOptions) -> None:
         self.options = options
@@ -84,7 +107,8 @@ class TextRenderer(Renderer):
             from siptool.commands.callflow import build_flows
             from siptool.render.flow import render_flows
 
-            self.console.out(render_flows(build_flows(self.messages)), highlight=False)
+            ladders = render_flows(build_flows(self.messages))
+            self.console.out(_terminal_safe(ladders), highlight=False)
         elif self.options.verbose:
             for m in self.messages:
                 self._full(m)
@@ -96,7 +120,7 @@ class TextRenderer(Renderer):
         line = f"{s.sip} SIP, {s.stun} STUN, {s.invalid} invalid"
         if s.filtered_out:
             line += f", {s.filtered_out} filtered out"
-        self.console.print(f"[dim]{escape(line)}[/dim]")
+        self.console.print(f"[dim]{_shown(line)}[/dim]")
 
     def _table(self) -> None:
         table = Table(box=None, header_style="bold", pad_edge=False)
@@ -111,7 +135,7 @@ class TextRenderer(Renderer):
             when = "-" if raw.time is None or first is None else f"{raw.time - first:.6f}"
             route = f"{raw.src} -> {raw.dst}" if raw.src else "-"
             proto = m.protocol.upper() + (f"/{raw.transport.upper()}" if raw.transport else "")
-            summary = escape(summary_line(m))
+            summary = _shown(summary_line(m))
             if m.lint:
                 summary += f"  [yellow]⚠ {len(m.lint)}[/yellow]"
             style = "red" if m.sip is not None and (m.sip.status or 0) >= 400 else None
@@ -128,7 +152,7 @@ class TextRenderer(Renderer):
             heading += f"  {raw.src} -> {raw.dst} {raw.transport or ''}"
         if raw.frame is not None:
             heading += f"  (packet {raw.frame})"
-        self.console.rule(escape(heading), align="left", style="dim")
+        self.console.rule(_shown(heading), align="left", style="dim")
         if m.sip is not None:
             self._full_sip(m)
         else:
@@ -138,37 +162,37 @@ class TextRenderer(Renderer):
     def _full_sip(self, m: DecodedMessage) -> None:
         msg = m.sip
         assert msg is not None
-        self.console.print(f"[bold]{escape(msg.start_line())}[/bold]")
+        self.console.print(f"[bold]{_shown(msg.start_line())}[/bold]")
         for h in msg.headers:
-            self.console.print(f"[cyan]{escape(h.name)}[/cyan]: {escape(h.value)}")
+            self.console.print(f"[cyan]{_shown(h.name)}[/cyan]: {_shown(h.value)}")
         if not msg.body:
             return
         self.console.print()
         try:
             sdp = msg.sdp
         except ParseError as exc:
-            self.console.print(f"[red]invalid SDP: {escape(str(exc))}[/red]")
+            self.console.print(f"[red]invalid SDP: {_shown(str(exc))}[/red]")
             sdp = None
         if sdp is None:
-            self.console.print(escape(msg.body.decode("utf-8", "replace")))
+            self.console.print(_shown(msg.body.decode("utf-8", "replace")))
             return
         for line in msg.body.decode("utf-8", "replace").splitlines():
             if len(line) > 1 and line[1] == "=":
-                self.console.print(f"[magenta]{escape(line[:2])}[/magenta]{escape(line[2:])}")
+                self.console.print(f"[magenta]{_shown(line[:2])}[/magenta]{_shown(line[2:])}")
             else:
-                self.console.print(escape(line))
+                self.console.print(_shown(line))
         for media in sdp.media:
             self.console.print(
-                f"[dim]  -> {escape(media.media)} to {escape(media.connection_address or '?')}:"
-                f"{media.port} {escape(media.proto)} {media.direction}: "
-                f"{escape(', '.join(media.codecs))}[/dim]"
+                f"[dim]  -> {_shown(media.media)} to {_shown(media.connection_address or '?')}:"
+                f"{media.port} {_shown(media.proto)} {media.direction}: "
+                f"{_shown(', '.join(media.codecs))}[/dim]"
             )
 
     def _full_stun(self, m: DecodedMessage) -> None:
         stun = m.stun
         legacy = " (RFC 3489, no magic cookie)" if stun.legacy else ""
         self.console.print(
-            f"[bold]STUN {escape(stun.method_name)} {stun.msg_class.label}[/bold]{legacy}  "
+            f"[bold]STUN {_shown(stun.method_name)} {stun.msg_class.label}[/bold]{legacy}  "
             f"transaction {stun.transaction_id.hex()}  length {stun.length}"
         )
         table = Table(box=None, show_header=False, pad_edge=False)
@@ -178,7 +202,7 @@ class TextRenderer(Renderer):
             value: Any = attr.value
             if attr.name == "FINGERPRINT":
                 value = f"0x{value:08x} ({'ok' if stun.fingerprint_ok else 'MISMATCH'})"
-            table.add_row(escape(attr.name), escape(str(value)))
+            table.add_row(_shown(attr.name), _shown(str(value)))
         self.console.print(table)
 
     def _lint(self) -> None:
@@ -192,4 +216,4 @@ class TextRenderer(Renderer):
             where = f"#{m.index}" + (f" (packet {m.raw.frame})" if m.raw.frame else "")
             what = summary_line(m).split("  ")[0]
             code = f"[{colour}]{w.code}[/{colour}]"
-            self.console.print(f"  {escape(where)} {escape(what)}: {code} {escape(w.message)}")
+            self.console.print(f"  {_shown(where)} {_shown(what)}: {code} {_shown(w.message)}")

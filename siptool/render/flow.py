@@ -21,8 +21,12 @@ def _column_width(flow: CallFlow) -> int:
 
 def render_flow(flow: CallFlow) -> str:
     width = _column_width(flow)
-    columns = {p: _TIME_WIDTH + i * width for i, p in enumerate(flow.participants)}
-    line_width = _TIME_WIDTH + (len(flow.participants) - 1) * width + 1
+    # The first name is centred on its column too: with a long one (IPv6) the columns move
+    # right rather than the name being cut or running into the next one.
+    first = len(flow.participants[0]) if flow.participants else 0
+    origin = max(_TIME_WIDTH, first // 2 + 3)
+    columns = {p: origin + i * width for i, p in enumerate(flow.participants)}
+    line_width = origin + (len(flow.participants) - 1) * width + 1
     duration = flow.duration_ms
     title = f"Call-ID: {flow.call_id}   {len(flow.arrows)} messages"
     if duration is not None:
@@ -31,7 +35,7 @@ def render_flow(flow: CallFlow) -> str:
 
     header = list("ms".ljust(line_width + width))
     for name, x in columns.items():
-        start = max(0, x - len(name) // 2)
+        start = x - len(name) // 2
         header[start : start + len(name)] = name
     lines.append("".join(header).rstrip())
 
@@ -56,7 +60,7 @@ def render_flow(flow: CallFlow) -> str:
             start = left + 1 + max(1, (right - left - 1 - len(label)) // 2)
             row[start : start + len(label)] = label
         stamp = "" if arrow.time_ms is None else f"{arrow.time_ms:10.3f}"
-        lines.append(stamp.ljust(_TIME_WIDTH)[:_TIME_WIDTH] + "".join(row[_TIME_WIDTH:]).rstrip())
+        lines.append(stamp.ljust(origin)[:origin] + "".join(row[origin:]).rstrip())
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ from siptool.sip.uri import Uri, parse_uri
 if TYPE_CHECKING:
     from siptool.sip.sdp import SessionDescription
 
-__all__ = ["CSeq", "Header", "SipMessage", "parse_cseq", "parse_message"]
+__all__ = ["CSeq", "Header", "SipMessage", "clean_text", "parse_cseq", "parse_message"]
 
 CRLF = b"\r\n"
 
@@ -148,8 +148,9 @@ def _parsed(header: Header, kind: str, parser: Any) -> Any:
     return result
 
 
-def _clean(text: str) -> str:
-    """Text safe for JSON: undecodable bytes (lone surrogates) become U+FFFD."""
+def clean_text(text: str) -> str:
+    """Text safe for JSON and for a strict UTF-8 stdout: undecodable bytes (the lone
+    surrogates that ``surrogateescape`` left) become U+FFFD."""
     if text.isascii():
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -437,13 +438,13 @@ class SipMessage:
         via_hs: list[Header] = []
         for h in self.headers:
             name = h.name
-            headers.append([name, _clean(h.value)])
+            headers.append([name, clean_text(h.value)])
             key = header_key(name)
             if key == "via":
                 via_hs.append(h)
             elif key == "call-id":
                 if call_id is None:
-                    call_id = _clean(h.value)
+                    call_id = clean_text(h.value)
             elif key == "cseq":
                 cseq_h = cseq_h or h
             elif key == "from":
@@ -454,7 +455,7 @@ class SipMessage:
         if cseq_h is not None:
             try:
                 c = _parsed(cseq_h, "cseq", parse_cseq)
-                cseq = {"seq": c.seq, "method": _clean(c.method)}
+                cseq = {"seq": c.seq, "method": clean_text(c.method)}
             except ParseError:
                 pass
         vias: list[dict[str, Any]] | None = []
@@ -462,10 +463,10 @@ class SipMessage:
             for h in via_hs:
                 for v in _parsed(h, "vias", _parse_via_list):
                     d = v.to_dict()
-                    d["host"] = _clean(d["host"])
+                    d["host"] = clean_text(d["host"])
                     for k in ("branch", "received"):
                         if d[k] is not None:
-                            d[k] = _clean(d[k])
+                            d[k] = clean_text(d[k])
                     vias.append(d)  # type: ignore[union-attr]
         except ParseError:
             vias = None
@@ -478,8 +479,8 @@ class SipMessage:
             "kind": "request" if self.method is not None else "response",
             "method": self.method,
             "status": self.status,
-            "reason": None if self.reason is None else _clean(self.reason),
-            "request_uri": None if self.request_uri is None else _clean(self.request_uri),
+            "reason": None if self.reason is None else clean_text(self.reason),
+            "request_uri": None if self.request_uri is None else clean_text(self.request_uri),
             "call_id": call_id,
             "cseq": cseq,
             "from": _name_addr_dict(from_h),
@@ -500,9 +501,9 @@ def _name_addr_dict(h: Header | None) -> dict[str, Any] | None:
         return None
     tag = na.tag
     return {
-        "uri": _clean(str(na.uri)),
-        "display_name": None if na.display_name is None else _clean(na.display_name),
-        "tag": None if tag is None else _clean(tag),
+        "uri": clean_text(str(na.uri)),
+        "display_name": None if na.display_name is None else clean_text(na.display_name),
+        "tag": None if tag is None else clean_text(tag),
     }
 
 

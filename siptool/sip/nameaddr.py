@@ -271,7 +271,9 @@ def parse_via(text: str) -> Via:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ParseError(f"bad IPv6 reference [{host}] in Via", offset=m.start(4)) from None
+            raise ParseError(
+                f"bad IPv6 reference {f'[{host}]'!r} in Via", offset=m.start(4)
+            ) from None
     elif not _HOSTNAME_RE.match(host):
         raise ParseError(f"bad host {host!r} in Via", offset=m.start(4))
     port = None if port_text is None else parse_port(port_text, m.start(5))

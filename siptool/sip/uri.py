@@ -222,11 +222,11 @@ def _end_of_hostport(s: str, pos: int) -> int:
 
 def _check_ipv6(host: str, offset: int) -> None:
     if ":" not in host:
-        raise ParseError(f"bad IPv6 reference [{host}]", offset=offset)
+        raise ParseError(f"bad IPv6 reference {f'[{host}]'!r}", offset=offset)
     try:
         ipaddress.IPv6Address(host)
     except ValueError:
-        raise ParseError(f"bad IPv6 reference [{host}]", offset=offset) from None
+        raise ParseError(f"bad IPv6 reference {f'[{host}]'!r}", offset=offset) from None
 
 
 def _parse_params(s: str, start: int, end: int, params: dict[str, str | None], lead: int) -> None:
