@@ -224,11 +224,18 @@ def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, in
     for row in rows:
         if not row.star:
             row.offset = int(row.offset_token, base)
+    # The offset of the next line that has one, for each row (one pass, not one per row).
+    next_offsets: list[int | None] = [None] * len(rows)
+    upcoming: int | None = None
+    for index in range(len(rows) - 1, -1, -1):
+        next_offsets[index] = upcoming
+        if not rows[index].star:
+            upcoming = rows[index].offset
     out = bytearray()
     data_lines = 0
     previous = b""
     for index, row in enumerate(rows):
-        following = next((r.offset for r in rows[index + 1 :] if not r.star), None)
+        following = next_offsets[index]
         if row.star:
             if following is not None and previous:
                 gap = following - len(out)

@@ -9,6 +9,8 @@ protocol).  Overlaps keep the bytes that arrived first.  A datagram still incomp
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 __all__ = ["Datagram", "FragmentReassembler"]
 
 # RFC 791: at most 65535 bytes of datagram; IPv6 jumbograms are never fragmented.
@@ -19,6 +21,7 @@ class Datagram:
     """Fragments of one datagram collected so far."""
 
     __slots__ = (
+        "covered",
         "first_frame",
         "first_offset",
         "first_time",
@@ -30,14 +33,55 @@ class Datagram:
     )
 
     def __init__(self, frame: int, offset: int, time: float | None) -> None:
+        # Disjoint pieces: of each fragment only the bytes no earlier fragment brought are
+        # kept, so that duplicates cost nothing and memory stays within one datagram.
         self.pieces: list[tuple[int, bytes]] = []
+        self.covered: list[tuple[int, int]] = []  # sorted, disjoint, merged [start, end)
         self.total = -1  # known once the last fragment (MF clear) arrives
-        self.have = 0
+        self.have = 0  # bytes covered
         self.proto = -1  # known once the fragment at offset 0 arrives
         self.head = b""  # the fragment at offset 0, for the caller's report of a loss
         self.first_frame = frame
         self.first_offset = offset
         self.first_time = time
+
+    def add(self, offset: int, data: bytes) -> None:
+        """Keep the bytes of ``data`` (at ``offset``) that no earlier fragment covered."""
+        end = offset + len(data)
+        if end == offset:
+            return
+        covered = self.covered
+        # The intervals that touch or overlap [offset, end) are covered[lo:hi].
+        lo = bisect_left(covered, offset, key=lambda iv: iv[1])
+        hi = bisect_right(covered, end, key=lambda iv: iv[0])
+        pos = offset
+        for start, stop in covered[lo:hi]:
+            if start > pos:
+                self.pieces.append((pos, data[pos - offset : start - offset]))
+                self.have += start - pos
+            pos = max(pos, stop)
+        if pos < end:
+            self.pieces.append((pos, data[pos - offset :]))
+            self.have += end - pos
+        if lo < hi:
+            offset = min(offset, covered[lo][0])
+            end = max(end, covered[hi - 1][1])
+        covered[lo:hi] = [(offset, end)]
+
+    def complete(self) -> bool:
+        """Every byte up to ``total`` is there (``total`` must be known)."""
+        covered = self.covered
+        if not covered:
+            return self.total == 0
+        return covered[0][0] == 0 and covered[0][1] >= self.total
+
+    def assemble(self) -> bytes:
+        out = bytearray(self.total)
+        for start, data in self.pieces:
+            if start < self.total:
+                chunk = data[: self.total - start]
+                out[start : start + len(chunk)] = chunk
+        return bytes(out)
 
 
 class FragmentReassembler:
@@ -91,13 +135,10 @@ class FragmentReassembler:
             dgram.first_offset = record_offset
         if not more:
             dgram.total = end
-        dgram.pieces.append((offset, data))
-        dgram.have += len(data)
-        if dgram.total < 0 or dgram.have < dgram.total or dgram.proto < 0:
+        dgram.add(offset, data)
+        if dgram.total < 0 or dgram.proto < 0 or not dgram.complete():
             return None
-        payload = _assemble(dgram.pieces, dgram.total)
-        if payload is None:
-            return None
+        payload = dgram.assemble()
         del pending[key]
         return payload, dgram.proto, dgram
 
@@ -107,19 +148,3 @@ class FragmentReassembler:
         self.lost = []
         self._pending.clear()
         return lost
-
-
-def _assemble(pieces: list[tuple[int, bytes]], total: int) -> bytes | None:
-    covered = 0
-    for start, data in sorted(pieces, key=lambda piece: piece[0]):
-        if start > covered:
-            return None
-        covered = max(covered, start + len(data))
-    if covered < total:
-        return None
-    out = bytearray(total)
-    # Later pieces first, so that the bytes which arrived first win on overlap.
-    for start, data in reversed(pieces):
-        chunk = data[: max(0, total - start)]
-        out[start : start + len(chunk)] = chunk
-    return bytes(out)

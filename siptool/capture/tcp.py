@@ -237,8 +237,11 @@ class TcpDirection:
                 self.next_seq = seq
             delta = _signed(seq - self.next_seq)
             if delta <= 0:
+                before = self.next_seq
                 self._take(-delta, data, missing, record, frame)
-                if self.waiting:
+                # Every waiting segment lies beyond next_seq; only an advance can reach one
+                # (a storm of retransmissions must not sort the waiting set each time).
+                if self.waiting and self.next_seq != before:
                     self._drain()
             else:
                 held = self.waiting.get(seq)
@@ -251,7 +254,9 @@ class TcpDirection:
                         self.waiting_bytes > _MAX_WAITING_BYTES
                         or len(self.waiting) > _MAX_WAITING_SEGMENTS
                     ):
-                        self._skip_hole()
+                        # Down to half the bounds at once: a lossy capture then sorts the
+                        # waiting set once per many segments, not once per segment.
+                        self._drain(_MAX_WAITING_SEGMENTS // 2, _MAX_WAITING_BYTES // 2)
         if flags & TCP_FIN:
             self.fin_seq = (seq + size) % _MOD
         if self.fin_seq >= 0 and self.next_seq == self.fin_seq and not self.waiting:
@@ -273,35 +278,33 @@ class TcpDirection:
             self.next_seq = (self.next_seq + lost) % _MOD
             self._lose(lost, frame)
 
-    def _drain(self) -> None:
-        """Deliver the waiting segments that ``next_seq`` has reached, in sequence order."""
+    def _drain(self, keep_segments: int = -1, keep_bytes: int = -1) -> None:
+        """Deliver the waiting segments that ``next_seq`` has reached, in sequence order.
+
+        While more than ``keep_segments`` segments or ``keep_bytes`` bytes wait (either
+        non-negative), a hole before the next waiting segment is given up as lost instead of
+        ending the delivery; ``_drain(0, 0)`` delivers everything.
+        """
         waiting = self.waiting
         origin = self.next_seq
         for seq in sorted(waiting, key=lambda s: _signed(s - origin)):
             delta = _signed(seq - self.next_seq)
             if delta > 0:
-                break
+                if not (0 <= keep_segments < len(waiting) or 0 <= keep_bytes < self.waiting_bytes):
+                    break
+                self._lose(delta, waiting[seq][3])
+                self.next_seq = seq
+                delta = 0
             data, missing, record, frame = waiting.pop(seq)
             self.waiting_bytes -= len(data)
             self._take(-delta, data, missing, record, frame)
-
-    def _skip_hole(self) -> None:
-        """Give up on the bytes before the earliest waiting segment."""
-        if not self.waiting:
-            return
-        first = min(self.waiting, key=lambda seq: _signed(seq - self.next_seq))
-        hole = _signed(first - self.next_seq)
-        if hole > 0:
-            self._lose(hole, self.waiting[first][3])
-            self.next_seq = first
-        self._drain()
 
     def finish(self) -> None:
         """End of the capture: skip holes, deliver what waits, report unfinished messages."""
         if self.closed:
             return
-        while self.waiting:
-            self._skip_hole()
+        if self.waiting:
+            self._drain(0, 0)
         self._close()
 
     def _close(self) -> None:

@@ -90,6 +90,20 @@ def split_sip_text(data: bytes) -> Iterator[RawMessage | Problem]:
     """SIP messages in text; see the module docstring."""
     size = len(data)
     pos = 3 if data.startswith(_BOM) else 0
+    # Messages that follow one another without an empty line all look for the same one:
+    # remember where it is (``blank_end``, -1 for none) and from where it was searched, so
+    # that the text is searched once, not once per message.
+    searched_from = size + 1
+    blank_end = -1
+
+    def header_end(eol: int) -> int:
+        nonlocal searched_from, blank_end
+        # Still the first empty line from ``eol`` unless its match (2 or 3 bytes before its
+        # end) begins before ``eol``.
+        if eol < searched_from or (blank_end >= 0 and blank_end - 3 < eol):
+            searched_from, blank_end = eol, find_header_end(data, eol)
+        return blank_end
+
     while True:
         pos = _skip_space(data, pos)
         if pos >= size:
@@ -106,7 +120,7 @@ def split_sip_text(data: bytes) -> Iterator[RawMessage | Problem]:
                 return
             pos = following
             continue
-        headers_end = find_header_end(data, eol)
+        headers_end = header_end(eol)
         inner = find_start_line(data, eol + 1, size if headers_end < 0 else headers_end)
         if inner >= 0:
             # No empty line before the next message: headers only.

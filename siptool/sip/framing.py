@@ -391,20 +391,23 @@ class SipStreamFramer:
                 self._garbage(out)
                 continue
             end = find_header_end(buf, max(eol, self._scan))
-            if end < 0:
-                if size > self._max_header:
-                    if not self._quiet:
-                        out.append(
-                            FramingError(
-                                self._base, f"no end of headers within {self._max_header} bytes"
-                            )
-                        )
-                    self._resync = True
-                    self._quiet = True
-                    self._drop(eol + 1)
-                    continue
+            if end < 0 and size <= self._max_header:
                 self._scan = max(eol, size - 3)
                 return
+            if end < 0 or end > self._max_header:
+                # Checked on the end found too, so that how the stream was cut into chunks
+                # does not decide whether a long header section is a message.
+                if not self._quiet:
+                    out.append(
+                        FramingError(
+                            self._base, f"no end of headers within {self._max_header} bytes"
+                        )
+                    )
+                self._resync = True
+                self._quiet = True
+                self._drop(eol + 1)
+                self._scan = 0  # it pointed into the bytes just dropped
+                continue
             length, problem = content_length(buf, 0, end)
             if length is None:
                 out.append(FramingError(self._base, problem or "Content-Length missing"))

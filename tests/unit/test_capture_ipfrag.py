@@ -6,6 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.ipfrag import FragmentReassembler
@@ -76,6 +78,51 @@ def test_ipv4_overlapping_fragments_keep_the_first_bytes() -> None:
     done = reassembler.add(b"k", 24, False, b"DDDD", 17, 3, 0, 0.0)
     assert done is not None
     assert done[0] == b"AAAAAAAABBBBBBBBCCCCCCCCDDDD"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 120), st.integers(0, 40), st.integers(0, 255)),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(1, 160),
+)
+def test_overlapping_duplicated_fragments_agree_with_a_byte_by_byte_model(
+    pieces: list[tuple[int, int, int]], total: int
+) -> None:
+    # Each fragment is (offset, length, fill byte); the last one (MF clear) fixes the total.
+    pieces = [*pieces, (max(0, total - 8), total - max(0, total - 8), 0xEE)]
+    model: list[int | None] = [None] * 200
+    reassembler = FragmentReassembler()
+    done = None
+    for index, (offset, length, fill) in enumerate(pieces):
+        last = index == len(pieces) - 1
+        done = reassembler.add(b"k", offset, not last, bytes([fill]) * length, 17, index, 0, 0.0)
+        for pos in range(offset, offset + length):
+            if model[pos] is None:
+                model[pos] = fill  # the bytes that arrived first win
+        if not last:
+            assert done is None or all(b is not None for b in model[:total])
+    expected = model[:total]
+    if None in expected:
+        assert done is None
+        [dgram] = reassembler.drain()
+        assert dgram.have == sum(b is not None for b in model)
+    else:
+        assert done is not None and done[0] == bytes(expected)  # type: ignore[arg-type]
+
+
+def test_duplicate_fragments_are_counted_once_in_the_loss_report() -> None:
+    frames = v4_fragments(size=1000)
+    items = list(iter_input(pcap_file([frames[0]] * 500 + frames[2:])))
+    [problem] = problems(items)
+    dgram_size = len(udp(5060, 5060, INVITE))
+    assert problem.message == (
+        f"incomplete fragmented SIP or STUN datagram: {dgram_size - 1000} of {dgram_size}"
+        " bytes captured"
+    )
 
 
 def test_incomplete_fragmented_sip_is_reported_at_the_end() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siptool.capture import Problem, RawMessage, iter_input
 from tests.unit.test_capture_builders import (
@@ -305,3 +308,52 @@ def test_long_non_sip_stream_is_given_up_quietly() -> None:
     frames = [c2s(1 + i * len(noise), noise) for i in range(60)]
     frames.append(c2s(1 + 60 * len(noise), b"\r\n" + OPTIONS[0]))  # too late: the stream is ignored
     assert run(frames) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32))
+def test_duplicated_overlapping_and_reordered_segments_give_the_same_messages(
+    isn: int, seed: int
+) -> None:
+    rng = random.Random(seed)
+    stream = b"".join([INVITE, *OPTIONS, OK])
+    pieces: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(stream):
+        size = rng.randint(1, 300)
+        pieces.append((pos, stream[pos : pos + size]))
+        pos += size
+    for _ in range(rng.randint(0, 12)):  # retransmissions that overlap segment boundaries
+        start = rng.randrange(len(stream))
+        pieces.insert(rng.randrange(len(pieces) + 1), (start, stream[start : start + 400]))
+    for _ in range(rng.randint(0, 12)):  # local reordering
+        i = rng.randrange(len(pieces))
+        j = min(len(pieces) - 1, i + rng.randint(1, 6))
+        pieces[i], pieces[j] = pieces[j], pieces[i]
+    frames = [c2s(isn, flags=SYN), *(c2s(isn + 1 + at, data) for at, data in pieces)]
+    frames.append(c2s(isn + 1 + len(stream), flags=FIN | ACK))
+    items = run(frames)
+    assert problems(items) == []
+    assert [m.data for m in raw(items)] == [INVITE, *OPTIONS, OK]
+
+
+def test_a_hole_behind_more_segments_than_may_wait_is_skipped_and_the_rest_decoded() -> None:
+    messages = [sip_request(call_id=f"many-{i}@x", cseq=i) for i in range(1200)]
+    offsets = [sum(len(m) for m in messages[:i]) for i in range(len(messages))]
+    frames = [*handshake(), c2s(ISN_C + 1, messages[0])]
+    # messages[1] is never captured; everything after it waits until the bound is hit.
+    frames += [c2s(ISN_C + 1 + at, m) for at, m in zip(offsets[2:], messages[2:], strict=True)]
+    items = run(frames)
+    assert [m.data for m in raw(items)] == [messages[0], *messages[2:]]
+    [problem] = problems(items)
+    assert problem.message.endswith(f"{len(messages[1])} bytes missing from the stream")
+
+
+def test_every_other_segment_lost_reports_each_hole_once() -> None:
+    chunks = [OPTIONS[i % 5] for i in range(3000)]
+    offsets = [sum(len(c) for c in chunks[:i]) for i in range(len(chunks))]
+    kept = range(0, len(chunks), 2)
+    frames = [*handshake(), *(c2s(ISN_C + 1 + offsets[i], chunks[i]) for i in kept)]
+    items = run(frames)
+    assert [m.data for m in raw(items)] == [chunks[i] for i in kept]
+    assert len(problems(items)) == len(kept) - 1

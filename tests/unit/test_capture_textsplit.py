@@ -111,6 +111,13 @@ def test_a_message_missing_its_blank_line_before_the_next_one() -> None:
     assert datas(split(first + RINGING)) == [first, RINGING]
 
 
+def test_runs_of_messages_without_blank_lines_around_normal_ones() -> None:
+    # The empty line searched for once serves every message before it, and only those.
+    bare = [f"OPTIONS sip:a@x SIP/2.0\r\nCall-ID: bare-{i}\r\n".encode() for i in range(50)]
+    text = b"".join(bare) + INVITE + b"".join(bare[:3]) + RINGING + lf(REGISTER)
+    assert datas(split(text)) == [*bare, INVITE, *bare[:3], RINGING, lf(REGISTER)]
+
+
 def test_last_message_without_the_final_blank_line() -> None:
     text = REGISTER + b"SIP/2.0 200 OK\r\nCall-ID: reg@x\r\n"
     assert datas(split(text)) == [REGISTER, b"SIP/2.0 200 OK\r\nCall-ID: reg@x"]

@@ -230,6 +230,26 @@ def test_framer_gives_up_on_headers_that_never_end() -> None:
     assert messages(framer.feed(b"\r\n" + OPTIONS)) == [OPTIONS]
 
 
+def test_framer_finds_the_message_after_headers_that_never_ended_in_later_chunks() -> None:
+    # The search for the end of the headers resumed from where the dropped bytes had been.
+    long_headers = b"OPTIONS sip:x SIP/2.0\r\n" + b"X-Long: yyyyyyyy\r\n" * 30
+    assert len(OPTIONS) < 190
+    framer = SipStreamFramer(max_header_bytes=200)
+    items = framer.feed(long_headers[:195]) + framer.feed(long_headers[195:])
+    items += framer.feed(OPTIONS) + framer.close()
+    assert errors(items) == ["no end of headers within 200 bytes"]
+    assert messages(items) == [OPTIONS]
+
+
+@pytest.mark.parametrize("cut", [0, 100, 150, 400])
+def test_framer_limit_on_headers_does_not_depend_on_chunking(cut: int) -> None:
+    stream = b"OPTIONS sip:x SIP/2.0\r\n" + b"X-Long: yyyyyyyy\r\n" * 30 + b"\r\n" + OPTIONS
+    framer = SipStreamFramer(max_header_bytes=200)
+    items = framer.feed(stream[:cut]) + framer.feed(stream[cut:]) + framer.close()
+    assert errors(items) == ["no end of headers within 200 bytes"]
+    assert messages(items) == [OPTIONS]
+
+
 def test_framer_refuses_a_huge_content_length() -> None:
     framer = SipStreamFramer(max_body_bytes=1000)
     items = framer.feed(b"SIP/2.0 200 OK\r\nContent-Length: 5000\r\n\r\n" + OPTIONS)
