@@ -40,6 +40,7 @@ _PRIVATE_NETWORKS = tuple(
     )
 )
 
+
 @dataclass(frozen=True, slots=True)
 class LintWarning:
     """One finding: ``code`` is stable (for scripts), ``message`` is for a person."""
@@ -121,6 +122,7 @@ def lint_message(
     out.extend(_framing(msg))
     out.extend(_cseq(msg))
     out.extend(_via(msg))
+    out.extend(_unparseable(msg))
     if is_request and msg.method == "INVITE" and "Contact" not in present:
         out.append(
             LintWarning("missing-contact", "INVITE without Contact (RFC 3261 §8.1.1.8)", "error")
@@ -222,6 +224,24 @@ def _via(msg: SipMessage) -> list[LintWarning]:
             )
         ]
     return []
+
+
+def _unparseable(msg: SipMessage) -> list[LintWarning]:
+    """Values decode shows as null because they do not parse (CSeq and Via have their own)."""
+    views = (
+        ("bad-request-uri", lambda: msg.uri),
+        ("bad-from", lambda: msg.from_),
+        ("bad-to", lambda: msg.to),
+        ("bad-contact", lambda: msg.contacts),
+        ("bad-sdp", lambda: msg.sdp),
+    )
+    out = []
+    for code, view in views:
+        try:
+            view()
+        except ParseError as exc:
+            out.append(LintWarning(code, f"unparseable {exc.message}", "error"))
+    return out
 
 
 def _nat(msg: SipMessage, src: str | None, dst: str | None) -> list[LintWarning]:
