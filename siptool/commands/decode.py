@@ -16,7 +16,12 @@ from typing import IO, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.errors import ParseError
-from siptool.sip.lint import LintWarning, lint_message, lost_carriage_returns
+from siptool.sip.lint import (
+    LintWarning,
+    lint_message,
+    lost_carriage_returns,
+    malformed_fields,
+)
 from siptool.sip.message import SipMessage, clean_text, parse_message
 
 EXIT_OK = 0
@@ -191,9 +196,16 @@ def decode_items(
                 )
                 continue
         decoded = DecodedMessage(index, item, sip=msg)
+        malformed = malformed_fields(msg)
         if lint:
             decoded.lint = lint_message(msg, src=item.src, dst=item.dst)
         yield decoded
+        if malformed:
+            # Framed and shown, but not a valid message: the JSON has null for these fields,
+            # and the exit code says the input was not clean.
+            yield InputProblem(
+                _where(item, None), f"invalid {_label(msg)}: " + "; ".join(malformed)
+            )
         if msg.body_truncated and not lost_carriage_returns(msg):
             # RFC 3261 §18.3: on UDP a short body makes the message invalid; on a stream it
             # means the capture ended inside it.

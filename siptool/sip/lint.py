@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from siptool.errors import ParseError
 from siptool.sip.message import SipMessage
 
-__all__ = ["LintWarning", "is_private_address", "lint_message", "lost_carriage_returns"]
+__all__ = [
+    "LintWarning",
+    "is_private_address",
+    "lint_message",
+    "lost_carriage_returns",
+    "malformed_fields",
+]
 
 # RFC 3261 §8.1.1: a UAC request MUST contain To, From, CSeq, Call-ID, Max-Forwards and Via.
 # Max-Forwards is checked on its own below so that it gets its own code.
@@ -224,6 +230,29 @@ def _via(msg: SipMessage) -> list[LintWarning]:
             )
         ]
     return []
+
+
+def malformed_fields(msg: SipMessage) -> list[str]:
+    """What in a framed message does not parse: the Request-URI, the headers every message
+    carries (RFC 3261 §8.1.1), Contact, the SDP body.  Empty for a message decoded cleanly."""
+    views = (
+        ("Request-URI", lambda: msg.uri),
+        ("From", lambda: msg.from_),
+        ("To", lambda: msg.to),
+        ("CSeq", lambda: msg.cseq),
+        ("Via", lambda: msg.vias),
+        ("Contact", lambda: msg.contacts),
+        ("SDP", lambda: msg.sdp),
+    )
+    out = []
+    for name, view in views:
+        try:
+            view()
+        except ParseError as exc:
+            message = exc.message
+            # The views name their header already ("From: unterminated '<'"); SDP may not.
+            out.append(message if message.startswith(name) else f"{name}: {message}")
+    return out
 
 
 def _unparseable(msg: SipMessage) -> list[LintWarning]:

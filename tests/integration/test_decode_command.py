@@ -220,3 +220,12 @@ def test_unreadable_file_is_exit_3_with_json_errors(tmp_path: Path) -> None:
 def test_json_and_jsonl_together_is_a_usage_error(flag: str) -> None:
     result = decode("--json", "--jsonl", str(CALL))
     assert result.returncode == 2
+
+
+def test_malformed_from_is_invalid_but_the_message_is_still_shown() -> None:
+    bad = INVITE.replace(b"From: <sip:alice@example.com>;tag=a1", b"From: <<sip:alice")
+    result = decode("--jsonl", "-", stdin=bad)
+    messages, summary = jsonl(result.stdout)
+    assert result.returncode == 1 and summary["summary"]["invalid"] == 1
+    assert messages[0]["method"] == "INVITE" and messages[0]["from"] is None
+    assert "invalid INVITE request: From: unterminated '<'" in result.stderr
