@@ -93,6 +93,11 @@ class Header:
     eol: bytes | None = field(default=None, compare=False, repr=False)
     # (kind, value parsed, result or ParseError): lazily parsed value, see ``_parsed``.
     _cache: tuple[str, str, Any] | None = field(default=None, init=False, compare=False, repr=False)
+    # header_key(name), computed once: every lookup scans the headers by it.
+    key: str = field(default="", init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = header_key(self.name)
 
 
 @dataclass(slots=True)
@@ -262,14 +267,14 @@ class SipMessage:
         """The first value of header ``name`` (any case, compact or long form), or None."""
         key = header_key(name)
         for h in self.headers:
-            if header_key(h.name) == key:
+            if h.key == key:
                 return h.value
         return None
 
     def header_fields(self, name: str) -> list[Header]:
         """Every header field named ``name``, in wire order."""
         key = header_key(name)
-        return [h for h in self.headers if header_key(h.name) == key]
+        return [h for h in self.headers if h.key == key]
 
     def header_values(self, name: str) -> list[str]:
         """All values of header ``name`` across its lines, comma lists split (RFC 3261 §7.3.1)."""
@@ -277,7 +282,7 @@ class SipMessage:
         split = is_comma_list(key)
         out: list[str] = []
         for h in self.headers:
-            if header_key(h.name) == key:
+            if h.key == key:
                 if split:
                     out += split_comma_list(h.value)
                 else:
@@ -296,7 +301,7 @@ class SipMessage:
         found: Header | None = None
         kept: list[Header] = []
         for h in self.headers:
-            if header_key(h.name) == key:
+            if h.key == key:
                 if found is not None:
                     continue
                 found = h
@@ -311,12 +316,12 @@ class SipMessage:
         """Remove every ``name`` header; return how many were removed."""
         key = header_key(name)
         before = len(self.headers)
-        self.headers[:] = [h for h in self.headers if header_key(h.name) != key]
+        self.headers[:] = [h for h in self.headers if h.key != key]
         return before - len(self.headers)
 
     def _first(self, key: str) -> Header | None:
         for h in self.headers:
-            if header_key(h.name) == key:
+            if h.key == key:
                 return h
         return None
 
@@ -345,7 +350,7 @@ class SipMessage:
     def vias(self) -> list[Via]:
         out: list[Via] = []
         for h in self.headers:
-            if header_key(h.name) == "via":
+            if h.key == "via":
                 out += _parsed(h, "vias", _parse_via_list)
         return out
 
@@ -364,7 +369,7 @@ class SipMessage:
         key = header_key(name)
         out: list[NameAddr] = []
         for h in self.headers:
-            if header_key(h.name) == key:
+            if h.key == key:
                 out += _parsed(h, "nameaddrs", _parse_name_addr_list)
         return out
 
