@@ -118,7 +118,7 @@ _siptool() {
             -w|--warning) return ;;
             --critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-c --count -i --interval --transport --insecure --ca-file --server-list --software --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-c --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -42,6 +42,7 @@ from siptool.cli.options import FiniteFloat, nagios_options, network_options, ou
     "(also SIPTOOL_STUN_SERVERS; default: Google's and Cloudflare's public servers).",
 )
 @click.option("--software", metavar="TEXT", help="Send a SOFTWARE attribute with this text.")
+@click.option("--jsonl", is_flag=True, help="One JSON object per reply, then the summary.")
 @network_options
 @nagios_options(critical_short=False)
 @output_options

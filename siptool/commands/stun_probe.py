@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,8 +293,15 @@ class _UdpSockets:
             endpoint.close()
 
 
+ReplyCallback = Callable[[ServerProbe, dict[str, Any]], None]
+
+
 async def probe_server(
-    server: StunServer, settings: ProbeSettings, udp: _UdpSockets, log: StunLog
+    server: StunServer,
+    settings: ProbeSettings,
+    udp: _UdpSockets,
+    log: StunLog,
+    on_reply: ReplyCallback | None = None,
 ) -> ServerProbe:
     from siptool.net.stun_transport import StreamEndpoint
 
@@ -342,6 +350,20 @@ async def probe_server(
             tid, wire = binding_request(software=settings.software, fingerprint=True)
             probe.sent += 1
             exchange = await endpoint.request(address, wire, tid, schedule)
+            if on_reply is not None:
+                answer = exchange.response
+                on_reply(
+                    probe,
+                    {
+                        "seq": n + 1,
+                        "transaction_id": tid.hex(),
+                        "mapped": None if answer is None else answer.reflexive_address,
+                        "rtt_ms": None
+                        if answer is None or exchange.rtt is None
+                        else round(exchange.rtt * 1000, 3),
+                        "error": None if answer is not None else exchange.error or "no answer",
+                    },
+                )
             if exchange.response is None:
                 last_error = exchange.error or "no answer"
                 if server.transport != "udp" and last_error != "timeout":
@@ -363,11 +385,15 @@ async def probe_server(
     return probe
 
 
-async def run_probe(servers: list[StunServer], settings: ProbeSettings) -> ProbeResult:
+async def run_probe(
+    servers: list[StunServer], settings: ProbeSettings, on_reply: ReplyCallback | None = None
+) -> ProbeResult:
     log = StunLog(settings.verbose)
     udp = _UdpSockets(settings, log)
     try:
-        probes = await asyncio.gather(*(probe_server(s, settings, udp, log) for s in servers))
+        probes = await asyncio.gather(
+            *(probe_server(s, settings, udp, log, on_reply) for s in servers)
+        )
     except LocalBindError as exc:
         return ProbeResult([], EXIT_NOT_RUN, [{"code": exc.code, "message": exc.message}])
     finally:

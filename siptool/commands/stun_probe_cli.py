@@ -32,6 +32,9 @@ def parse_servers(texts: list[str], transport: str | None) -> list[StunServer]:
 
 
 def main(kw: dict[str, Any]) -> int:
+    if kw["as_json"] and kw["jsonl"]:
+        sys.stderr.write("siptool stun-probe: --json and --jsonl are exclusive\n")
+        return EXIT_USAGE
     texts = list(kw["servers"])
     used_default = False
     if not texts:
@@ -61,12 +64,18 @@ def main(kw: dict[str, Any]) -> int:
     from siptool.render.stun_probe import ProbeRenderer
 
     renderer = ProbeRenderer(
-        mode="nagios" if kw["nagios"] else "json" if kw["as_json"] else "text",
+        mode="nagios"
+        if kw["nagios"]
+        else "json"
+        if kw["as_json"]
+        else "jsonl"
+        if kw["jsonl"]
+        else "text",
         quiet=kw["quiet"],
         color=not kw["no_color"],
         warning_ms=kw["warning"],
         critical_ms=kw["critical"],
     )
-    result = asyncio.run(run_probe(servers, settings))
+    result = asyncio.run(run_probe(servers, settings, renderer.reply))
     result.used_default_list = used_default
     return renderer.finish(result)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from siptool.commands.stun_probe import ProbeResult, nagios_state
-from siptool.render.json import dump_pretty, envelope
+from siptool.commands.stun_probe import ProbeResult, ServerProbe, nagios_state
+from siptool.render.json import dump, dump_pretty, envelope
 
 LOSS_WARNING_PCT = 20.0
 LOSS_CRITICAL_PCT = 60.0
@@ -43,6 +43,13 @@ class ProbeRenderer:
         self.critical_ms = critical_ms
         self.out = out or sys.stdout
 
+    def reply(self, probe: ServerProbe, reply: dict[str, Any]) -> None:
+        """--jsonl: one object per reply (or its timeout) as it comes."""
+        if self.mode == "jsonl":
+            line = {"type": "reply", "server": probe.server, "address": probe.address, **reply}
+            self.out.write(dump(line) + "\n")
+            self.out.flush()
+
     def finish(self, result: ProbeResult) -> int:
         if self.mode == "nagios":
             state, text, perf = nagios_state(
@@ -59,6 +66,8 @@ class ProbeRenderer:
                 sys.stderr.write(f"siptool stun-probe: {p.server}: warning: {warning}\n")
         if self.mode == "json":
             self.out.write(dump_pretty(document(result)) + "\n")
+        elif self.mode == "jsonl":
+            self.out.write(dump(document(result)) + "\n")
         elif not self.quiet and result.servers:
             self._table(result)
         return result.exit_code

@@ -355,3 +355,24 @@ def test_an_answer_without_a_mapped_address_fails_the_check(bare: StunClass, cod
     assert doc["servers"][0]["received"] == 1 and doc["servers"][0]["mapped"] is None
     assert [e["code"] for e in doc["errors"]] == [code]
     assert nagios.returncode == 2 and nagios.stdout.startswith("STUN CRITICAL - ")
+
+
+def test_jsonl_streams_each_reply_then_the_summary(coturn: StunPeer, stund: StunPeer) -> None:
+    result = siptool(
+        "stun-probe", "--jsonl", "-c", "2", "-i", "0.05", coturn.primary, stund.primary
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, result.stderr
+    replies, summary = lines[:-1], lines[-1]
+    assert sorted((r["server"], r["seq"]) for r in replies) == [
+        (coturn.primary, 1),
+        (coturn.primary, 2),
+        (stund.primary, 1),
+        (stund.primary, 2),
+    ]
+    assert all(r["mapped"] and r["rtt_ms"] > 0 and r["error"] is None for r in replies)
+    assert summary["command"] == "stun-probe" and len(summary["servers"]) == 2
+    assert {s["server"]: s["received"] for s in summary["servers"]} == {
+        coturn.primary: 2,
+        stund.primary: 2,
+    }
