@@ -57,6 +57,12 @@ class TransportError(SiptoolError):
     code = "transport_error"
 
 
+class LocalBindError(TransportError):
+    """The local address or port asked for cannot be used: siptool cannot run (exit 3)."""
+
+    code = "bind_error"
+
+
 class ResolveError(SiptoolError):
     """A name that DNS (RFC 3263 / A / AAAA) could not turn into a target."""
 

@@ -31,11 +31,11 @@ from siptool.commands.sip_common import (
     nat_view,
     resolve,
 )
-from siptool.errors import ParseError, ResolveError, SiptoolError
+from siptool.errors import LocalBindError, ParseError, ResolveError, SiptoolError
 from siptool.net.resolver import Resolution
 from siptool.net.rtp import RtpSession, RtpStats
 from siptool.net.sip_client import Outcome, PendingTransaction, SipClient
-from siptool.net.sip_transport import LocalBindError, Received, SipFlow, WireLog
+from siptool.net.sip_transport import Received, SipFlow, WireLog
 from siptool.sip.auth import AuthReport, AuthState, DigestCredentials
 from siptool.sip.builders import build_request, new_branch, new_call_id, new_tag
 from siptool.sip.dialog import Dialog, DialogError, build_response

@@ -24,10 +24,10 @@ from siptool.commands.sip_common import (
     nat_view,
     resolve,
 )
-from siptool.errors import ResolveError, SiptoolError
+from siptool.errors import LocalBindError, ResolveError, SiptoolError
 from siptool.net.resolver import Resolution
 from siptool.net.sip_client import SipClient
-from siptool.net.sip_transport import LocalBindError, SipFlow, WireLog
+from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.builders import build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage
 from siptool.sip.target import Target

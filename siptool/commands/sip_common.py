@@ -9,9 +9,10 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.errors import ParseError, ResolveError, SiptoolError, TransportError
+from siptool.errors import LocalBindError, ParseError, ResolveError, SiptoolError, TransportError
 from siptool.net.resolver import Candidate, Resolution, resolve_target
-from siptool.net.sip_transport import LocalBindError, SipFlow, TlsOptions, WireLog, open_flow
+from siptool.net.sip_transport import SipFlow, WireLog, open_flow
+from siptool.net.tls import TlsOptions
 from siptool.sip.builders import LocalEndpoint
 from siptool.sip.lint import is_private_address
 from siptool.sip.message import SipMessage

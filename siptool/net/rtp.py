@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.net.sip_transport import LocalBindError
+from siptool.errors import LocalBindError
 from siptool.sip.target import hostport
 
 __all__ = [

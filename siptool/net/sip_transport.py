@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from siptool.errors import ParseError, TransportError
+from siptool.errors import LocalBindError, ParseError, TransportError
+from siptool.net.tls import TlsOptions
 from siptool.sip.framing import SipStreamFramer
 from siptool.sip.message import SipMessage, parse_message
 from siptool.sip.target import hostport
@@ -35,19 +36,6 @@ class Received:
     data: bytes
     time: float  # time.monotonic() when it arrived
     source: str  # "ip:port"
-
-
-@dataclass
-class TlsOptions:
-    insecure: bool = False
-    ca_file: str | None = None
-
-    def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
 
 class WireLog:
@@ -282,12 +270,6 @@ async def open_flow(
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])
     return flow
-
-
-class LocalBindError(TransportError):
-    """The local address or port asked for cannot be used: siptool cannot run (exit 3)."""
-
-    code = "bind_error"
 
 
 async def next_message(flow: SipFlow, deadline: float) -> Received | None:

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from siptool.errors import ParseError, TransportError
+from siptool.errors import LocalBindError, ParseError, TransportError
+from siptool.net.tls import TlsOptions
 from siptool.stun.message import (
     HEADER_LENGTH,
     MAGIC_COOKIE,
@@ -82,12 +83,6 @@ def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
 
 
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
-
-
-class LocalBindError(TransportError):
-    """The local address or port cannot be used: siptool cannot run the check (exit 3)."""
-
-    code = "bind_error"
 
 
 # ------------------------------------------------------------------------------- SERVER text
@@ -523,19 +518,6 @@ def source_address_toward(destination: Address) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- TCP/TLS
-
-
-@dataclass
-class TlsOptions:
-    insecure: bool = False
-    ca_file: str | None = None
-
-    def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
 
 class _StreamProtocol(asyncio.Protocol):

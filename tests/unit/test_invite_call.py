@@ -11,8 +11,8 @@ import pytest
 import siptool.commands.invite_test as invite_test
 from siptool.commands.invite_test import InviteOptions, run_invite
 from siptool.commands.sip_common import SipSettings
-from siptool.errors import TransportError
-from siptool.net.sip_transport import LocalBindError, SipFlow, WireLog
+from siptool.errors import LocalBindError, TransportError
+from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.sdp_offer import parse_codec_list
 from siptool.sip.target import parse_target
 
