@@ -140,6 +140,35 @@ def nagios_options(*, critical_short: bool = True) -> Callable[[F], F]:
     return decorate
 
 
+def repeat_options(what: str, per: str) -> Callable[[F], F]:
+    """-c/--count and -i/--interval of the ping-like commands (``what`` per ``per``)."""
+
+    def decorate(func: F) -> F:
+        return _apply(
+            func,
+            [
+                click.option(
+                    "-c",
+                    "--count",
+                    type=click.IntRange(1, 100_000),
+                    default=1,
+                    show_default=True,
+                    help=f"{what} per {per}.",
+                ),
+                click.option(
+                    "-i",
+                    "--interval",
+                    type=FiniteFloat(min=0.0),
+                    default=1.0,
+                    show_default=True,
+                    help=f"Seconds between requests to one {per}.",
+                ),
+            ],
+        )
+
+    return decorate
+
+
 def dns_options(func: F) -> F:
     """--dns-server for the RFC 3263 lookups."""
     return _apply(

@@ -7,11 +7,11 @@ from typing import Any
 import click
 
 from siptool.cli.options import (
-    FiniteFloat,
     dns_options,
     nagios_options,
     network_options,
     output_options,
+    repeat_options,
     sip_options,
     timer_options,
 )
@@ -26,22 +26,7 @@ from siptool.cli.options import (
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Read targets from FILE, one per line (# comments); - is standard input.",
 )
-@click.option(
-    "-c",
-    "--count",
-    type=click.IntRange(1, 100_000),
-    default=1,
-    show_default=True,
-    help="OPTIONS requests per target.",
-)
-@click.option(
-    "-i",
-    "--interval",
-    type=FiniteFloat(min=0.0),
-    default=1.0,
-    show_default=True,
-    help="Seconds between requests to one target.",
-)
+@repeat_options("OPTIONS requests", "target")
 @click.option(
     "--expect",
     metavar="CODES",

@@ -6,27 +6,17 @@ from typing import Any
 
 import click
 
-from siptool.cli.options import FiniteFloat, nagios_options, network_options, output_options
+from siptool.cli.options import (
+    nagios_options,
+    network_options,
+    output_options,
+    repeat_options,
+)
 
 
 @click.command("stun-probe")
 @click.argument("servers", nargs=-1, metavar="[SERVER...]")
-@click.option(
-    "-c",
-    "--count",
-    type=click.IntRange(1, 100_000),
-    default=1,
-    show_default=True,
-    help="Binding requests per server.",
-)
-@click.option(
-    "-i",
-    "--interval",
-    type=FiniteFloat(min=0.0),
-    default=1.0,
-    show_default=True,
-    help="Seconds between requests to one server.",
-)
+@repeat_options("Binding requests", "server")
 @click.option(
     "--transport",
     type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
