@@ -10,8 +10,6 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_NOT_RUN = 3
-
 
 class FiniteFloat(click.FloatRange):
     """A float range that also refuses nan and inf (click's range checks let nan through,
@@ -204,9 +202,3 @@ def timer_options(func: F) -> F:
             ),
         ],
     )
-
-
-def not_implemented(name: str) -> None:
-    """Placeholder body for a command a later issue builds: say so and exit 3."""
-    click.echo(f"siptool {name}: not implemented yet", err=True)
-    raise SystemExit(EXIT_NOT_RUN)
