@@ -230,3 +230,42 @@ def test_same_answer_as_sipsak(kamailio: Kamailio) -> None:
     ours = doc["targets"][0]["replies"][0]
     assert code == 0 and ours["status"] == int(match.group(2)) == 200
     print(f"RTT sipsak {match.group(1)} ms, siptool {ours['rtt_ms']} ms")
+
+
+def test_forged_and_garbage_replies_are_ignored_and_counted() -> None:
+    """A peer that first answers with a forged branch and garbage, then correctly: the forged
+    200 must not be taken for the answer (RFC 3261 §17.1.3), the garbage must not crash."""
+    import threading
+
+    from siptool.sip.message import parse_message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(10)
+        port = peer.getsockname()[1]
+
+        def serve() -> None:
+            data, source = peer.recvfrom(65535)
+            request = parse_message(data)
+            via = request.header("Via") or ""
+            forged = via.replace("branch=", "branch=z9hG4bKforged")
+
+            def reply(top_via: str, reason: str) -> bytes:
+                lines = [f"SIP/2.0 200 {reason}", f"Via: {top_via}"]
+                for name in ("From", "To", "Call-ID", "CSeq"):
+                    lines.append(f"{name}: {request.header(name)}")
+                lines += ["Server: hostile-test-peer", "Content-Length: 0", "", ""]
+                return "\r\n".join(lines).encode()
+
+            peer.sendto(reply(forged, "Forged"), source)
+            peer.sendto(b"\x00\xffnot sip at all\r\n\r\n", source)
+            peer.sendto(reply(via, "OK"), source)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        code, doc = ping_json("--timeout", "5", f"127.0.0.1:{port}")
+        thread.join(10)
+    assert code == 0, doc["errors"]
+    target = doc["targets"][0]
+    assert target["replies"][0]["status"] == 200 and target["replies"][0]["reason"] == "OK"
+    assert target["strays"] == 1
