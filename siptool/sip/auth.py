@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from siptool.errors import ParseError, SiptoolError
+from siptool.sip.nameaddr import read_quoted
 
 if TYPE_CHECKING:
     from siptool.sip.message import SipMessage
@@ -167,23 +168,10 @@ def _read_token(text: str, pos: int) -> int:
 
 def _read_quoted(text: str, pos: int) -> tuple[str, int]:
     """(content with quoted-pairs resolved, index after the closing quote); ``text[pos]=='"'``."""
-    out: list[str] = []
-    i = pos + 1
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            # RFC 3261 §25.1 quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-            if i + 1 >= n:
-                break
-            out.append(text[i + 1])
-            i += 2
-        elif ch == '"':
-            return "".join(out), i + 1
-        else:
-            out.append(ch)
-            i += 1
-    raise ParseError("unterminated quoted string in challenge", offset=pos)
+    try:
+        return read_quoted(text, pos)
+    except ParseError as exc:
+        raise ParseError(f"{exc.message} in challenge", offset=exc.offset) from None
 
 
 def _parse_params(text: str, pos: int) -> tuple[dict[str, str], int]:

@@ -37,6 +37,7 @@ __all__ = [
     "parse_params",
     "parse_via",
     "quote_string",
+    "read_quoted",
     "unquote_string",
 ]
 
@@ -157,7 +158,7 @@ def quote_string(text: str) -> str:
 def unquote_string(text: str) -> str:
     """The content of a quoted-string with its quoted-pairs resolved; other text unchanged."""
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        value, end = _read_quoted(text, 0, 0)
+        value, end = read_quoted(text, 0, 0)
         if end == len(text):
             return value
     return text
@@ -188,7 +189,7 @@ def parse_params(text: str, start: int = 0, base: int = 0) -> dict[str, str | No
     return params
 
 
-def _read_quoted(text: str, pos: int, base: int) -> tuple[str, int]:
+def read_quoted(text: str, pos: int, base: int = 0) -> tuple[str, int]:
     """(content, index after the closing quote) of the quoted-string starting at ``pos``."""
     end = text.find('"', pos + 1)
     backslash = text.find("\\", pos + 1)
@@ -224,7 +225,7 @@ def parse_name_addr(text: str) -> NameAddr:
         return NameAddr(None, Uri(scheme="", opaque="*", text="*"), {}, is_star=True)
     display: str | None = None
     if text[pos] == '"':
-        display, pos = _read_quoted(text, pos, 0)
+        display, pos = read_quoted(text, pos, 0)
         while pos < n and text[pos] in " \t":
             pos += 1
         if pos >= n or text[pos] != "<":
