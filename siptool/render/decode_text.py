@@ -11,7 +11,7 @@ from rich.table import Table
 
 from siptool.commands.decode import DecodedMessage, DecodeOptions, DecodeResult, Renderer
 from siptool.errors import ParseError
-from siptool.sip.message import clean_text
+from siptool.render.terminal import terminal_safe as _terminal_safe
 
 
 def _summary_sip(m: DecodedMessage) -> str:
@@ -62,23 +62,6 @@ def _summary_stun(m: DecodedMessage) -> str:
 
 def summary_line(m: DecodedMessage) -> str:
     return _summary_sip(m) if m.sip is not None else _summary_stun(m)
-
-
-# C0 controls but TAB and LF, DEL and the C1 controls, shown as \xNN: a hostile capture must
-# not move the cursor, clear the screen or retitle the terminal of the person reading it.
-_CONTROLS = {
-    code: f"\\x{code:02x}"
-    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-    if code not in (0x09, 0x0A)
-}
-
-
-def _terminal_safe(text: str) -> str:
-    """Text from the input made printable; undecodable bytes become U+FFFD (a strict UTF-8
-    stdout would refuse the lone surrogates ``surrogateescape`` left)."""
-    if text.isprintable():
-        return text
-    return clean_text(text).translate(_CONTROLS)
 
 
 def _shown(text: str) -> str:
