@@ -11,6 +11,21 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class DnsServer(click.ParamType):
+    """``ip[:port]`` or ``[v6]:port``, checked before anything runs."""
+
+    name = "ADDR[:PORT]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from siptool.net.resolver import parse_dns_server  # not at --help time
+
+        try:
+            parse_dns_server(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
 class FiniteFloat(click.FloatRange):
     """A float range that also refuses nan and inf (click's range checks let nan through,
     and ``--timeout inf`` would wait forever)."""
@@ -174,6 +189,7 @@ def dns_options(func: F) -> F:
         [
             click.option(
                 "--dns-server",
+                type=DnsServer(),
                 metavar="ADDR[:PORT]",
                 help="DNS server for NAPTR/SRV/A/AAAA lookups (default: /etc/resolv.conf).",
             ),

@@ -28,6 +28,7 @@ from siptool.errors import LocalBindError, ResolveError, SiptoolError
 from siptool.net.resolver import Resolution
 from siptool.net.sip_client import SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
+from siptool.numbers import is_decimal
 from siptool.sip.builders import build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage
 from siptool.sip.target import Target
@@ -65,7 +66,7 @@ class Expectation:
         for item in text.replace(" ", "").split(","):
             if len(item) == 3 and item[0] in "123456" and item[1:].lower() == "xx":
                 classes.add(int(item[0]))
-            elif item.isdigit() and 100 <= int(item) <= 699:
+            elif is_decimal(item, 3) and 100 <= int(item) <= 699:
                 codes.add(int(item))
             else:
                 raise ValueError(f"bad status code {item!r} (use e.g. 200,404 or 2xx)")

@@ -25,6 +25,7 @@ from siptool.errors import LocalBindError, ParseError, SiptoolError
 from siptool.net.resolver import Resolution
 from siptool.net.sip_client import SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
+from siptool.numbers import decimal_or_none
 from siptool.sip.auth import AuthReport, AuthState, DigestCredentials
 from siptool.sip.builders import build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage
@@ -168,8 +169,9 @@ def _same_contact(a: NameAddr, uri: str) -> bool:
 def _bindings(msg: SipMessage, contact_uri: str) -> tuple[list[Binding], int | None]:
     header_expires: int | None = None
     raw = msg.header("Expires")
-    if raw is not None and raw.strip().isdigit():
-        header_expires = int(raw.strip())
+    if raw is not None:
+        # RFC 3261 §20.19: Expires = delta-seconds (1*DIGIT); anything else is ignored.
+        header_expires = decimal_or_none(raw.strip(), 10)
     out: list[Binding] = []
     granted: int | None = None
     try:
@@ -180,7 +182,8 @@ def _bindings(msg: SipMessage, contact_uri: str) -> tuple[list[Binding], int | N
         if c.is_star:
             continue
         value = c.params.get("expires")
-        expires = int(value) if value and value.isdigit() else header_expires
+        contact_expires = None if value is None else decimal_or_none(value, 10)
+        expires = header_expires if contact_expires is None else contact_expires
         ours = _same_contact(c, contact_uri)
         if ours:
             granted = expires

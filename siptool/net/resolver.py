@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from siptool.errors import ResolveError
+from siptool.numbers import is_decimal
 from siptool.sip.target import DEFAULT_PORT, Target, hostport, is_ip_address
 
 # RFC 3263 §4.1 / RFC 3261 §26: the NAPTR services siptool can use, and their transports.
@@ -268,7 +269,7 @@ class DnsLookup:
 
         if server:
             resolver = dns.asyncresolver.Resolver(configure=False)
-            address, port = _split_server(server)
+            address, port = parse_dns_server(server)
             resolver.nameservers = [address]
             resolver.port = port
         else:
@@ -315,16 +316,26 @@ class DnsLookup:
         return [r.to_text() for r in await self._query(name, rdtype)]
 
 
-def _split_server(text: str) -> tuple[str, int]:
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """``ip``, ``ip:port``, ``v6`` or ``[v6]:port`` (default port 53); ValueError naming the
+    problem otherwise (the --dns-server flag turns it into a usage error)."""
+    port_text = ""
     if text.startswith("["):
-        close = text.find("]")
-        address = text[1:close]
-        rest = text[close + 1 :]
-        return address, int(rest[1:]) if rest.startswith(":") else 53
-    if text.count(":") == 1:
-        address, port = text.split(":")
-        return address, int(port)
-    return text, 53
+        address, close, rest = text[1:].partition("]")
+        if not close or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad DNS server {text!r} (use ip, ip:port or [v6]:port)")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        address, _, port_text = text.partition(":")
+    else:
+        address = text
+    if not is_ip_address(address):
+        raise ValueError(f"DNS server {address!r} is not an IP address")
+    if not port_text:
+        return address, 53
+    if not is_decimal(port_text, 5) or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad DNS server port {port_text!r}")
+    return address, int(port_text)
 
 
 async def resolve_target(

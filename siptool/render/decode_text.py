@@ -11,7 +11,7 @@ from rich.table import Table
 
 from siptool.commands.decode import DecodedMessage, DecodeOptions, DecodeResult, Renderer
 from siptool.errors import ParseError
-from siptool.render.terminal import terminal_safe as _terminal_safe
+from siptool.terminal import terminal_safe as _terminal_safe
 
 
 def _summary_sip(m: DecodedMessage) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.errors import ParseError
+from siptool.numbers import is_decimal
 from siptool.sip.headers import (
     canonical_name,
     header_key,
@@ -116,7 +117,7 @@ def parse_cseq(text: str) -> CSeq:
     if len(parts) != 2:
         raise ParseError(f"bad CSeq {text[:60]!r}", offset=0)
     seq, method = parts
-    if not (seq.isascii() and seq.isdigit() and len(seq) <= 30):
+    if not is_decimal(seq, 30):
         raise ParseError(f"bad CSeq number {seq[:40]!r}", offset=0)
     if not _TOKEN_RE.match(method):
         raise ParseError(f"bad CSeq method {method[:40]!r}", offset=text.rfind(method))
@@ -386,7 +387,7 @@ class SipMessage:
         value = self.header("Max-Forwards")
         if value is None:
             return None
-        if not (value.isascii() and value.isdigit() and len(value) <= 10):
+        if not is_decimal(value, 10):
             raise ParseError(f"bad Max-Forwards {value[:40]!r}", offset=0)
         return int(value)
 
@@ -527,7 +528,7 @@ def _parse_start_line(
         if not _VERSION_RE.match(version):
             raise ParseError(f"bad SIP version {version[:20]!r}", offset=offset)
         code = parts[1] if len(parts) > 1 else ""
-        if len(code) != 3 or not (code.isascii() and code.isdigit()):
+        if len(code) != 3 or not is_decimal(code, 3):
             raise ParseError(f"bad status code {code[:20]!r}", offset=offset + line.find(code))
         reason = parts[2].rstrip() if len(parts) > 2 else ""
         return None, None, int(code), reason, version

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siptool.errors import ParseError
+from siptool.numbers import is_decimal
 from siptool.sip.uri import Uri, format_host, parse_port, parse_uri
 
 __all__ = [
@@ -285,9 +286,7 @@ def parse_via(text: str) -> Via:
     if rport is not None:
         parse_port(rport, m.end())
     ttl = params.get("ttl")
-    if ttl is not None and not (
-        ttl.isascii() and ttl.isdigit() and len(ttl) <= 3 and int(ttl) <= 255
-    ):
+    if ttl is not None and not (is_decimal(ttl, 3) and int(ttl) <= 255):
         raise ParseError(f"bad ttl {ttl!r} in Via", offset=m.end())
     protocol = f"{name.upper()}/{version}"
     return Via(protocol, transport.upper(), host, port, params)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siptool.errors import ParseError
+from siptool.numbers import decimal_or_none
 
 __all__ = [
     "DIRECTIONS",
@@ -76,9 +77,7 @@ def _clean(text: str) -> str:
 
 def _int(text: str) -> int | None:
     """A non-negative decimal integer, or None (ASCII digits only, bounded length)."""
-    if text.isascii() and text.isdigit() and len(text) <= 20:
-        return int(text)
-    return None
+    return decimal_or_none(text)
 
 
 @dataclass(slots=True)

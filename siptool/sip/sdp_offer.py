@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.numbers import decimal_or_none
 from siptool.sip.sdp import (
     Connection,
     MediaDescription,
@@ -159,8 +160,11 @@ def read_answer(answer: SessionDescription, offered: list[Codec]) -> AnswerSumma
     summary.port = audio.port
     summary.direction = audio.direction
     for fmt, codec_text in zip(audio.formats, audio.codecs, strict=True):
-        if fmt.isdigit():
-            summary.payload_types.setdefault(codec_text.split("/")[0].upper(), int(fmt))
+        # RFC 8866 §5.14: an RTP format is a payload type number; anything else (a
+        # superscript digit included) is not one.
+        payload_type = decimal_or_none(fmt, 3)
+        if payload_type is not None:
+            summary.payload_types.setdefault(codec_text.split("/")[0].upper(), payload_type)
     if audio.port == 0:
         # RFC 3264 §6: a zero port in the answer rejects the stream.
         summary.warnings.append("the answer rejected the audio stream (m=audio port 0)")

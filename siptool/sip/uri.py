@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from siptool.errors import ParseError
+from siptool.numbers import is_decimal
 
 __all__ = ["Uri", "format_host", "parse_port", "parse_uri", "unescape"]
 
@@ -116,7 +117,7 @@ def unescape(text: str) -> str:
 
 def parse_port(text: str, offset: int = 0) -> int:
     """A port number 0..65535 written as 1 to 5 ASCII digits."""
-    if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
+    if not is_decimal(text, 5):
         raise ParseError(f"bad port {text!r}", offset=offset)
     port = int(text)
     if port > 65535:
