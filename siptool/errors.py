@@ -63,6 +63,15 @@ class LocalBindError(TransportError):
     code = "bind_error"
 
 
+class CaFileError(LocalBindError):
+    """The --ca-file given cannot be used (missing, a directory, unreadable, no certificate in
+    it): siptool's own input, so siptool cannot run the check (exit 3, Nagios UNKNOWN), never
+    "the server failed".  A LocalBindError because that is what every command already maps to
+    exit 3 and never fails over on: both are local resources the check needs."""
+
+    code = "ca_file_error"
+
+
 class ResolveError(SiptoolError):
     """A name that DNS (RFC 3263 / A / AAAA) could not turn into a target."""
 

@@ -108,7 +108,9 @@ def sip_options(func: F) -> F:
             click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate."),
             click.option(
                 "--ca-file",
-                type=click.Path(dir_okay=False),
+                # Not click's dir_okay=False: a directory is a CA file siptool cannot read
+                # (exit 3, Nagios UNKNOWN), not a usage error (exit 2, Nagios CRITICAL).
+                type=click.Path(),
                 help="CA bundle for TLS verification.",
             ),
             click.option("--user", help="User name for the From URI and digest authentication."),

@@ -23,7 +23,8 @@ from siptool.cli.options import (
     help="Transport for servers given without a scheme (a stun:/stuns: URI wins).",
 )
 @click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
-@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for TLS verification.")
+# A directory is a CA file siptool cannot read (exit 3), not a usage error: no dir_okay=False.
+@click.option("--ca-file", type=click.Path(), help="CA bundle for TLS verification.")
 @click.option(
     "--server-list",
     metavar="LIST",
