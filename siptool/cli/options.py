@@ -11,7 +11,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DnsServer(click.ParamType):
+class DnsServer(click.types.StringParamType):
     """``ip[:port]`` or ``[v6]:port``, checked before anything runs."""
 
     name = "ADDR[:PORT]"
@@ -19,11 +19,12 @@ class DnsServer(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from siptool.net.resolver import parse_dns_server  # not at --help time
 
+        text = super().convert(value, param, ctx)
         try:
-            parse_dns_server(str(value))
+            parse_dns_server(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        return value
+        return text
 
 
 class FiniteFloat(click.FloatRange):

@@ -10,7 +10,7 @@ from siptool.commands.options_ping import Expectation, PingOptions, PingResult, 
 from siptool.commands.sip_common import settings_from_flags
 from siptool.errors import ParseError
 from siptool.net.sip_transport import WireLog
-from siptool.sip.target import Target, parse_target
+from siptool.sip.target import Target, parse_target, redact_password
 
 EXIT_USAGE = 2
 
@@ -22,7 +22,7 @@ def _usage(message: str) -> int:
 
 def read_targets(args: tuple[str, ...], path: str | None, transport: str | None) -> list[Target]:
     """Targets from the arguments then the file; ``ValueError`` names the bad one."""
-    lines: list[tuple[str, str]] = [(text, f"argument {text!r}") for text in args]
+    lines = [(text, f"argument {redact_password(text)!r}") for text in args]
     if path:
         handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with handle:

@@ -9,14 +9,15 @@ from siptool.commands.register import RegisterOptions, register_sync
 from siptool.commands.sip_common import read_password, settings_from_flags
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.sip_transport import WireLog
-from siptool.sip.target import parse_target
+from siptool.sip.target import parse_target, redact_password
 
 
 def main(kw: dict[str, Any]) -> int:
     try:
         target = parse_target(kw["target"], kw["transport"])
     except ParseError as exc:
-        sys.stderr.write(f"siptool register: bad target {kw['target']!r}: {exc.message}\n")
+        shown = redact_password(kw["target"])
+        sys.stderr.write(f"siptool register: bad target {shown!r}: {exc.message}\n")
         return 2
     user = kw["user"] or target.uri.user
     if not user:

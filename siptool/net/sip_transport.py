@@ -28,6 +28,7 @@ from siptool.net.tls import TlsOptions
 from siptool.sip.framing import SipStreamFramer
 from siptool.sip.message import SipMessage, parse_message
 from siptool.sip.target import hostport
+from siptool.terminal import terminal_safe
 
 
 @dataclass
@@ -53,7 +54,8 @@ class WireLog:
             return
         stamp = time.monotonic() - self.start
         arrow = f"{local} -> {remote}" if direction == "send" else f"{local} <- {remote}"
-        text = data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")
+        # A peer's bytes go to the user's terminal: controls shown as \xNN (siptool.terminal).
+        text = terminal_safe(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
         self.out.write(f"[{stamp:9.6f}] {direction} {transport.upper()} {arrow}\n{text}\n\n")
         self.out.flush()
 

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from siptool.errors import LocalBindError, ParseError, TransportError
 from siptool.net.tls import TlsOptions
+from siptool.numbers import is_decimal
 from siptool.stun.message import (
     HEADER_LENGTH,
     MAGIC_COOKIE,
@@ -157,7 +158,7 @@ def parse_server(text: str, transport: str | None = None) -> StunServer:
 
 
 def _port(text: str, raw: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not is_decimal(text, 5) or not 0 < int(text) < 65536:
         raise ParseError(f"{raw!r}: bad port {text!r}")
     return int(text)
 

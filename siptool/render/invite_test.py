@@ -7,6 +7,7 @@ from typing import IO, Any
 
 from siptool.commands.invite_test import CallResult, nagios_state
 from siptool.render.json import dump_pretty, envelope
+from siptool.terminal import one_line
 
 
 def document(result: CallResult) -> dict[str, Any]:
@@ -40,10 +41,11 @@ class InviteRenderer:
     def finish(self, result: CallResult) -> int:
         if self.mode == "nagios":
             state, text, perf = nagios_state(result, self.warning_ms, self.critical_ms)
+            text = one_line(text)
             self.out.write(f"{text} | {perf}\n" if perf else f"{text}\n")
             return state
         for e in result.errors:
-            sys.stderr.write(f"siptool invite-test: {e['message']}\n")
+            sys.stderr.write(f"siptool invite-test: {one_line(e['message'])}\n")
         if self.mode == "json":
             self.out.write(dump_pretty(document(result)) + "\n")
         elif not self.quiet:
@@ -52,8 +54,13 @@ class InviteRenderer:
 
     def _summary(self, result: CallResult) -> None:
         from rich.console import Console
-        from rich.markup import escape
+        from rich.markup import escape as markup_escape
         from rich.table import Table
+
+        def escape(text: str) -> str:
+            # Peer text (reasons, Server, SDP, auth parameters, the ladder) shown safely: no
+            # terminal controls, no rich markup.
+            return markup_escape(one_line(text))
 
         console = Console(
             file=self.out,

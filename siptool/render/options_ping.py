@@ -12,6 +12,7 @@ from siptool.commands.options_ping import (
     nagios_state,
 )
 from siptool.render.json import dump, dump_pretty, envelope
+from siptool.terminal import one_line
 
 # Nagios plugin guidelines: loss thresholds in percent for the perfdata and the state.
 LOSS_WARNING_PCT = 20.0
@@ -62,7 +63,7 @@ class PingRenderer:
                 )
             else:
                 text = f"{target.target}: seq={reply.seq} {reply.error or 'no answer'}"
-            self.out.write(text + "\n")
+            self.out.write(one_line(text) + "\n")
             self.out.flush()
 
     def finish(self, result: PingResult, *, resolve_only: bool = False) -> int:
@@ -70,6 +71,7 @@ class PingRenderer:
             state, text, perf = nagios_state(
                 result, self.warning_ms, self.critical_ms, LOSS_WARNING_PCT, LOSS_CRITICAL_PCT
             )
+            text = one_line(text)
             self.out.write(f"{text} | {perf}\n" if perf else f"{text}\n")
             return state
         self._stderr_errors(result)
@@ -86,23 +88,27 @@ class PingRenderer:
 
     def _stderr_errors(self, result: PingResult) -> None:
         for e in result.errors:
-            sys.stderr.write(f"siptool options-ping: {e['message']}\n")
+            sys.stderr.write(f"siptool options-ping: {one_line(e['message'])}\n")
         for t in result.targets:
             if not t.alive or self.mode != "text":
                 for e in t.errors:
-                    sys.stderr.write(f"siptool options-ping: {t.target}: {e['message']}\n")
+                    line = f"{t.target}: {e['message']}"
+                    sys.stderr.write(f"siptool options-ping: {one_line(line)}\n")
             for warning in t.nat.warnings:
-                sys.stderr.write(f"siptool options-ping: {t.target}: warning: {warning}\n")
+                line = f"{t.target}: warning: {warning}"
+                sys.stderr.write(f"siptool options-ping: {one_line(line)}\n")
 
     def _resolution(self, result: PingResult) -> None:
         for t in result.targets:
-            self.out.write(f"{t.target}\n")
+            self.out.write(f"{one_line(t.target)}\n")
             if t.resolution is None:
                 continue
+            # DNS answers are peer-controlled text too.
             for step in t.resolution.path:
-                self.out.write(f"  {step}\n")
+                self.out.write(f"  {one_line(step)}\n")
             for i, c in enumerate(t.resolution.candidates, 1):
-                self.out.write(f"  -> {i}. {c.transport.upper()} {c.hostport} ({c.hostname})\n")
+                line = f"{c.transport.upper()} {c.hostport} ({c.hostname})"
+                self.out.write(f"  -> {i}. {one_line(line)}\n")
 
     def _table(self, result: PingResult) -> None:
         from rich.console import Console
@@ -157,18 +163,19 @@ class PingRenderer:
                     nat += " (no NAT)"
             address = f"{t.transport.upper()} {t.address}" if t.address and t.transport else "-"
             table.add_row(
-                escape(t.target),
-                escape(address),
-                f"[{colour}]{escape(status)}[/{colour}]",
+                escape(one_line(t.target)),
+                escape(one_line(address)),
+                f"[{colour}]{escape(one_line(status))}[/{colour}]",
                 f"{s['sent']}/{s['received']}",
                 "-" if s["loss_pct"] is None else f"{s['loss_pct']:g}%",
                 rtt,
-                escape(t.server.user_agent or "-"),
-                escape(nat),
+                escape(one_line(t.server.user_agent or "-")),
+                escape(one_line(nat)),
             )
         console.print(table)
         for t in result.targets:
             if t.server.allow and len(result.targets) == 1:
-                console.print(f"[dim]Allow: {escape(', '.join(t.server.allow))}[/dim]")
+                console.print(f"[dim]Allow: {escape(one_line(', '.join(t.server.allow)))}[/dim]")
             if t.server.supported and len(result.targets) == 1:
-                console.print(f"[dim]Supported: {escape(', '.join(t.server.supported))}[/dim]")
+                line = one_line(", ".join(t.server.supported))
+                console.print(f"[dim]Supported: {escape(line)}[/dim]")

@@ -7,6 +7,7 @@ from typing import IO
 
 from siptool.commands.register import RegisterResult
 from siptool.render.json import dump_pretty, envelope
+from siptool.terminal import one_line
 
 
 def document(result: RegisterResult) -> dict[str, object]:
@@ -51,20 +52,25 @@ def render(
     out = out or sys.stdout
     if mode == "nagios":
         state, line = _nagios(result, warning_ms, critical_ms)
-        out.write(line + "\n")
+        out.write(one_line(line) + "\n")
         return state
     for e in result.errors:
-        sys.stderr.write(f"siptool register: {e['message']}\n")
+        sys.stderr.write(f"siptool register: {one_line(e['message'])}\n")
     for w in result.warnings:
-        sys.stderr.write(f"siptool register: warning: {w}\n")
+        sys.stderr.write(f"siptool register: warning: {one_line(w)}\n")
     if mode == "json":
         out.write(dump_pretty(document(result), tty=out.isatty()) + "\n")
         return result.exit_code
     if quiet:
         return result.exit_code
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
     from rich.table import Table
+
+    def escape(text: str) -> str:
+        # Peer text (reason, Contact, auth parameters, Service-Route) shown safely: no
+        # terminal controls, no rich markup.
+        return markup_escape(one_line(text))
 
     console = Console(
         file=out, no_color=not color, highlight=False, width=None if out.isatty() else 160
@@ -80,7 +86,8 @@ def render(
     if result.auth is not None and result.auth.scheme:
         a = result.auth
         console.print(
-            f"auth: {a.scheme} {a.algorithm or ''} qop={a.qop or '-'}, {a.rounds} challenge(s)"
+            f"auth: {escape(a.scheme or '')} {escape(a.algorithm or '')} "
+            f"qop={escape(a.qop or '-')}, {a.rounds} challenge(s)"
         )
     if result.expires is not None:
         console.print(f"granted expiry: {result.expires} s (asked {result.requested_expires})")

@@ -48,14 +48,23 @@ def parse_target(text: str, transport: str | None = None) -> Target:
     if ":" in raw and raw.split(":", 1)[0].lower() in ("sip", "sips"):
         uri = parse_uri(raw)
     else:
-        if raw.count(":") > 1 and not raw.startswith("["):
+        if raw.count(":") > 1 and not raw.startswith("[") and "@" not in raw:
             # A bare IPv6 address without brackets and port.
             if not is_ip_address(raw):
-                raise ParseError(f"not a host, host:port or SIP URI: {raw!r}")
+                raise ParseError(f"not a host, host:port or SIP URI: {redact_password(raw)!r}")
             raw = f"[{raw}]"
         uri = parse_uri(f"sip:{raw}")
     if uri.scheme not in ("sip", "sips"):
-        raise ParseError(f"not a SIP or SIPS URI: {raw!r}")
+        raise ParseError(f"not a SIP or SIPS URI: {redact_password(raw)!r}")
+    if uri.password is not None:
+        # RFC 3261 §19.1.1 allows user:password@ and says it SHOULD NOT be used: on a command
+        # line the password is visible to every user (ps, /proc) and would be echoed in text,
+        # JSON and -v output.  Refuse it and say where a password belongs.
+        raise ParseError(
+            "the URI carries a password (user:password@), which other users can read in the "
+            "process list: remove it and give the password with --password-file or "
+            "SIPTOOL_PASSWORD"
+        )
     secure = uri.scheme == "sips"
     param = uri.params.get("transport")
     chosen = (param or "").lower() or None
@@ -67,6 +76,21 @@ def parse_target(text: str, transport: str | None = None) -> Target:
     if chosen is not None and chosen not in TRANSPORTS:
         raise ParseError(f"unsupported transport {chosen!r} (udp, tcp or tls)")
     return Target(uri=uri, host=uri.host, port=uri.port, transport=chosen, secure=secure)
+
+
+def redact_password(text: str) -> str:
+    """``text`` (a TARGET as typed) with the password of a ``user:password@`` userinfo shown
+    as ``***``.  As in ``parse_uri``, the first "@" ends the userinfo (RFC 3261 §25.1)."""
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.lower() in ("sip", "sips"):
+        prefix = scheme + colon
+    else:
+        prefix, rest = "", text
+    userinfo, at, host = rest.partition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon:
+        return text
+    return f"{prefix}{user}:***@{host}"
 
 
 def hostport(host: str, port: int) -> str:
