@@ -68,10 +68,15 @@ def invite_test(**kwargs: Any) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
 
     The call passes when it is answered (or its final response is one of --expect) and the BYE
-    succeeds; with --rtp, also when audio comes back.  --timeout bounds the wait for the answer
-    (a ringing call is then CANCELled and fails); --ring-timeout makes a ring test that passes
-    when the call rang and the CANCEL ended it.  PDD (post-dial delay) is the time to the first
-    18x, else to the final response.  With --nagios the -w/-c thresholds apply to the PDD.
+    succeeds; with --rtp, also when audio comes back.  --ring-timeout makes a ring test that
+    passes when the call rang and the CANCEL ended it.  PDD (post-dial delay) is the time to
+    the first 18x, else to the final response.  With --nagios the -w/-c thresholds apply to the
+    PDD.
+
+    --timeout bounds the whole command: the call must be answered within it, or within a
+    longer --ring-timeout (a ringing call is then CANCELled; several servers share it, RFC 3263
+    failover), plus --hold once answered, plus at most 1 s to end the call (the CANCEL's 487 or
+    the BYE's answer).  A cleanup cut short at that bound is reported as a warning.
     """
     from siptool.commands.invite_test_cli import main
 

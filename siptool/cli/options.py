@@ -112,6 +112,7 @@ def sip_options(func: F) -> F:
                 # Not click's dir_okay=False: a directory is a CA file siptool cannot read
                 # (exit 3, Nagios UNKNOWN), not a usage error (exit 2, Nagios CRITICAL).
                 type=click.Path(),
+                metavar="FILE",
                 help="CA bundle for TLS verification.",
             ),
             click.option("--user", help="User name for the From URI and digest authentication."),

@@ -24,7 +24,9 @@ from siptool.cli.options import (
 )
 @click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
 # A directory is a CA file siptool cannot read (exit 3), not a usage error: no dir_okay=False.
-@click.option("--ca-file", type=click.Path(), help="CA bundle for TLS verification.")
+@click.option(
+    "--ca-file", type=click.Path(), metavar="FILE", help="CA bundle for TLS verification."
+)
 @click.option(
     "--server-list",
     metavar="LIST",

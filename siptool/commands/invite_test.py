@@ -8,6 +8,18 @@ what comes back), then ended with BYE, or by the far end's BYE which we answer. 
 --ring-timeout (or at --timeout after a provisional) the INVITE is CANCELled (§9.1) and the
 487 it then gets is ACKed by the INVITE transaction itself.
 
+Decisions:
+
+- --timeout bounds the whole command, not each wait.  The set-up (DNS, connecting, every
+  server tried, challenges answered, ringing) must end by --timeout after the start, or by
+  --ring-timeout after the INVITE when a ring test rings longer; an answered call adds its
+  --hold; ending the call (the CANCEL's 487, the BYE's answer, both on RFC 3261 timers that
+  run to 32 s) gets what is left plus ``CLEANUP_ALLOWANCE``, never more.  A cleanup cut short
+  is said in the warnings: the far end may still think the call is up or ringing.
+- RFC 3263 failover shares the bound: until a server answers at all, it gets an equal share of
+  the time left with the servers still to try, so a silent first server cannot eat the time
+  of the next.  Once it answered (a 100 will do) the call may use all the time left.
+
 The result object feeds every renderer; nothing here prints.
 """
 
@@ -15,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import math
 import time
@@ -51,6 +64,11 @@ EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 # After the hold, how long to keep listening for RTP still on its way back.
 RTP_GRACE = 0.2
+# How far past the bound of --timeout (and --hold, --ring-timeout) ending the call may go: the
+# wait for the CANCEL's 487 or the BYE's answer (README, --help).
+CLEANUP_ALLOWANCE = 1.0
+CANCEL_CUT_SHORT = "CANCEL sent, no 487 before the timeout: cleanup cut short"
+BYE_CUT_SHORT = "BYE sent, no answer before the timeout: cleanup cut short"
 
 
 @dataclass
@@ -256,6 +274,25 @@ class _Call:
         self.cseq = 0
         self.tasks: list[asyncio.Task[None]] = []
         result.call_id = self.call_id
+        # Monotonic times (module docstring): ``bound`` is when all but the cleanup must be
+        # over (pushed back by --hold and a longer --ring-timeout); ``share_end`` is when the
+        # current server, silent so far, is given up for the next one (RFC 3263).
+        self.bound = time.monotonic() + self.settings.timeout
+        self.share_end = self.bound
+        self.heard = False  # the current server sent something
+
+    # -- the bound ------------------------------------------------------------------------
+
+    @property
+    def end_by(self) -> float:
+        """When the command ends, cleanup included."""
+        return self.bound + CLEANUP_ALLOWANCE
+
+    def _within(self, until: float) -> SipSettings:
+        """The settings with --timeout cut to what is left before ``until`` (DNS and connect
+        timeouts come from it)."""
+        left = max(0.01, until - time.monotonic())
+        return dataclasses.replace(self.settings, timeout=min(self.settings.timeout, left))
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -276,17 +313,30 @@ class _Call:
     # -- the call -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        target, settings, result = self.options.target, self.settings, self.result
+        target, result = self.options.target, self.result
         try:
-            resolution = await resolve(target, settings)
+            resolution = await resolve(target, self._within(self.bound))
         except ResolveError as exc:
             result.error(exc.code, exc.message)
             return
         result.resolution = resolution
         remaining = list(resolution.candidates)
         while remaining:
+            if time.monotonic() >= self.bound:
+                result.error(
+                    "timeout",
+                    f"--timeout {self.settings.timeout:g} s over before "
+                    + ", ".join(c.hostport for c in remaining)
+                    + " could be tried",
+                )
+                return
+            # Each server still to try gets an equal share of the time left to connect.
+            share = (self.bound - time.monotonic()) / len(remaining)
             _, tried = await connect(
-                target, settings, self.log, Resolution(target, remaining, resolution.path)
+                target,
+                self._within(time.monotonic() + share),
+                self.log,
+                Resolution(target, remaining, resolution.path),
             )
             for candidate, attempt in tried:
                 remaining.remove(candidate)
@@ -302,6 +352,11 @@ class _Call:
             self.client = self._new_client(flow)
             self.rtp = await RtpSession.open(flow.local[0])
             self.client.on_unmatched_response = self._unmatched
+            # ... and until it answers at all, a share of the time left to answer.
+            self.heard = False
+            self.share_end = time.monotonic() + (self.bound - time.monotonic()) / (
+                len(remaining) + 1
+            )
             errors_before = len(result.errors)
             final = await self._invite_until_final()
             silent = final is None and not self.provisional and result.auth is None
@@ -453,8 +508,9 @@ class _Call:
         self.event(t0, "send", "INVITE" + (" (with credentials)" if self.auth else ""))
         result.timings = timings = Timings()
         ring_at = None if self.options.ring_timeout is None else t0 + self.options.ring_timeout
-        # A ring test rings as long as it was told to, even past --timeout.
-        give_up = max(t0 + self.settings.timeout, ring_at or 0.0)
+        # Silent so far, the server has its share of the time left; once it answered, all of
+        # it, and a ring test rings as long as it was told to, even past --timeout.
+        give_up = self.bound if self.heard else self.share_end
         provisional = self.provisional = False
         first_18x: float | None = None
         cancel: asyncio.Task[Outcome] | None = None
@@ -469,6 +525,11 @@ class _Call:
                 msg = received.message
                 self.event(received.time, "recv", self.describe(msg))
                 self._first_response(msg)
+                self.heard = True
+                if cancel is None:
+                    if ring_at is not None:
+                        self.bound = max(self.bound, ring_at)
+                    give_up = self.bound
                 provisional = self.provisional = True
                 t = pending.rtt_ms(received)
                 status = msg.status or 0
@@ -488,6 +549,7 @@ class _Call:
                 msg = received.message
                 self.event(received.time, "recv", self.describe(msg))
                 self._first_response(msg)
+                self.heard = True
                 t = pending.rtt_ms(received)
                 timings.final = t
                 timings.pdd = first_18x if first_18x is not None else t
@@ -511,11 +573,12 @@ class _Call:
                     "timeout", "no final response to the INVITE after CANCEL (RFC 3261 §9.1)"
                 )
                 await self._cancel_done(cancel, None)
+                result.warnings.append(CANCEL_CUT_SHORT)
                 return None
             if not provisional:
                 result.error(
                     "timeout",
-                    f"no answer to the INVITE within {self.settings.timeout:g} s"
+                    f"no answer to the INVITE within {give_up - t0:.3g} s"
                     if outcome.error == "no answer before the timeout"
                     else outcome.error or "no answer",
                 )
@@ -526,10 +589,12 @@ class _Call:
             cancel_request = build_cancel(invite)
             cancel_pending = client.start(cancel_request)
             self.event(cancel_pending.sent_at, "send", f"CANCEL ({reason})")
+            # The 487 (and the CANCEL's 200) may take what is left of the bound, and the
+            # cleanup allowance: RFC 3261 would wait up to 64*T1 for them.
             cancel = asyncio.get_running_loop().create_task(
-                self._cancel_outcome(cancel_pending, now + self.settings.timeout)
+                self._cancel_outcome(cancel_pending, self.end_by)
             )
-            give_up = now + self.settings.timeout
+            give_up = self.end_by
 
     async def _cancel_outcome(self, pending: PendingTransaction, deadline: float) -> Outcome:
         outcome = await pending.final_outcome(deadline)
@@ -540,8 +605,9 @@ class _Call:
     async def _cancel_done(self, task: asyncio.Task[Outcome], final: SipMessage | None) -> None:
         """Collect the CANCEL's own response and say whether the CANCEL took effect."""
         result = self.result
+        wait = min(1.0, max(0.0, self.end_by - time.monotonic())) if final else 0.0
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(task), 1.0 if final else 0.0)
+            outcome = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
             task.cancel()
             outcome = Outcome("timeout", error="no response to CANCEL")
@@ -580,6 +646,9 @@ class _Call:
                 "(RFC 2543) was used for ACK and BYE"
             )
         self._read_answer(final)
+        # Answered while we were cancelling: hang up at once.
+        hold = 0.0 if result.cancel_reason is not None else self.options.hold
+        self.bound += hold
         client = await self._dialog_client(dialog)
         self.dialog_client = client
         ack = dialog.ack(invite, local_endpoint(client.flow).via(new_branch()))
@@ -590,8 +659,8 @@ class _Call:
             result.error("transport_error", f"sending the ACK: {exc.message}")
             return
         self.event(time.monotonic(), "send", "ACK")
-        # Answered while we were cancelling: hang up at once.
-        await self._hold(0.0 if result.cancel_reason is not None else self.options.hold)
+        # A slow connection to the dialog's next hop comes out of the hold, not the bound.
+        await self._hold(min(hold, max(0.0, self.bound - time.monotonic())))
         if not self.remote_bye.is_set():
             await self._bye(dialog, client)
 
@@ -649,7 +718,7 @@ class _Call:
         ):
             return client
         try:
-            resolution = await resolve(hop_target, self.settings)
+            resolution = await resolve(hop_target, self._within(self.end_by))
             first = resolution.candidates[0]
             if (
                 _same_ip(first.address, flow.remote[0])
@@ -657,7 +726,7 @@ class _Call:
                 and first.transport == flow.transport_name
             ):
                 return client
-            _, tried = await connect(hop_target, self.settings, self.log, resolution)
+            _, tried = await connect(hop_target, self._within(self.end_by), self.log, resolution)
         except SiptoolError as exc:
             result.warnings.append(
                 f"cannot reach the dialog's next hop {hop.hostport} ({exc.message}); "
@@ -701,7 +770,8 @@ class _Call:
             await asyncio.wait_for(self.remote_bye.wait(), hold)
         result.hold_ms = _ms(time.monotonic() - start)
         if self.options.rtp:
-            await rtp.stop(RTP_GRACE if sending else 0.0)
+            grace = min(RTP_GRACE, max(0.0, self.end_by - time.monotonic())) if sending else 0.0
+            await rtp.stop(grace)
             result.rtp = rtp.stats()
             if result.rtp.verdict != "ok":
                 result.warnings.append(f"RTP: {result.rtp.verdict}")
@@ -720,7 +790,7 @@ class _Call:
                 self.auth.apply(bye)
             pending = client.start(bye)
             self.event(pending.sent_at, "send", "BYE")
-            outcome = await pending.final_outcome(time.monotonic() + self.settings.timeout)
+            outcome = await pending.final_outcome(self.end_by)
             if outcome.received is None:
                 if self.remote_bye.is_set():
                     return  # the far end hung up meanwhile
@@ -728,6 +798,8 @@ class _Call:
                     "bye_failed",
                     f"no final response to the BYE ({outcome.error or 'timeout'})",
                 )
+                if outcome.kind == "timeout" and time.monotonic() >= self.end_by:
+                    result.warnings.append(BYE_CUT_SHORT)
                 return
             msg = outcome.received.message
             self.event(outcome.received.time, "recv", self.describe(msg))
@@ -784,7 +856,7 @@ class _Call:
         with contextlib.suppress(SiptoolError):
             client.flow.send(fork.ack(invite, local.via(new_branch())).serialize())
             pending = client.start(fork.request("BYE", local.via(new_branch())))
-            await pending.final_outcome(time.monotonic() + self.settings.timeout)
+            await pending.final_outcome(self.end_by)
 
     async def _serve(self, client: SipClient) -> None:
         """Answer what the far end sends: its BYE ends the hold."""

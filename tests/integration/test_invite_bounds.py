@@ -1,0 +1,199 @@
+"""`invite-test --timeout` bounds the whole command, cleanup included: against peers that never
+end what they started (a 100 or a 180 and then silence, a BYE never answered, several silent
+servers), the process ends within --timeout (+ --hold) * 1.1 + the documented 1 s cleanup
+allowance + the time this machine takes to start and stop siptool, and the JSON says when the
+cleanup was cut short.  The wall time is the behaviour under test, so it is measured on the
+whole process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siptool.commands.invite_test import BYE_CUT_SHORT, CANCEL_CUT_SHORT, CLEANUP_ALLOWANCE
+from siptool.sip.message import parse_message
+from tests.dns import start_dnsmasq
+
+pytestmark = pytest.mark.peer
+
+
+def timed_call(*args: str) -> tuple[float, int, dict[str, Any]]:
+    """(wall seconds of the whole process, exit code, JSON document)."""
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "siptool", "invite-test", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "SIPTOOL_PASSWORD": ""},
+    )
+    wall = time.monotonic() - start
+    assert "Traceback" not in result.stderr, result.stderr
+    return wall, result.returncode, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def start_up() -> float:
+    """What starting and stopping siptool costs here: a call to a closed port fails at once
+    on the ICMP error, so its wall time is all process start-up and shutdown."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runs = [timed_call("--timeout", "5", f"sip:x@127.0.0.1:{port}")[0] for _ in range(2)]
+    return min(runs)
+
+
+def allowed(bound: float, start_up: float, cleanup: float = CLEANUP_ALLOWANCE) -> float:
+    # 10 % on the user's bound, the documented cleanup allowance, start-up and a half second
+    # for a loaded machine.
+    return bound * 1.1 + cleanup + start_up + 0.5
+
+
+@pytest.mark.parametrize("scenario", ["ringing-then-silence.xml", "trying-then-silence.xml"])
+def test_cancel_never_answered_ends_within_the_timeout(
+    sipp: Any, start_up: float, scenario: str
+) -> None:
+    """The CANCEL's 487 never comes: RFC 3261 §9.1 would wait up to 64*T1 for it; siptool
+    stops at --timeout plus the cleanup allowance (6.2 s at --timeout 3 before)."""
+    peer = sipp(scenario)
+    wall, code, doc = timed_call("--timeout", "3", peer.uri())
+    print(f"{scenario}: {wall:.2f} s wall, start-up {start_up:.2f} s")
+    assert wall <= allowed(3, start_up), wall
+    assert code == 1 and doc["ok"] is False
+    assert doc["cancel_reason"] == "timeout" and doc["cancelled"] is False
+    assert doc["final_status"] is None
+    assert CANCEL_CUT_SHORT in doc["warnings"]
+    sent = [e for e in doc["events"] if e["direction"] == "send"]
+    assert [e["message"] for e in sent] == ["INVITE", "CANCEL (timeout)"]
+    assert 2900 <= sent[1]["t_ms"] <= 3300  # cancelled at the timeout, not before
+
+
+def test_ring_test_whose_cancel_is_never_answered_ends_within_the_ring_timeout(
+    sipp: Any, start_up: float
+) -> None:
+    """A ring test rings for --ring-timeout even past --timeout; the cleanup allowance comes
+    after the ring timeout."""
+    peer = sipp("ringing-then-silence.xml")
+    wall, code, doc = timed_call("--timeout", "0.5", "--ring-timeout", "2", peer.uri())
+    assert wall <= allowed(2, start_up), wall
+    assert code == 1 and doc["cancel_reason"] == "ring-timeout"
+    assert CANCEL_CUT_SHORT in doc["warnings"]
+
+
+def test_cancel_answered_in_time_is_not_cut_short(sipp: Any) -> None:
+    peer = sipp("never-answer.xml")
+    _, code, doc = timed_call("--timeout", "1", peer.uri())
+    assert code == 1 and doc["cancelled"] is True and doc["final_status"] == 487
+    assert CANCEL_CUT_SHORT not in doc["warnings"]
+    assert peer.finished() == 0, peer.server.log()
+
+
+@pytest.fixture
+def bye_ignoring_uas() -> Iterator[int]:
+    """Answers the INVITE with 200 OK and then ignores everything (the ACK, every BYE)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    port = sock.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            request = parse_message(data)
+            if request.method != "INVITE":
+                continue
+            via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
+            sock.sendto(
+                (
+                    f"SIP/2.0 200 OK\r\n{via}From: {request.header('From')}\r\n"
+                    f"To: {request.header('To')};tag=deaf\r\nCall-ID: {request.call_id}\r\n"
+                    f"CSeq: {request.header('CSeq')}\r\nContact: <sip:deaf@127.0.0.1:{port}>\r\n"
+                    "Content-Length: 0\r\n\r\n"
+                ).encode(),
+                peer,
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def test_bye_never_answered_ends_within_timeout_and_hold(
+    bye_ignoring_uas: int, start_up: float
+) -> None:
+    wall, code, doc = timed_call(
+        "--timeout", "1.5", "--hold", "0.5", f"sip:deaf@127.0.0.1:{bye_ignoring_uas}"
+    )
+    assert wall <= allowed(1.5 + 0.5, start_up), wall
+    assert code == 1 and doc["answered"] is True and doc["bye_status"] is None
+    assert any(e["code"] == "bye_failed" for e in doc["errors"]), doc["errors"]
+    assert BYE_CUT_SHORT in doc["warnings"]
+    assert 400 <= doc["hold_ms"] <= 700
+
+
+def test_rtp_phase_and_bye_stay_within_the_bound(bye_ignoring_uas: int, start_up: float) -> None:
+    """--rtp to an answer without SDP sends nothing, and the hold still ends on time."""
+    wall, code, doc = timed_call(
+        "--rtp", "--timeout", "1", "--hold", "0.3", f"sip:deaf@127.0.0.1:{bye_ignoring_uas}"
+    )
+    assert wall <= allowed(1 + 0.3, start_up), wall
+    assert code == 1 and BYE_CUT_SHORT in doc["warnings"]
+
+
+@pytest.fixture
+def two_silent_servers(tmp_path: Path) -> Iterator[str]:
+    """sip:service@voip.test with two SRV targets that read everything and answer nothing."""
+    socks = []
+    for _ in range(2):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    ports = [s.getsockname()[1] for s in socks]
+    server, dns = start_dnsmasq(
+        tmp_path,
+        [
+            f"--srv-host=_sip._udp.voip.test,one.voip.test,{ports[0]},10,0",
+            f"--srv-host=_sip._udp.voip.test,two.voip.test,{ports[1]},20,0",
+            "--host-record=one.voip.test,127.0.0.1",
+            "--host-record=two.voip.test,127.0.0.1",
+        ],
+        "one.voip.test",
+    )
+    try:
+        yield dns
+    finally:
+        server.stop()
+        for sock in socks:
+            sock.close()
+
+
+def test_failover_shares_the_timeout(two_silent_servers: str, start_up: float) -> None:
+    """RFC 3263 failover over two silent servers: each gets its share of --timeout, the whole
+    command takes --timeout (4 s at --timeout 2 before)."""
+    wall, code, doc = timed_call(
+        "--timeout", "2", "--dns-server", two_silent_servers, "sip:service@voip.test"
+    )
+    assert wall <= allowed(2, start_up, cleanup=0.0), wall
+    assert code == 1
+    timeouts = [e for e in doc["errors"] if e["code"] == "timeout"]
+    assert len(timeouts) == 2, doc["errors"]  # both servers were tried
