@@ -31,6 +31,7 @@ the previous one's.  The run takes about the lifetime, never more than the maxim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -56,11 +57,14 @@ from siptool.stun.behavior import (
     Mapping,
     MappingObservations,
     NatVerdict,
+    PathLoss,
     Probe,
     decide,
+    mapped_address_problem,
     other_of,
 )
 from siptool.stun.message import StunClass, binding_request, format_address, split_address
+from siptool.stun.transaction import DEFAULT_RC, DEFAULT_RTO
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
 LIFETIME_STEPS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
@@ -91,6 +95,7 @@ class NatSettings:
     engine: str = "siptool"
     compare: bool = False
     watchdog: float = 30.0
+    started: float | None = None  # time.monotonic() of the command's start; None: now
 
 
 @dataclass
@@ -163,11 +168,184 @@ class NatResult:
         return self.verdict.classic.value if self.verdict else Classic.INCONCLUSIVE.value
 
 
-def _probe(exchange: Exchange) -> Probe:
-    message = exchange.response
-    if message is None:
-        stray = format_address(*exchange.strays[0]) if exchange.strays else None
-        return Probe(answered=False, stray=stray)
+# ------------------------------------------------------------------------------ probing
+
+# RFC 8489 §6.2.1: RTO from RFC 6298 with a 1 ms clock granularity (G), and at most Rc
+# transmissions per transaction; RFC 8489 §6.2: several transactions may be outstanding toward
+# one server (at most ten).
+CLOCK_GRANULARITY = 0.001
+TEST1_PROBES = 3  # test I: a new transaction every initial RTO while none is answered
+PROBES = 2  # every later test: two transactions, Rc transmissions each, inside its wait
+CLEANUP = 0.02  # seconds of --timeout kept for closing sockets and printing the verdict
+SPREAD = 0.9  # a test's transmissions go out in the first 90 % of its wait
+
+
+class _Path:
+    """What the run learnt of the path: the first RTT, hence the RTO that every transaction
+    after the first answer starts from (RFC 8489 §6.2.1: the RTO is cached for the server)."""
+
+    def __init__(self) -> None:
+        self.rtt: float | None = None
+        self.answered = asyncio.Event()
+
+    def learn(self, exchange: Exchange) -> None:
+        if self.rtt is None and exchange.rtt is not None and exchange.response is not None:
+            self.rtt = exchange.rtt
+            self.answered.set()
+
+    @property
+    def rto(self) -> float:
+        """RFC 6298 §2.2 after the first measurement: SRTT + max(G, 4 * RTTVAR) with SRTT = R
+        and RTTVAR = R / 2."""
+        if self.rtt is None:
+            return DEFAULT_RTO
+        return self.rtt + max(CLOCK_GRANULARITY, 2 * self.rtt)
+
+    def rto_within(self, wait: float) -> float:
+        """The RTO for a test of ``wait`` seconds: the path's, or longer so that the Rc
+        transmissions of the RFC 8489 schedule (0, RTO, 3 RTO ... 63 RTO) spread over it."""
+        last = float(2 ** (DEFAULT_RC - 1) - 1)  # the last transmission, in RTOs
+        return max(self.rto, SPREAD * wait / last)
+
+
+@dataclass
+class _TestRun:
+    """One RFC 5780 test: its transactions (probes) and the exchange that answered it."""
+
+    sock: UdpEndpoint
+    destination: tuple[str, int]
+    tids: list[bytes] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    answer: Exchange | None = None
+
+    @property
+    def sends(self) -> int:
+        return sum(self.sock.sent[t] for t in self.tids)
+
+    @property
+    def responses(self) -> int:
+        return sum(min(self.sock.responses[t], self.sock.sent[t]) for t in self.tids)
+
+    @property
+    def final(self) -> Exchange | None:
+        """The exchange that tells most: the answer, else an ICMP error, else the last one."""
+        if self.answer is not None:
+            return self.answer
+        for exchange in self.exchanges:
+            if exchange.unreachable:
+                return exchange
+        return self.exchanges[-1] if self.exchanges else None
+
+
+async def _run_test(
+    sock: UdpEndpoint,
+    destination: tuple[str, int],
+    *,
+    end: float,
+    path: _Path,
+    probes: int = PROBES,
+    first_rto: float | None = None,
+    change_ip: bool = False,
+    change_port: bool = False,
+    answer_from: tuple[str, int] | None = None,
+    hurry: bool = False,
+) -> _TestRun:
+    """Run one test until ``end`` (monotonic): up to ``probes`` transactions, each on the
+    RFC 8489 §6.2.1 schedule capped at ``end``, started half an RTO apart (test I: one
+    initial RTO apart, while none is answered).  The first answer or ICMP error ends the test.
+    With ``hurry``, the first answer to any other test (which gives the RTT) starts ``PROBES``
+    more transactions on the path's RTO."""
+    run = _TestRun(sock, destination)
+    accept = [answer_from] if answer_from else None
+    pending: set[asyncio.Task[Exchange]] = set()
+
+    def start(rto: float) -> None:
+        # A CHANGE-REQUEST answer comes from ``answer_from`` (or, from a server that ignores
+        # the flags, the primary address: behavior.py tells them apart).
+        tid, wire = binding_request(fingerprint=True, change_ip=change_ip, change_port=change_port)
+        run.tids.append(tid)
+        cap = max(0.0, end - time.monotonic())
+        task = asyncio.ensure_future(
+            sock.request(destination, wire, tid, Schedule(cap=cap, rto=rto), accept_from=accept)
+        )
+        pending.add(task)
+
+    def rto_now() -> float:
+        return first_rto if first_rto is not None else path.rto_within(end - time.monotonic())
+
+    started = 0
+    spacing = first_rto if first_rto is not None else rto_now() / 2
+    next_start = time.monotonic()
+    hurried = not hurry
+    hurry_wait: asyncio.Task[bool] | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if started < probes and now >= next_start and now < end:
+                start(rto_now())
+                started += 1
+                next_start = now + spacing
+            if not hurried and path.answered.is_set() and now < end:
+                hurried = True
+                for _ in range(PROBES):
+                    start(path.rto_within(end - now))
+            if not pending:
+                if started >= probes or now >= end:
+                    return run
+                await asyncio.sleep(max(0.0, next_start - now))
+                continue
+            waits: set[asyncio.Future[Any]] = set(pending)
+            if not hurried:
+                if hurry_wait is None:
+                    hurry_wait = asyncio.ensure_future(path.answered.wait())
+                waits.add(hurry_wait)
+            timeout = max(0.0, next_start - now) if started < probes else None
+            done, _ = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task is hurry_wait or task not in pending:
+                    continue
+                pending.discard(task)
+                exchange = task.result()
+                run.exchanges.append(exchange)
+                if exchange.response is not None:
+                    path.learn(exchange)
+                    run.answer = exchange
+                    return run
+                if exchange.unreachable:
+                    return run
+    finally:
+        for task in pending:
+            task.cancel()
+        if hurry_wait is not None:
+            hurry_wait.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _probe(run: _TestRun | None) -> Probe | None:
+    if run is None:
+        return None
+    exchange = run.final
+    destination = format_address(*run.destination)
+    message = run.answer.response if run.answer is not None else None
+    if message is None or run.answer is None:
+        strays = [s for e in run.exchanges for s in e.strays]
+        rejected: list[str] = []
+        for e in run.exchanges:
+            rejected += [r for r in e.rejected if r not in rejected]
+        return Probe(
+            answered=False,
+            stray=format_address(*strays[0]) if strays else None,
+            sends=run.sends,
+            rejected=tuple(rejected),
+            unreachable=exchange.unreachable if exchange else None,
+            unreachable_from=exchange.unreachable_from if exchange else None,
+            destination=destination,
+        )
+    answer = run.answer
     error = None
     if message.error_code is not None:
         error = f"{message.error_code[0]} {message.error_code[1]}"
@@ -176,25 +354,92 @@ def _probe(exchange: Exchange) -> Probe:
     return Probe(
         answered=True,
         mapped=message.reflexive_address,
-        source=format_address(*exchange.source) if exchange.source else None,
+        source=format_address(*answer.source) if answer.source else None,
         response_origin=message.response_origin or message.source_address,
         other_address=message.other_address or message.changed_address,
         error=error,
+        sends=run.sends,
+        destination=destination,
     )
 
 
-def _test_record(exchange: Exchange | None, probe: Probe | None) -> dict[str, Any] | None:
-    if exchange is None or probe is None:
+def _test_record(run: _TestRun | None, probe: Probe | None) -> dict[str, Any] | None:
+    if run is None or probe is None:
         return None
+    exchange = run.final
+    error = probe.error
+    if error is None and not probe.answered:
+        if probe.unreachable:
+            error = probe.unreachable
+        elif probe.rejected:
+            error = "answers rejected: " + ", ".join(probe.rejected)
+        else:
+            error = exchange.error if exchange is not None else "not run"
+    rtt = run.answer.rtt if run.answer is not None else None
     return {
-        "destination": format_address(*exchange.destination),
+        "destination": format_address(*run.destination),
         "answered": probe.answered,
         "mapped": probe.mapped,
         "source": probe.source,
-        "rtt_ms": None if exchange.rtt is None else round(exchange.rtt * 1000, 3),
-        "sends": exchange.sends,
-        "error": probe.error or (None if probe.answered else exchange.error),
+        "rtt_ms": None if rtt is None else round(rtt * 1000, 3),
+        "sends": run.sends,
+        "probes": len(run.tids),
+        "responses": run.responses,
+        "error": error,
     }
+
+
+async def _hairpin(
+    sender: UdpEndpoint,
+    target: tuple[str, int],
+    watcher: UdpEndpoint,
+    wait: float,
+    path: _Path,
+) -> tuple[bool, int]:
+    """RFC 5780 §4.5: Binding requests from ``sender`` (connected to our own public address)
+    until ``watcher`` (the socket that owns that address) receives one.  ``PROBES`` requests
+    with their own ids, each resent on the RFC 8489 schedule inside ``wait``.  (True, sends)
+    when one came round; (False, sends) when the wait ended, or (False, 0) when ICMP said the
+    NAT refused the packet, which no loss explains."""
+    rto = path.rto_within(wait)
+    pairs = [binding_request() for _ in range(PROBES)]
+    queues = [watcher.expect(tid) for tid, _ in pairs]
+    offsets = sorted(
+        (rto * (2**k - 1) + i * rto / 2, i)
+        for k in range(DEFAULT_RC)
+        for i in range(PROBES)
+        if rto * (2**k - 1) + i * rto / 2 < SPREAD * wait
+    )
+    started = time.monotonic()
+    deadline = started + wait
+    sends = 0
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(q.get()) for q in queues]
+    waits.append(asyncio.ensure_future(sender.refused.wait()))
+    try:
+        while True:
+            now = time.monotonic()
+            while offsets and started + offsets[0][0] <= now:
+                _, index = offsets.pop(0)
+                sender.send(pairs[index][1], target)
+                sends += 1
+            if sender.refused.is_set():
+                return False, 0
+            if any(w.done() for w in waits[:-1]):
+                return True, sends
+            if now >= deadline:
+                return False, sends
+            until = started + offsets[0][0] if offsets else deadline
+            await asyncio.wait(
+                waits, timeout=max(0.0, min(until, deadline) - now),
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+    except TransportError:
+        return False, sends
+    finally:
+        for w in waits:
+            w.cancel()
+        for tid, _ in pairs:
+            watcher.forget(tid)
 
 
 async def _watch(
@@ -295,10 +540,12 @@ def _swap(pair: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
 
 
 async def _run_siptool(
-    server: StunServer, settings: NatSettings, result: NatResult, log: StunLog
+    server: StunServer, settings: NatSettings, result: NatResult, log: StunLog, end: float
 ) -> None:
     try:
-        addresses = await resolve_server(server, settings.families, settings.timeout)
+        addresses = await resolve_server(
+            server, settings.families, max(0.05, end - time.monotonic())
+        )
     except TransportError as exc:
         result.errors.append({"code": "dns_error", "message": exc.message})
         result.exit_code = EXIT_FAILED
@@ -323,138 +570,186 @@ async def _run_siptool(
             ip = source_address_toward(primary) or ip
         local = format_address(ip, port)
         result.local = local
-        full = Schedule(cap=settings.timeout)
-
-        def request(
-            sock: UdpEndpoint,
-            destination: tuple[str, int],
-            schedule: Schedule,
-            *,
-            change_ip: bool = False,
-            change_port: bool = False,
-            answer_from: tuple[str, int] | None = None,
-        ) -> Any:
-            # A CHANGE-REQUEST answer comes from ``answer_from`` (or, from a server that
-            # ignores the flags, the primary address: behavior.py tells them apart).
-            tid, wire = binding_request(
-                fingerprint=True, change_ip=change_ip, change_port=change_port
-            )
-            accept = [answer_from] if answer_from else None
-            return sock.request(destination, wire, tid, schedule, accept_from=accept)
-
-        m1, f1 = await asyncio.gather(
-            request(mapping_sock, primary, full), request(filtering_sock, primary, full)
-        )
-        pm1, pf1 = _probe(m1), _probe(f1)
         server_text = format_address(*primary)
-        other = other_of(pm1, pf1)
-        result.other_address = other
-        rtts = [e.rtt for e in (m1, f1) if e.rtt is not None]
-        wait = max(settings.filter_wait, RTT_FACTOR * max(rtts, default=0.0))
-        wait = min(wait, max(settings.timeout, settings.filter_wait))
-        short = Schedule(cap=wait, rto=wait / 4)
+        path = _Path()
+        runs: dict[str, _TestRun | None] = dict.fromkeys(("m1", "m2", "m3", "f1", "f2", "f3"))
+        hairpin: list[tuple[bool, int]] = []
+        waits: list[float] = []
 
-        m2 = m3 = f2 = f3 = None
-        hairpin: bool | None = None
-        jobs: dict[str, Any] = {}
-        other_ip, other_port = split_address(other) if other else ("", 0)
-        if other is not None and (":" in other_ip) == (family == socket.AF_INET6):
-            if other_ip != primary[0]:
-                jobs["m2"] = request(mapping_sock, (other_ip, primary[1]), full)
-                jobs["f2"] = request(
-                    filtering_sock,
-                    primary,
-                    short,
-                    change_ip=True,
-                    change_port=True,
-                    answer_from=(other_ip, other_port),
-                )
-            if other_port != primary[1]:
-                jobs["m3"] = request(mapping_sock, (other_ip, other_port), full)
-                jobs["f3"] = request(
-                    filtering_sock,
-                    primary,
-                    short,
-                    change_port=True,
-                    answer_from=(primary[0], other_port),
-                )
-        mapped1 = pm1.mapped if pm1.succeeded else None
-        if mapped1 is not None:
+        def other_known() -> tuple[str, int] | None:
+            found = other_of(_probe(runs["m1"]), _probe(runs["f1"]))
+            if found is None:
+                return None
+            other_ip, other_port = split_address(found)
+            if (":" in other_ip) != (family == socket.AF_INET6):
+                return None
+            return other_ip, other_port
+
+        def filter_wait() -> float:
+            # An answer that may rightly never come: --filter-wait, at least 3 RTTs, within
+            # what is left of --timeout.
+            wanted = max(settings.filter_wait, RTT_FACTOR * (path.rtt or 0.0))
+            return max(0.0, min(wanted, end - time.monotonic()))
+
+        async def mapping_side() -> None:
+            m1 = runs["m1"] = await _run_test(
+                mapping_sock,
+                primary,
+                end=end,
+                path=path,
+                probes=TEST1_PROBES,
+                first_rto=DEFAULT_RTO,
+                hurry=True,
+            )
+            if m1.answer is None:
+                return
+            other = other_known()
+            jobs: dict[str, Any] = {}
+            if other is not None:
+                if other[0] != primary[0]:
+                    jobs["m2"] = _run_test(mapping_sock, (other[0], primary[1]), end=end, path=path)
+                if other[1] != primary[1]:
+                    jobs["m3"] = _run_test(mapping_sock, other, end=end, path=path)
+            hairpin_job = await _hairpin_job(m1)
+            if hairpin_job is not None:
+                jobs["hairpin"] = hairpin_job
+            done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+            runs["m2"], runs["m3"] = done.get("m2"), done.get("m3")
+            if "hairpin" in done:
+                hairpin.append(done["hairpin"])
+
+        async def _hairpin_job(m1: _TestRun) -> Any:
+            probe = _probe(m1)
+            mapped = probe.mapped if probe is not None and probe.succeeded else None
+            if mapped is None or mapped_address_problem(mapped, server_text):
+                return None
             # RFC 5780 §4.5 from a socket connected to our own public address: a NAT that
             # does not hairpin often answers ICMP port-unreachable, which ends the wait.
-            target = split_address(mapped1)
+            target = split_address(mapped)
             try:
-                hairpin_sock: UdpEndpoint | None = await UdpEndpoint.open(
+                sock = await UdpEndpoint.open(
                     family, local_address=settings.local_address, log=log, connect_to=target
                 )
             except LocalBindError:
                 raise
             except TransportError as exc:
-                # The server's mapped address is nothing we can send to (another family,
-                # broadcast): hairpinning stays unknown.
                 log.note(f"hairpin test not run: {exc.message}")
-                hairpin_sock = None
-            if hairpin_sock is not None:
-                endpoints.append(hairpin_sock)
-                tid, wire = binding_request()
-                # A hairpinned packet turns round in the NAT, on the way to the server: it
-                # needs no longer than a server round trip, so a third of the filter wait.
-                hairpin_wait = max(settings.filter_wait / 3, RTT_FACTOR * max(rtts, default=0.0))
-                jobs["hairpin"] = _watch(
-                    hairpin_sock, target, wire, tid, mapping_sock, min(hairpin_wait, wait)
+                return None
+            endpoints.append(sock)
+            # A hairpinned packet turns round in the NAT, on the way to the server: it needs
+            # no longer than a server round trip, so a third of the filter wait.
+            wait = min(max(settings.filter_wait / 3, RTT_FACTOR * (path.rtt or 0.0)), filter_wait())
+            return _hairpin(sock, target, mapping_sock, wait, path)
+
+        async def filtering_side() -> None:
+            f1 = runs["f1"] = await _run_test(
+                filtering_sock,
+                primary,
+                end=end,
+                path=path,
+                probes=TEST1_PROBES,
+                first_rto=DEFAULT_RTO,
+                hurry=True,
+            )
+            if f1.answer is None:
+                return
+            other = other_known()
+            if other is None:
+                return
+            wait = filter_wait()
+            waits.append(wait)
+            jobs: dict[str, Any] = {}
+            until = time.monotonic() + wait
+            if other[0] != primary[0]:
+                jobs["f2"] = _run_test(
+                    filtering_sock,
+                    primary,
+                    end=until,
+                    path=path,
+                    change_ip=True,
+                    change_port=True,
+                    answer_from=other,
                 )
-        if pm1.answered or pf1.answered:
+            if other[1] != primary[1]:
+                jobs["f3"] = _run_test(
+                    filtering_sock,
+                    primary,
+                    end=until,
+                    path=path,
+                    change_port=True,
+                    answer_from=(primary[0], other[1]),
+                )
             done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
-        else:
-            done = {}
-        m2, m3, f2, f3 = (done.get(k) for k in ("m2", "m3", "f2", "f3"))
-        if "hairpin" in done:
-            hairpin = bool(done["hairpin"])
-        probes = {
-            name: _probe(e) if e is not None else None
-            for name, e in (("m2", m2), ("m3", m3), ("f2", f2), ("f3", f3))
-        }
+            runs["f2"], runs["f3"] = done.get("f2"), done.get("f3")
+
+        await asyncio.gather(mapping_side(), filtering_side())
+        # Answers still on their way count toward the loss measured: wait a few RTTs for them.
+        if path.rtt is not None:
+            await asyncio.sleep(max(0.0, min(2 * path.rtt + 0.005, end - time.monotonic())))
+        probes = {name: _probe(run) for name, run in runs.items()}
+        # The tests whose answers must come measure the loss; the filtering tests II/III and
+        # the hairpin test may rightly go unanswered.
+        must = [r for k, r in runs.items() if k in ("m1", "m2", "m3", "f1") and r is not None]
+        loss = PathLoss(
+            sent=sum(r.sends for r in must),
+            unanswered=sum(r.sends - r.responses for r in must),
+        )
+        total_sent = sum(r.sends for r in runs.values() if r is not None)
         lifetime = None
-        if settings.lifetime and pf1.succeeded:
-            lifetime = await _lifetime(primary, family, settings, wait, log)
+        pf1 = probes["f1"]
+        if settings.lifetime and pf1 is not None and pf1.succeeded:
+            lifetime = await _lifetime(primary, family, settings, filter_wait_or_default(waits,
+                                       settings), log)  # fmt: skip
             result.lifetime = lifetime
+        pm1 = probes["m1"]
+        assert pm1 is not None and pf1 is not None
+        hairpinning = hairpin[0][0] if hairpin else None
         verdict = decide(
             MappingObservations(local, server_text, pm1, probes["m2"], probes["m3"]),
             FilteringObservations(server_text, pf1, probes["f2"], probes["f3"]),
-            hairpinning=hairpin,
+            hairpinning=hairpinning,
             lifetime_s=lifetime.estimate_s if lifetime else None,
+            loss=loss,
+            hairpin_sends=hairpin[0][1] if hairpin else 0,
         )
+        result.other_address = other_of(pm1, pf1)
         result.verdict = verdict
         result.tests = {
-            "filter_wait_ms": round(wait * 1000, 1),
+            "filter_wait_ms": round(filter_wait_or_default(waits, settings) * 1000, 1),
+            "loss": {"sent": loss.sent, "unanswered": loss.unanswered},
             "mapping": {
                 "local": local,
-                "test1": _test_record(m1, pm1),
-                "test2": _test_record(m2, probes["m2"]),
-                "test3": _test_record(m3, probes["m3"]),
+                "test1": _test_record(runs["m1"], pm1),
+                "test2": _test_record(runs["m2"], probes["m2"]),
+                "test3": _test_record(runs["m3"], probes["m3"]),
             },
             "filtering": {
                 "local": _local_text(filtering_sock, primary),
-                "test1": _test_record(f1, pf1),
-                "test2": _test_record(f2, probes["f2"]),
-                "test3": _test_record(f3, probes["f3"]),
+                "test1": _test_record(runs["f1"], pf1),
+                "test2": _test_record(runs["f2"], probes["f2"]),
+                "test3": _test_record(runs["f3"], probes["f3"]),
             },
         }
-        for reason in verdict.reasons:
-            result.errors.append({"code": "inconclusive", "message": reason})
+        if verdict.failure is not None:
+            code, message = verdict.failure, verdict.reasons[0]
+            if code == "timeout":
+                message = (
+                    f"no answer from {server_text} over UDP within {settings.timeout:g} s "
+                    f"({total_sent} requests)"
+                )
+            result.errors.append({"code": code, "message": message})
+        else:
+            for reason in verdict.reasons:
+                result.errors.append({"code": "inconclusive", "message": reason})
         if verdict.classic in (Classic.INCONCLUSIVE, Classic.UDP_BLOCKED):
             result.exit_code = EXIT_FAILED
-            if verdict.classic is Classic.UDP_BLOCKED:
-                result.errors = [
-                    {
-                        "code": "timeout",
-                        "message": f"no answer from {server_text} over UDP within "
-                        f"{settings.timeout:g} s",
-                    }
-                ]
     finally:
         for endpoint in endpoints:
             endpoint.close()
+
+
+def filter_wait_or_default(waits: list[float], settings: NatSettings) -> float:
+    return waits[0] if waits else settings.filter_wait
 
 
 def _local_text(endpoint: UdpEndpoint, toward: tuple[str, int]) -> str:
@@ -545,12 +840,14 @@ async def run_pystun3(server: StunServer, settings: NatSettings) -> EngineReport
 async def run_nat_type(server: StunServer, settings: NatSettings) -> NatResult:
     result = NatResult(server.text, engine=settings.engine)
     log = StunLog(settings.verbose)
-    started = time.monotonic()
+    started = settings.started if settings.started is not None else time.monotonic()
+    # --timeout bounds the whole run, from the command's start to the verdict.
+    end = max(time.monotonic(), started + settings.timeout - CLEANUP)
     tasks: list[Any] = []
     if settings.engine == "siptool":
 
         async def timed() -> None:
-            await _run_siptool(server, settings, result, log)
+            await _run_siptool(server, settings, result, log, end)
             result.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
 
         tasks.append(timed())

@@ -8,6 +8,15 @@ TCP and TLS servers get a connection each.  Per server: local and mapped address
 RFC 5780 support, port preservation, and a MAPPED-ADDRESS that differs from
 XOR-MAPPED-ADDRESS, the mark of an ALG rewriting addresses in packets (RFC 8489 §14.2 is why
 XOR-MAPPED-ADDRESS exists).
+
+Decisions:
+
+* A check passes only on a usable answer.  A mapped address nobody can send to (0.0.0.0, port
+  0, broadcast, multicast, another address family than the server's) fails it with that reason
+  (``mapped`` is then null; ``xor_mapped_address``/``mapped_address`` keep what the server
+  said).  An ICMP error ends the wait at once ("no STUN server at ...: port unreachable"), and
+  answers refused by the transaction (wrong transaction id, bad FINGERPRINT, not STUN) are
+  named ("answers rejected: ...") instead of "no answer".
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from siptool.net.stun_transport import (
 )
 
 __all__ = ["DEFAULT_SERVERS", "ProbeResult", "ProbeSettings", "run_probe", "split_server_list"]
+from siptool.stun.behavior import mapped_address_problem
 from siptool.stun.message import StunClass, binding_request, format_address, split_address
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
@@ -211,6 +221,11 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
     probe.xor_mapped_address = message.xor_mapped_address
     probe.mapped_address = message.mapped_address
     probe.mapped = message.reflexive_address
+    if probe.mapped is not None and probe.address is not None:
+        problem = mapped_address_problem(probe.mapped, probe.address)
+        if problem is not None:
+            _add_error(probe, "unusable_mapped_address", problem)
+            probe.mapped = None
     probe.mapped_from = (
         "XOR-MAPPED-ADDRESS"
         if message.xor_mapped_address
@@ -218,7 +233,12 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         if message.mapped_address
         else None
     )
-    if probe.mapped is None and probe.error_response is None:
+    if (
+        probe.mapped is None
+        and probe.error_response is None
+        and probe.xor_mapped_address is None
+        and probe.mapped_address is None
+    ):
         _add_error(
             probe,
             "no_mapped_address",
@@ -343,6 +363,7 @@ async def probe_server(
     probe.local = format_address(*local)
     schedule = Schedule(cap=settings.timeout)
     last_error: str | None = None
+    failure: tuple[str, str] | None = None
     try:
         for n in range(settings.count):
             if n:
@@ -366,14 +387,17 @@ async def probe_server(
                 )
             if exchange.response is None:
                 last_error = exchange.error or "no answer"
-                if server.transport != "udp" and last_error != "timeout":
+                failure = _failure(exchange, probe.address or server.hostport)
+                if server.transport != "udp" and last_error != "timeout" and failure is None:
                     break  # the connection is gone; the rest would fail the same way
                 continue
             _record(probe, exchange, local)
     finally:
         if server.transport != "udp":
             endpoint.close()
-    if not probe.received:
+    if not probe.received and failure is not None:
+        probe.errors.append({"code": failure[0], "message": failure[1]})
+    elif not probe.received:
         code = "timeout" if last_error == "timeout" else "transport_error"
         message = (
             f"no answer from {probe.address} within {settings.timeout:g} s"
@@ -383,6 +407,23 @@ async def probe_server(
         )
         probe.errors.append({"code": code, "message": message})
     return probe
+
+
+def _failure(exchange: Exchange, address: str) -> tuple[str, str] | None:
+    """(error code, message) of an exchange that ended with an ICMP error or only with answers
+    it refused; None for silence or a transport failure."""
+    if exchange.unreachable:
+        sender = exchange.unreachable_from
+        if exchange.unreachable == "port unreachable" and sender in (
+            None,
+            split_address(address)[0],
+        ):
+            return "unreachable", f"no STUN server at {address}: port unreachable"
+        via = f" (ICMP from {sender})" if sender else ""
+        return "unreachable", f"{address}: {exchange.unreachable}{via}"
+    if exchange.rejected:
+        return "rejected", f"answers rejected: {', '.join(exchange.rejected)}"
+    return None
 
 
 async def run_probe(

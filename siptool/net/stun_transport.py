@@ -9,9 +9,30 @@ as the RFC 5780 §4.6 binding-lifetime test needs).  Binding *requests* arriving
 kept in ``requests_seen``: that is how the RFC 5780 §4.5 hairpinning test sees its own request
 come back.
 
-The UDP socket is not connected, so an ICMP port-unreachable does not end a wait early; the
-transaction's schedule (capped by ``--timeout``) does.  TCP and TLS carry one message after the
-other, framed by the STUN header's length (RFC 8489 §6.2.2).
+Decisions:
+
+* ICMP errors end a wait at once, as they do for options-ping's connected sockets
+  (``siptool.net.sip_transport``).  A STUN socket cannot be connected: stun-probe asks several
+  servers from one socket to compare their mappings, and nat-type's CHANGE-REQUEST answers come
+  from other addresses than the one asked (a connected socket never sees them).  So on Linux
+  the socket sets ``IP_RECVERR``/``IPV6_RECVERR``: every ICMP error is queued with the request
+  that caused it and the address of the host that sent it, and routed by the request's
+  transaction id (or, when the ICMP quoted too little, by destination) to its exchange, which
+  ends with ``Exchange.unreachable`` ("port unreachable") and ``unreachable_from``.  Elsewhere
+  the schedule (capped by ``--timeout``) ends the wait.
+* A datagram from an address a transaction waits on that is not that transaction's valid
+  response (a wrong transaction id, a bad FINGERPRINT, not STUN at all) is routed to it and
+  kept in ``Exchange.rejected``: a server that answers wrongly is not a silent one.  A response
+  to one of our earlier transactions (a late answer after a retransmission) is not a rejection.
+* Every transmission and every response is counted per transaction id (``sent``,
+  ``responses``, late and duplicate responses included): nat-type measures the path's loss
+  from them.
+* TCP and TLS carry one message after the other, framed by the STUN header's length (RFC 8489
+  §6.2.2); the length field bounds a message to 65,555 bytes, and siptool takes any message up
+  to that size.  A frame still incomplete when the wait ends is named with its size ("incomplete
+  STUN message from ...: 20 of 65555 bytes") instead of "timeout".
+* ``-v`` output goes through ``siptool.terminal.terminal_safe``: a SOFTWARE or reason phrase
+  with terminal control sequences is shown escaped.
 
 SERVER text (shared/cli-contract.md): ``host``, ``host:port``, ``[v6]:port`` or an RFC 7064
 ``stun:``/``stuns:`` URI.  ``?transport=udp|tcp`` on a ``stun:`` URI is accepted as well (RFC 7065
@@ -25,8 +46,10 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import struct
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -54,7 +77,10 @@ from siptool.stun.transaction import (
     Retransmit,
     StunClientTransaction,
     TimedOut,
+    normalize_address,
+    rejection,
 )
+from siptool.terminal import terminal_safe
 
 Address = tuple[str, int]
 
@@ -226,13 +252,14 @@ class StunLog:
             text = f"not STUN ({exc}): {data[:64].hex()}"
         self.out.write(
             f"[{stamp:9.6f}] {direction} {transport.upper()} "
-            f"{format_address(*local)} {arrow} {format_address(*remote)}\n{text}\n\n"
+            f"{format_address(*local)} {arrow} {format_address(*remote)}\n"
+            f"{terminal_safe(text)}\n\n"
         )
         self.out.flush()
 
     def note(self, text: str) -> None:
         if self.enabled:
-            self.out.write(f"[{time.monotonic() - self.start:9.6f}] {text}\n")
+            self.out.write(f"[{time.monotonic() - self.start:9.6f}] {terminal_safe(text)}\n")
             self.out.flush()
 
 
@@ -251,9 +278,12 @@ class Exchange:
     retransmitted: bool = False
     sends: int = 0
     elapsed: float = 0.0
-    error: str | None = None  # "timeout" or a transport failure
+    error: str | None = None  # "timeout", an ICMP error ("port unreachable") or a transport failure
     ignored: list[str] = field(default_factory=list)
     strays: list[Address] = field(default_factory=list)  # answers from addresses not accepted
+    rejected: list[str] = field(default_factory=list)  # why answers from the peer were refused
+    unreachable: str | None = None  # the ICMP error that ended the wait, "port unreachable"
+    unreachable_from: str | None = None  # the IP of the host that sent it
 
     @property
     def ok(self) -> bool:
@@ -270,13 +300,26 @@ class Schedule:
     rm: float = DEFAULT_RM
 
 
-_Item = tuple[bytes, Address, float] | TransportError
+@dataclass(frozen=True)
+class Unreachable:
+    """An ICMP error about a datagram we sent to ``destination``."""
+
+    kind: str  # "port unreachable", "host unreachable", ...
+    offender: str | None  # the IP of the host that sent the ICMP error
+    destination: Address
+
+
+_Item = tuple[bytes, Address, float] | TransportError | Unreachable
 
 
 def _transaction_id(data: bytes) -> bytes | None:
     if len(data) < HEADER_LENGTH or data[0] >= 0x40:
         return None
     return data[8:HEADER_LENGTH] if data[4:8] == _COOKIE else data[4:HEADER_LENGTH]
+
+
+def _is_response(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] < 0x40 and bool(data[0] & 0x01)  # class bit C1 (RFC 8489 §5)
 
 
 class StunEndpoint:
@@ -288,8 +331,13 @@ class StunEndpoint:
         self.log = log or StunLog(False)
         self.local: Address = ("", 0)
         self._waiters: dict[bytes, asyncio.Queue[_Item]] = {}
+        # tid -> (destination, addresses its response may come from), while it waits.
+        self._routes: dict[bytes, tuple[Address, frozenset[Address]]] = {}
+        self._ours: set[bytes] = set()  # every transaction id ever awaited here
         self.requests_seen: dict[bytes, tuple[Address, float]] = {}
         self.late: list[tuple[bytes, Address]] = []
+        self.sent: Counter[bytes] = Counter()
+        self.responses: Counter[bytes] = Counter()
         self.closed = False
 
     @property
@@ -302,33 +350,76 @@ class StunEndpoint:
         arrived = time.monotonic()
         self.log("recv", self.transport_name, self.local, source, data)
         tid = _transaction_id(data)
-        if tid is None:
+        if tid is not None and (tid in self._waiters or tid in self._ours):
+            if _is_response(data):
+                self.responses[tid] += 1
+            queue = self._waiters.get(tid)
+            if queue is not None:
+                queue.put_nowait((data, source, arrived))
+            else:
+                self.late.append((tid, source))
             return
-        queue = self._waiters.get(tid)
-        if queue is not None:
-            queue.put_nowait((data, source, arrived))
-            return
-        if len(data) > 1 and data[0] == 0x00 and data[1] == 0x01:
+        if tid is not None and data[0] == 0x00 and data[1] == 0x01:
             self.requests_seen[tid] = (source, arrived)  # a Binding request to us (hairpin)
-        else:
+            return
+        # Not ours: a wrong transaction id or not STUN at all.  When it comes from where a
+        # transaction waits for its answer, that transaction learns it was answered wrongly.
+        sender = normalize_address(source)
+        routed = False
+        for waiting, (_, accepted) in list(self._routes.items()):
+            if sender in accepted:
+                self._waiters[waiting].put_nowait((data, source, arrived))
+                routed = True
+        if not routed and tid is not None:
             self.late.append((tid, source))
+
+    def _on_unreachable(self, payload: bytes, item: Unreachable) -> None:
+        """An ICMP error about ``payload`` (what the error quoted of the request we sent)."""
+        tid = _transaction_id(payload) if len(payload) >= HEADER_LENGTH else None
+        if tid is not None and tid in self._waiters:
+            self._waiters[tid].put_nowait(item)
+            return
+        # The ICMP quoted too little to name the transaction: every one toward that address.
+        target = normalize_address(item.destination)
+        for waiting, (destination, _) in list(self._routes.items()):
+            if destination == target:
+                self._waiters[waiting].put_nowait(item)
 
     def _fail_all(self, error: TransportError) -> None:
         for queue in self._waiters.values():
             queue.put_nowait(error)
 
-    def expect(self, tid: bytes) -> asyncio.Queue[_Item]:
+    def expect(
+        self, tid: bytes, destination: Address | None = None, accepted: list[Address] | None = None
+    ) -> asyncio.Queue[_Item]:
+        """Route messages with ``tid`` here; with ``destination``, also ICMP errors about it
+        and wrong answers from it (and from ``accepted``)."""
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._waiters[tid] = queue
+        self._ours.add(tid)
+        if destination is not None:
+            target = normalize_address(destination)
+            sources = {target, *(normalize_address(a) for a in accepted or ())}
+            self._routes[tid] = (target, frozenset(sources))
         return queue
 
     def forget(self, tid: bytes) -> None:
         self._waiters.pop(tid, None)
+        self._routes.pop(tid, None)
 
     # -- sending -----------------------------------------------------------------------
 
     def send(self, data: bytes, destination: Address) -> None:
         raise NotImplementedError
+
+    def _count_sent(self, data: bytes) -> None:
+        tid = _transaction_id(data)
+        if tid is not None:
+            self.sent[tid] += 1
+
+    def pending_frame(self) -> tuple[int, int] | None:
+        """(bytes received, bytes the header announces) of an incomplete stream frame."""
+        return None
 
     async def request(
         self,
@@ -358,7 +449,10 @@ class StunEndpoint:
             accept_any_source=accept_any_source,
         )
         inbox = receive_on or self
-        queue = inbox.expect(tid)
+        if receive_on is None and not accept_any_source:
+            queue = inbox.expect(tid, destination, accept_from)
+        else:
+            queue = inbox.expect(tid)
         exchange = Exchange(destination, tid)
         try:
             data, deadline = tx.start(time.monotonic())
@@ -384,6 +478,12 @@ class StunEndpoint:
                     elif isinstance(event, TimedOut):
                         exchange.sends, exchange.elapsed = event.sends, event.elapsed
                         exchange.error = "timeout"
+                        partial = self.pending_frame()
+                        if partial is not None:
+                            exchange.error = (
+                                f"incomplete STUN message from {format_address(*destination)}: "
+                                f"{partial[0]} of {partial[1]} bytes when the wait ended"
+                            )
                         return exchange
                     elif event.next_deadline is not None:
                         deadline = event.next_deadline
@@ -392,12 +492,21 @@ class StunEndpoint:
                     exchange.sends = tx.sends
                     exchange.error = item.message
                     return exchange
+                if isinstance(item, Unreachable):
+                    exchange.sends = tx.sends
+                    exchange.elapsed = time.monotonic() - tx.started
+                    exchange.error = exchange.unreachable = item.kind
+                    exchange.unreachable_from = item.offender
+                    return exchange
                 data, source, arrived = item
                 outcome = tx.on_datagram(data, source, arrived)
                 if isinstance(outcome, Ignored):
                     exchange.ignored.append(f"{format_address(*source)}: {outcome.reason}")
                     if outcome.reason == UNEXPECTED_SOURCE:
                         exchange.strays.append(source)
+                    refused = rejection(outcome)
+                    if refused is not None and refused not in exchange.rejected:
+                        exchange.rejected.append(refused)
                     self.log.note(f"ignored from {format_address(*source)}: {outcome.reason}")
                     continue
                 assert isinstance(outcome, Response)
@@ -410,12 +519,57 @@ class StunEndpoint:
                 return exchange
         finally:
             inbox.forget(tid)
+            if exchange.sends == 0:
+                exchange.sends = tx.sends
 
     def close(self) -> None:
         self.closed = True
 
 
 # --------------------------------------------------------------------------------------- UDP
+
+# Linux <linux/in.h>, <linux/in6.h>, <linux/errqueue.h>; Python 3.11 lacks the constants.
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6 = 2, 3
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # ee_errno, origin, type, code, pad, info, data
+
+# (origin, ICMP type, code) -> what it says; types not listed (time exceeded, packet too big,
+# source quench) do not mean the destination refused the datagram.
+_ICMP_KINDS = {
+    (_SO_EE_ORIGIN_ICMP, 3, 0): "network unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 1): "host unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 2): "protocol unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 3): "port unreachable",
+    (_SO_EE_ORIGIN_ICMP, 3, 9): "network administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP, 3, 10): "host administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP, 3, 13): "administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP6, 1, 0): "no route to destination",
+    (_SO_EE_ORIGIN_ICMP6, 1, 1): "administratively prohibited",
+    (_SO_EE_ORIGIN_ICMP6, 1, 3): "address unreachable",
+    (_SO_EE_ORIGIN_ICMP6, 1, 4): "port unreachable",
+}
+
+
+def icmp_error(ancillary: bytes) -> tuple[str, str | None] | None:
+    """(kind, offender IP) from an ``IP_RECVERR``/``IPV6_RECVERR`` control message (a
+    ``struct sock_extended_err`` and the sender's ``sockaddr``); None when it is no
+    unreachable error."""
+    if len(ancillary) < _EXTENDED_ERR.size:
+        return None
+    _, origin, icmp_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(ancillary)
+    kind = _ICMP_KINDS.get((origin, icmp_type, code))
+    if kind is None:
+        return None
+    offender: str | None = None
+    raw = ancillary[_EXTENDED_ERR.size :]
+    if len(raw) >= 8:
+        family = int.from_bytes(raw[:2], sys.byteorder)
+        if family == socket.AF_INET:
+            offender = socket.inet_ntop(socket.AF_INET, raw[4:8])
+        elif family == socket.AF_INET6 and len(raw) >= 24:
+            offender = ipaddress.IPv6Address(raw[8:24]).compressed
+    return kind, offender
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -427,23 +581,27 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         self.endpoint._on_message(data, (host, int(addr[1])))
 
     def error_received(self, exc: Exception) -> None:
-        # Unconnected sockets see few of these; a late ICMP error must not end other waits.
-        # A connected one (the hairpin probe) learns from ICMP port-unreachable that its
+        # With IP_RECVERR every ICMP error is queued: read the queue (which also stops the
+        # socket from polling as readable forever) and route each to its exchange.  A
+        # connected socket (the hairpin probe) also learns from ICMP port-unreachable that its
         # destination did not take the packet.
         self.endpoint.log.note(f"udp error on {format_address(*self.endpoint.local)}: {exc}")
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(exc, ConnectionRefusedError) and self.endpoint.connected:
             self.endpoint.refused.set()
+        self.endpoint._drain_errors()
 
 
 class UdpEndpoint(StunEndpoint):
-    """One unconnected UDP socket."""
+    """One UDP socket, unconnected unless opened with ``connect_to``."""
 
     transport_name = "udp"
 
     def __init__(self, log: StunLog | None = None) -> None:
         super().__init__(log)
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self.refused = asyncio.Event()
+        self.connected = False
 
     @classmethod
     async def open(
@@ -477,6 +635,12 @@ class UdpEndpoint(StunEndpoint):
             raise LocalBindError(
                 f"cannot bind {format_address(*bind_to)}: {exc.strerror or exc}"
             ) from None
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
         if connect_to is not None:
             try:
                 sock.connect(connect_to)
@@ -485,18 +649,45 @@ class UdpEndpoint(StunEndpoint):
                 raise TransportError(
                     f"cannot connect to {format_address(*connect_to)}: {exc.strerror or exc}"
                 ) from None
+            endpoint.connected = True
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DatagramProtocol(endpoint), sock=sock
         )
         endpoint._transport = transport
+        endpoint._sock = sock
         name = transport.get_extra_info("sockname")
         endpoint.local = (str(name[0]), int(name[1]))
         return endpoint
+
+    def _drain_errors(self) -> None:
+        sock = self._sock
+        if sock is None or self.closed or not hasattr(socket, "MSG_ERRQUEUE"):
+            return
+        for _ in range(64):  # bounded; the queue holds what the kernel kept
+            try:
+                payload, ancdata, _, address = sock.recvmsg(2048, 512, socket.MSG_ERRQUEUE)
+            except OSError:
+                return
+            for level, kind, data in ancdata:
+                if (level, kind) not in (
+                    (socket.IPPROTO_IP, _IP_RECVERR),
+                    (socket.IPPROTO_IPV6, _IPV6_RECVERR),
+                ):
+                    continue
+                found = icmp_error(data)
+                if found is None or not address:
+                    continue
+                destination = (str(address[0]).split("%", 1)[0], int(address[1]))
+                self.log.note(
+                    f"ICMP {found[0]} from {found[1] or '?'} about {format_address(*destination)}"
+                )
+                self._on_unreachable(payload, Unreachable(found[0], found[1], destination))
 
     def send(self, data: bytes, destination: Address) -> None:
         if self._transport is None or self._transport.is_closing():
             raise TransportError(f"udp socket {format_address(*self.local)} is closed")
         self.log("send", "udp", self.local, destination, data)
+        self._count_sent(data)
         self._transport.sendto(data, destination)
 
     def close(self) -> None:
@@ -555,6 +746,7 @@ class StreamEndpoint(StunEndpoint):
         self.transport_name = transport_name
         self.remote = remote
         self._transport: asyncio.Transport | None = None
+        self._protocol: _StreamProtocol | None = None
         self.connect_time: float | None = None
         self.tls_version: str | None = None
 
@@ -584,7 +776,7 @@ class StreamEndpoint(StunEndpoint):
         context = (tls or TlsOptions()).context() if transport_name == "tls" else None
         started = time.monotonic()
         try:
-            transport, _ = await asyncio.wait_for(
+            transport, protocol = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _StreamProtocol(endpoint),
                     remote[0],
@@ -615,6 +807,7 @@ class StreamEndpoint(StunEndpoint):
             raise TransportError(f"{endpoint.name}: {reason}") from None
         endpoint.connect_time = time.monotonic() - started
         endpoint._transport = transport
+        endpoint._protocol = protocol
         name = transport.get_extra_info("sockname")
         endpoint.local = (str(name[0]), int(name[1]))
         ssl_object = transport.get_extra_info("ssl_object")
@@ -626,7 +819,18 @@ class StreamEndpoint(StunEndpoint):
         if self._transport is None or self._transport.is_closing():
             raise TransportError(f"{self.name}: connection is closed")
         self.log("send", self.transport_name, self.local, self.remote, data)
+        self._count_sent(data)
         self._transport.write(data)
+
+    def pending_frame(self) -> tuple[int, int] | None:
+        protocol = self._protocol
+        if protocol is None or not protocol.buffer:
+            return None
+        try:
+            size = stun_frame_length(protocol.buffer)
+        except ParseError:
+            return None
+        return len(protocol.buffer), size if size is not None else HEADER_LENGTH
 
     def close(self) -> None:
         super().close()
@@ -675,6 +879,7 @@ __all__ = [
     "StunServer",
     "TlsOptions",
     "UdpEndpoint",
+    "Unreachable",
     "families_from_flags",
     "open_endpoint_for",
     "parse_server",

@@ -1,4 +1,9 @@
-"""Output of `siptool nat-type`: a short report or one JSON document, from one NatResult."""
+"""Output of `siptool nat-type`: a short report or one JSON document, from one NatResult.
+
+Reasons and errors can carry text a server controls (an ERROR-CODE reason, what pystun3
+printed): the report and stderr show it through ``siptool.terminal.one_line``; JSON keeps it
+exact.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import IO, Any
 
 from siptool.commands.nat_type import NatResult
 from siptool.render.json import dump_pretty, envelope
+from siptool.terminal import one_line
 
 
 def document(result: NatResult) -> dict[str, Any]:
@@ -56,7 +62,7 @@ class NatRenderer:
 
     def finish(self, result: NatResult) -> int:
         for e in result.errors:
-            sys.stderr.write(f"siptool nat-type: {e['message']}\n")
+            sys.stderr.write(f"siptool nat-type: {one_line(e['message'])}\n")
         if self.mode == "json":
             self.out.write(dump_pretty(document(result)) + "\n")
         elif not self.quiet:
@@ -65,7 +71,10 @@ class NatRenderer:
 
     def _text(self, doc: dict[str, Any]) -> None:
         from rich.console import Console
-        from rich.markup import escape
+        from rich.markup import escape as markup_escape
+
+        def escape(text: str) -> str:
+            return markup_escape(one_line(text))
 
         console = Console(
             file=self.out,

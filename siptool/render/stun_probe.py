@@ -1,4 +1,10 @@
-"""Output of `siptool stun-probe`: a table, JSON or a Nagios line, from one ProbeResult."""
+"""Output of `siptool stun-probe`: a table, JSON or a Nagios line, from one ProbeResult.
+
+Every text a server controls (SOFTWARE, an ERROR-CODE reason, the messages built from them)
+goes through ``siptool.terminal``: ``one_line`` in the Nagios line, table cells and stderr
+lines, so that a hostile server can neither send terminal control sequences nor forge a line.
+JSON keeps the exact strings.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import IO, Any
 
 from siptool.commands.stun_probe import ProbeResult, ServerProbe, nagios_state
 from siptool.render.json import dump, dump_pretty, envelope
+from siptool.terminal import one_line
 
 LOSS_WARNING_PCT = 20.0
 LOSS_CRITICAL_PCT = 60.0
@@ -55,15 +62,20 @@ class ProbeRenderer:
             state, text, perf = nagios_state(
                 result, self.warning_ms, self.critical_ms, LOSS_WARNING_PCT, LOSS_CRITICAL_PCT
             )
+            text = one_line(text)
             self.out.write(f"{text} | {perf}\n" if perf else f"{text}\n")
             return state
         for e in result.errors:
-            sys.stderr.write(f"siptool stun-probe: {e['message']}\n")
+            sys.stderr.write(f"siptool stun-probe: {one_line(e['message'])}\n")
         for p in result.servers:
             for e in p.errors:
-                sys.stderr.write(f"siptool stun-probe: {p.server}: {e['message']}\n")
+                sys.stderr.write(
+                    f"siptool stun-probe: {one_line(p.server)}: {one_line(e['message'])}\n"
+                )
             for warning in p.warnings:
-                sys.stderr.write(f"siptool stun-probe: {p.server}: warning: {warning}\n")
+                sys.stderr.write(
+                    f"siptool stun-probe: {one_line(p.server)}: warning: {one_line(warning)}\n"
+                )
         if self.mode == "json":
             self.out.write(dump_pretty(document(result)) + "\n")
         elif self.mode == "jsonl":
@@ -74,8 +86,11 @@ class ProbeRenderer:
 
     def _table(self, result: ProbeResult) -> None:
         from rich.console import Console
-        from rich.markup import escape
+        from rich.markup import escape as markup_escape
         from rich.table import Table
+
+        def escape(text: str) -> str:
+            return markup_escape(one_line(text))
 
         console = Console(
             file=self.out,

@@ -29,11 +29,29 @@ Decisions:
   endpoint-independent mapping and filtering, restricted cone is endpoint-independent mapping
   with address-dependent filtering, port-restricted cone the same with address-and-port-
   dependent filtering, symmetric any endpoint-dependent mapping.
+* Silence, an ICMP error and a rejected answer are three facts.  "udp-blocked" needs silence:
+  no probe at all answered, no ICMP error from the server and no answer from it that was
+  refused.  An ICMP port-unreachable from the server's own address means no STUN server
+  listens there; answers refused (wrong transaction id, bad FINGERPRINT, not STUN) mean
+  something answers, wrongly: both are inconclusive with the reason, never udp-blocked and
+  never TURN advice.  An ICMP port-unreachable or administratively-prohibited from another host
+  (a firewall that rejects instead of dropping) is udp-blocked, with that host named.
+* A mapped address nobody can send to (unspecified, port 0, broadcast, multicast, another
+  address family than the server's) is no mapping: the test that got it is unknown
+  (``mapped_address_problem``).
+* Loss (``PathLoss``): answers prove what they show whatever the loss, but silence proves a
+  filter only when loss cannot explain it.  The caller counts every request it sent and every
+  response that came back (duplicates and late ones included) in the tests whose answers must
+  come; with loss seen, a silent test whose requests could all have been lost with a
+  probability above ``LOSS_RISK`` (estimated loss to the power of its requests) is unknown with
+  "lossy path: N of M probes unanswered" instead of a filter, and the same for a silent
+  hairpin test.  Inconclusive is better than a wrong label.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass, field
 
 from siptool.stun.message import format_address, split_address
@@ -45,13 +63,18 @@ __all__ = [
     "Mapping",
     "MappingObservations",
     "NatVerdict",
+    "PathLoss",
     "Probe",
     "advice",
     "classic_label",
     "classify_filtering",
     "classify_mapping",
     "decide",
+    "mapped_address_problem",
 ]
+
+# The chance, above which a silent test is not taken as a filter, that loss alone silenced it.
+LOSS_RISK = 0.01
 
 
 class Mapping(enum.Enum):
@@ -87,10 +110,78 @@ class Probe:
     other_address: str | None = None  # OTHER-ADDRESS, else RFC 3489 CHANGED-ADDRESS
     error: str | None = None  # an error response, e.g. "420 Unknown Attribute"
     stray: str | None = None  # unanswered, but a response came from an address not asked for
+    sends: int = 0  # requests sent for this test (retransmissions and parallel probes)
+    rejected: tuple[str, ...] = ()  # unanswered, but answers were refused: "bad FINGERPRINT"
+    unreachable: str | None = None  # unanswered: an ICMP error, "port unreachable"
+    unreachable_from: str | None = None  # the IP of the host that sent the ICMP error
+    destination: str | None = None  # where the requests went
 
     @property
     def succeeded(self) -> bool:
         return self.answered and self.error is None
+
+
+@dataclass(frozen=True)
+class PathLoss:
+    """Requests sent in the tests whose answers must come, and how many got no response."""
+
+    sent: int
+    unanswered: int
+
+    @property
+    def lossy(self) -> bool:
+        return self.unanswered > 0
+
+    @property
+    def estimate(self) -> float:
+        """The chance a request goes unanswered (Laplace's rule: never 0 or 1 from few)."""
+        return (self.unanswered + 1) / (self.sent + 2)
+
+    @property
+    def text(self) -> str:
+        return f"lossy path: {self.unanswered} of {self.sent} probes unanswered"
+
+    def explains(self, sends: int) -> bool:
+        """Whether loss may well have silenced a test of ``sends`` requests."""
+        return self.lossy and self.estimate ** max(sends, 1) > LOSS_RISK
+
+
+def mapped_address_problem(mapped: str, server: str) -> str | None:
+    """Why ``mapped`` (what a server says it saw) is no address anyone can send to, or None."""
+    try:
+        ip_text, port = split_address(mapped)
+        ip = ipaddress.ip_address(ip_text)
+    except ValueError:
+        return f"unusable mapped address {mapped}: not an address"
+    why = None
+    server_v6 = ":" in split_address(server)[0]
+    if ip.version != (6 if server_v6 else 4):
+        why = f"not in the address family of {server}"
+    elif ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
+        why = "unspecified address"
+    elif ip.is_multicast:
+        why = "multicast address"
+    elif ip.version == 4 and ip == _BROADCAST:
+        why = "broadcast address"
+    elif port == 0:
+        why = "port 0"
+    return None if why is None else f"unusable mapped address {mapped}: {why}"
+
+
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # RFC 1122 §3.2.1.3: "this host on this net"
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def _silence(probe: Probe, test: str, where: str | None = None) -> str:
+    """Why ``probe`` (unanswered) got no answer, as a reason."""
+    target = probe.destination or where
+    if probe.unreachable:
+        sender = f" (ICMP from {probe.unreachable_from})" if probe.unreachable_from else ""
+        at = f" at {target}" if target else ""
+        return f"test {test}: {probe.unreachable}{at}{sender}"
+    if probe.rejected:
+        return f"test {test}: answers rejected: {', '.join(probe.rejected)}"
+    return f"no answer to test {test}" + (f" from {target}" if where and target else "")
 
 
 NO_ANSWER = Probe(answered=False)
@@ -136,6 +227,9 @@ class NatVerdict:
     hairpinning: bool | None
     reasons: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    # When no probe was answered, why: "timeout" (silence), "unreachable" (an ICMP error) or
+    # "rejected" (answers refused).
+    failure: str | None = None
 
 
 def other_of(*probes: Probe | None) -> str | None:
@@ -174,8 +268,11 @@ def classify_mapping(obs: MappingObservations) -> Finding:
         elif t1.answered:
             why = "the answer to test I has neither XOR-MAPPED-ADDRESS nor MAPPED-ADDRESS"
         else:
-            why = "no answer to test I"
+            why = _silence(t1, "I")
         return Finding(Mapping.UNKNOWN, why)
+    problem = mapped_address_problem(t1.mapped, obs.server)
+    if problem is not None:
+        return Finding(Mapping.UNKNOWN, f"test I: {problem}")
     if t1.mapped == obs.local:
         return Finding(Mapping.NONE)
     other = other_of(t1)
@@ -195,10 +292,19 @@ def classify_mapping(obs: MappingObservations) -> Finding:
         return Finding(Mapping.UNKNOWN, problem)
     t2 = obs.test2
     if t2 is None or not t2.succeeded or t2.mapped is None:
+        if t2 is not None and not t2.answered and (t2.unreachable or t2.rejected):
+            return Finding(Mapping.UNKNOWN, _silence(t2, "II"))
         return Finding(Mapping.UNKNOWN, f"no answer from the other address ({other}) to test II")
+    problem = mapped_address_problem(t2.mapped, obs.server)
+    if problem is not None:
+        return Finding(Mapping.UNKNOWN, f"test II: {problem}")
     if t2.mapped == t1.mapped:
         return Finding(Mapping.ENDPOINT_INDEPENDENT)
     t3 = obs.test3
+    if t3 is not None and t3.succeeded and t3.mapped is not None:
+        problem = mapped_address_problem(t3.mapped, obs.server)
+        if problem is not None:
+            return Finding(Mapping.UNKNOWN, f"test III: {problem}", endpoint_dependent=True)
     if t3 is None or not t3.succeeded or t3.mapped is None:
         return Finding(
             Mapping.UNKNOWN,
@@ -226,11 +332,11 @@ def _came_from(probe: Probe, server: str, *, ip_changed: bool) -> str | None:
     return None
 
 
-def classify_filtering(obs: FilteringObservations) -> Finding:
-    """RFC 5780 §4.4."""
+def classify_filtering(obs: FilteringObservations, loss: PathLoss | None = None) -> Finding:
+    """RFC 5780 §4.4; with ``loss``, a silence that loss may explain is unknown."""
     t1 = obs.test1
     if not t1.succeeded:
-        why = f"test I got {t1.error}" if t1.error else "no answer to test I"
+        why = f"test I got {t1.error}" if t1.error else _silence(t1, "I")
         return Finding(Mapping.UNKNOWN, why)
     other = other_of(t1)
     problem = _unusable_other(obs.server, other)
@@ -251,6 +357,8 @@ def classify_filtering(obs: FilteringObservations) -> Finding:
             return Finding(Mapping.ENDPOINT_INDEPENDENT)
         if t2.stray:
             return Finding(Mapping.UNKNOWN, _stray(t2.stray, "II", str(other)))
+        if loss is not None and loss.explains(t2.sends):
+            return Finding(Mapping.UNKNOWN, _lost(loss, t2, "II"))
     if t3 is None:
         return Finding(Mapping.UNKNOWN, "test III was not run")
     if t3.answered:
@@ -263,7 +371,16 @@ def classify_filtering(obs: FilteringObservations) -> Finding:
     if t3.stray:
         expected = format_address(split_address(obs.server)[0], split_address(str(other))[1])
         return Finding(Mapping.UNKNOWN, _stray(t3.stray, "III", expected))
+    if loss is not None and loss.explains(t3.sends):
+        return Finding(Mapping.UNKNOWN, _lost(loss, t3, "III"))
     return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT)
+
+
+def _lost(loss: PathLoss, probe: Probe, test: str) -> str:
+    return (
+        f"{loss.text}: the silence of test {test} ({probe.sends} request"
+        f"{'' if probe.sends == 1 else 's'}) may be loss, not a filter"
+    )
 
 
 def _stray(source: str, test: str, expected: str) -> str:
@@ -368,37 +485,138 @@ def advice(
     return out
 
 
+def _unanswered_verdict(
+    mapping_obs: MappingObservations, filtering_obs: FilteringObservations
+) -> tuple[Classic, list[str], list[str], str] | None:
+    """When no probe at all was answered: the label, the reasons and the advice; None when
+    some probe was answered."""
+    probes = [
+        p
+        for p in (
+            mapping_obs.test1,
+            mapping_obs.test2,
+            mapping_obs.test3,
+            filtering_obs.test1,
+            filtering_obs.test2,
+            filtering_obs.test3,
+        )
+        if p is not None
+    ]
+    if any(p.answered for p in probes):
+        return None
+    server = mapping_obs.server
+    server_ip = split_address(server)[0]
+    for probe in probes:
+        if not probe.unreachable:
+            continue
+        sender = probe.unreachable_from
+        refused = probe.unreachable in ("port unreachable",) or "prohibited" in probe.unreachable
+        if sender is not None and sender != server_ip and refused:
+            return (
+                Classic.UDP_BLOCKED,
+                [f"UDP to {server} refused on the path: {probe.unreachable} (ICMP from {sender})"],
+                advice(Mapping.UNKNOWN, Mapping.UNKNOWN, Classic.UDP_BLOCKED, hairpinning=None,
+                       port_preserved=None),
+                "unreachable",
+            )  # fmt: skip
+        if probe.unreachable == "port unreachable":
+            why = f"no STUN server at {server}: port unreachable"
+            hint = (
+                f"nothing listens on UDP {server}: check the server's address and port "
+                "(STUN uses 3478, or 5349 for TLS)"
+            )
+        else:
+            via = f" (ICMP from {sender})" if sender else ""
+            why = f"{server} cannot be reached: {probe.unreachable}{via}"
+            hint = f"check the route to {server_ip} and the server's address"
+        return Classic.INCONCLUSIVE, [why], [hint], "unreachable"
+    rejected: list[str] = []
+    for probe in probes:
+        rejected += [r for r in probe.rejected if r not in rejected]
+    if rejected:
+        return (
+            Classic.INCONCLUSIVE,
+            [f"answers rejected: {', '.join(rejected)}"],
+            [
+                f"something answers on {server}, but not with valid STUN responses to our "
+                "requests: check that it is a STUN server, and that nothing on the path "
+                "rewrites the packets"
+            ],
+            "rejected",
+        )
+    sent = sum(p.sends for p in probes)
+    counted = f" ({sent} requests)" if sent else ""
+    return (
+        Classic.UDP_BLOCKED,
+        [f"no answer to any Binding request over UDP{counted}"],
+        advice(Mapping.UNKNOWN, Mapping.UNKNOWN, Classic.UDP_BLOCKED, hairpinning=None,
+               port_preserved=None),
+        "timeout",
+    )  # fmt: skip
+
+
 def decide(
     mapping_obs: MappingObservations,
     filtering_obs: FilteringObservations,
     *,
     hairpinning: bool | None = None,
     lifetime_s: float | None = None,
+    loss: PathLoss | None = None,
+    hairpin_sends: int = 0,
 ) -> NatVerdict:
-    """The whole verdict from both tests' observations."""
-    udp_blocked = not mapping_obs.test1.answered and not filtering_obs.test1.answered
-    mapping = classify_mapping(mapping_obs)
-    filtering = classify_filtering(filtering_obs)
-    if mapping.value is Mapping.NONE and filtering.value is Mapping.ENDPOINT_INDEPENDENT:
-        filtering = Finding(Mapping.NONE)
-    classic, why = classic_label(mapping, filtering, udp_blocked=udp_blocked)
-    reasons: list[str] = []
-    if udp_blocked:
-        reasons.append("no answer to any Binding request over UDP")
-    else:
-        for label, finding in (("mapping", mapping), ("filtering", filtering)):
-            if finding.value is Mapping.UNKNOWN and finding.reason:
-                reasons.append(f"{label}: {finding.reason}")
-        if why and not reasons:
-            reasons.append(why)
+    """The whole verdict from both tests' observations.
+
+    ``loss`` is what the tests whose answers must come measured of the path; ``hairpin_sends``
+    the requests of a hairpin test that found no hairpinning by silence (0 when it did not
+    rest on silence)."""
     t1 = mapping_obs.test1
     mapped = t1.mapped if t1.succeeded else None
+    if mapped is not None and mapped_address_problem(mapped, mapping_obs.server):
+        mapped = None
     port_preserved = None
     if mapped is not None:
         port_preserved = split_address(mapped)[1] == split_address(mapping_obs.local)[1]
+    nothing = _unanswered_verdict(mapping_obs, filtering_obs)
+    if nothing is not None:
+        blocked, blocked_reasons, tips, failure = nothing
+        return NatVerdict(
+            mapping=Mapping.UNKNOWN,
+            filtering=Mapping.UNKNOWN,
+            classic=blocked,
+            mapped=None,
+            port_preserved=None,
+            hairpinning=hairpinning,
+            reasons=blocked_reasons,
+            advice=tips,
+            failure=failure,
+        )
+    mapping = classify_mapping(mapping_obs)
+    filtering = classify_filtering(filtering_obs, loss)
+    if mapping.value is Mapping.NONE and filtering.value is Mapping.ENDPOINT_INDEPENDENT:
+        filtering = Finding(Mapping.NONE)
+    classic, why = classic_label(mapping, filtering)
+    reasons: list[str] = []
+    for label, finding in (("mapping", mapping), ("filtering", filtering)):
+        if finding.value is Mapping.UNKNOWN and finding.reason:
+            reasons.append(f"{label}: {finding.reason}")
+    if why and not reasons:
+        reasons.append(why)
+    if hairpinning is False and loss is not None and loss.explains(hairpin_sends):
+        hairpinning = None
+        reasons.append(
+            f"hairpinning: {loss.text}: the silence of the hairpin test ({hairpin_sends} "
+            "requests) may be loss"
+        )
+    if (
+        loss is not None
+        and loss.lossy
+        and classic is Classic.INCONCLUSIVE
+        and not any(loss.text in r for r in reasons)
+    ):
+        reasons.append(loss.text)
     return NatVerdict(
-        mapping=mapping.value if not udp_blocked else Mapping.UNKNOWN,
-        filtering=filtering.value if not udp_blocked else Mapping.UNKNOWN,
+        mapping=mapping.value,
+        filtering=filtering.value,
         classic=classic,
         mapped=mapped,
         port_preserved=port_preserved,

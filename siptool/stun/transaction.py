@@ -22,6 +22,9 @@ Decisions:
   may answer an earlier copy (Karn's problem), so ``Response.retransmitted`` says to distrust it.
 * A response whose FINGERPRINT is present but wrong is ignored (RFC 8489 §7.3: a corrupted
   message is discarded), as is a request or indication carrying our transaction id.
+  ``rejection`` names what such an ignored datagram says about the peer that sent it ("bad
+  FINGERPRINT", "wrong transaction id"): an answer that was rejected is not silence, and the
+  caller reports it as such.
 * Responses must come from the destination unless ``accept_from`` lists other addresses or
   ``accept_any_source`` is set (CHANGE-REQUEST answers come from the server's other address,
   RFC 5780 §4.4).
@@ -56,6 +59,8 @@ __all__ = [
     "TimedOut",
     "TransactionState",
     "Waiting",
+    "normalize_address",
+    "rejection",
     "retransmission_schedule",
 ]
 
@@ -158,7 +163,8 @@ def retransmission_schedule(
     return sends, sends[-1] + rm * rto
 
 
-def _normalize(address: tuple[Any, ...]) -> Address:
+def normalize_address(address: tuple[Any, ...]) -> Address:
+    """``(host, port)`` in the form every comparison of addresses uses."""
     # recvfrom gives (host, port) for IPv4 and (host, port, flowinfo, scope_id) for IPv6;
     # compare the host in canonical form, without a zone, and the port.
     host, port = str(address[0]), int(address[1])
@@ -168,6 +174,25 @@ def _normalize(address: tuple[Any, ...]) -> Address:
     except ValueError:
         host = host.lower()
     return host, port
+
+
+_normalize = normalize_address
+
+# Ignored.reason -> what it says about the peer that sent the datagram.
+_REJECTIONS = {
+    "transaction id mismatch": "wrong transaction id",
+    "FINGERPRINT does not match": "bad FINGERPRINT",
+    "a request, not a response": "a request instead of a response",
+    "a indication, not a response": "an indication instead of a response",
+}
+
+
+def rejection(event: Ignored) -> str | None:
+    """Why an answer from the peer asked was rejected, or None when ``event`` is no such answer
+    (a reply from elsewhere, a late or duplicate response)."""
+    if event.reason.startswith("unparseable: "):
+        return "not a valid STUN message (" + event.reason.removeprefix("unparseable: ") + ")"
+    return _REJECTIONS.get(event.reason)
 
 
 class StunClientTransaction:
@@ -229,6 +254,11 @@ class StunClientTransaction:
     def deadline(self) -> float | None:
         """When ``on_timer`` must be called next; None before start and after the end."""
         return self._deadline
+
+    @property
+    def started(self) -> float:
+        """The ``now`` of the first transmission (0 before ``start``)."""
+        return self._started
 
     @property
     def done(self) -> bool:
