@@ -4,16 +4,36 @@ ports, waited for by a real Binding request, and stopped by PID.
 
 ``start_coturn`` also runs inside a network namespace: pass ``netns`` and the addresses there
 (the NAT testbed in tests/nat uses it on 198.51.100.2 and 198.51.100.3).
+
+``hostile_stun_server`` is a responder run by the test itself that answers wrongly on purpose
+(wrong transaction id, bad FINGERPRINT, 0.0.0.0:0 mapped, terminal escapes in SOFTWARE ...);
+``closed_udp_port`` gives a port that answers ICMP port unreachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from siptool.stun.message import binding_request, parse_stun
+from siptool.errors import ParseError
+from siptool.stun.message import (
+    ERROR_CODE,
+    OTHER_ADDRESS,
+    SOFTWARE,
+    XOR_MAPPED_ADDRESS,
+    StunClass,
+    StunMessage,
+    binding_request,
+    encode_address,
+    encode_message,
+    encode_xor_address,
+    parse_stun,
+)
 from tests.peers import require_tool, unavailable
 from tests.servers import Server
 
@@ -184,3 +204,98 @@ def wait_for(predicate: object, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# ------------------------------------------------------------------------- hostile peers
+
+# SOFTWARE / ERROR-CODE reason text that would clear the screen and retitle the terminal.
+HOSTILE_TEXT = "evil\x1b[2J\x1b]0;owned\x07server\nSTUN OK - forged"
+
+
+@contextlib.contextmanager
+def hostile_stun_server(
+    mode: str,
+    *,
+    mapped: tuple[str, int] | None = None,
+    text: str = HOSTILE_TEXT,
+    other: tuple[str, int] | None = None,
+) -> Iterator[int]:
+    """A STUN responder in a thread of the test process, on 127.0.0.1 at a free port, that
+    answers every request (CHANGE-REQUEST or not) from its one socket, wrongly:
+
+    * ``wrong-tid``: a success response with another transaction id;
+    * ``bad-fingerprint``: the right response with its FINGERPRINT's last byte flipped;
+    * ``not-stun``: bytes that are not STUN at all;
+    * ``mapped``: a valid response whose XOR-MAPPED-ADDRESS is ``mapped`` (e.g. 0.0.0.0:0);
+    * ``software``: a valid response whose SOFTWARE is ``text``;
+    * ``error``: an error response 400 whose reason is ``text``;
+    * ``oversized``: a valid response padded to about 60 KB by an unknown optional attribute.
+
+    ``other`` is sent as OTHER-ADDRESS.  Yields the port; stops within 0.2 s at the end."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((PRIMARY, 0))
+    sock.settimeout(0.1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    port = int(sock.getsockname()[1])
+    stop = threading.Event()
+
+    def answer(request: StunMessage, peer: tuple[str, int]) -> bytes:
+        tid = request.transaction_id
+        attributes = [(XOR_MAPPED_ADDRESS, encode_xor_address(*(mapped or peer), tid))]
+        if other is not None:
+            attributes.append((OTHER_ADDRESS, encode_address(*other)))
+        if mode == "software":
+            attributes.append((SOFTWARE, text.encode()))
+        if mode == "oversized":
+            attributes.append((0x8FF0, bytes(60000)))
+        if mode == "error":
+            reason = text.encode()
+            return encode_message(
+                StunClass.ERROR_RESPONSE,
+                1,
+                tid,
+                [(ERROR_CODE, bytes((0, 0, 4, 0)) + reason)],
+                fingerprint=True,
+            )
+        if mode == "wrong-tid":
+            tid = bytes(b ^ 0xFF for b in tid)
+            attributes[0] = (XOR_MAPPED_ADDRESS, encode_xor_address(*peer, tid))
+        if mode == "not-stun":
+            return b"\xff\xfe not a STUN message \x00" * 4
+        reply = encode_message(StunClass.SUCCESS_RESPONSE, 1, tid, attributes, fingerprint=True)
+        if mode == "bad-fingerprint":
+            reply = reply[:-1] + bytes((reply[-1] ^ 0x01,))
+        return reply
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                request = parse_stun(data)
+            except ParseError:
+                continue
+            if request.msg_class is StunClass.REQUEST:
+                with contextlib.suppress(OSError):
+                    sock.sendto(answer(request, peer), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
+
+
+def closed_udp_port(host: str = PRIMARY) -> int:
+    """A UDP port nobody listens on (the kernel answers ICMP port unreachable)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -601,7 +601,7 @@ def decide(
             reasons.append(f"{label}: {finding.reason}")
     if why and not reasons:
         reasons.append(why)
-    if hairpinning is False and loss is not None and loss.explains(hairpin_sends):
+    if hairpinning is False and hairpin_sends and loss is not None and loss.explains(hairpin_sends):
         hairpinning = None
         reasons.append(
             f"hairpinning: {loss.text}: the silence of the hairpin test ({hairpin_sends} "

@@ -1,6 +1,7 @@
 """`siptool stun-probe` against real coturn and stund on loopback (two IPv4 addresses, ::1),
 over UDP, TCP and TLS; several servers from one socket; silent ports; the server list from the
-environment; Nagios output."""
+environment; Nagios output; hostile servers (wrong transaction id, bad FINGERPRINT, unusable
+mapped addresses, terminal escapes) and a closed port."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ from tests.kamailio import make_test_ca
 from tests.servers import free_port
 from tests.stun_peers import (
     ALTERNATE,
+    HOSTILE_TEXT,
     PRIMARY,
     StunPeer,
+    closed_udp_port,
+    hostile_stun_server,
     require_alternate_loopback,
     start_coturn,
     start_stund,
@@ -373,3 +377,154 @@ def test_jsonl_streams_each_reply_then_the_summary(coturn: StunPeer, stund: Stun
         coturn.primary: 2,
         stund.primary: 2,
     }
+
+
+# ---------------------------------------------------------------------- hostile servers (#8)
+
+
+def test_a_closed_port_fails_at_once_naming_port_unreachable() -> None:
+    # ICMP port unreachable ends the wait: one request, not the RFC 8489 schedule until the
+    # 20 s timeout.
+    port = closed_udp_port()
+    started = time.monotonic()
+    code, doc = probe_json("--timeout", "20", f"{PRIMARY}:{port}")
+    elapsed = time.monotonic() - started
+    assert code == 1
+    (server,) = doc["servers"]
+    assert server["sent"] == 1 and server["received"] == 0
+    assert server["errors"] == [
+        {"code": "unreachable", "message": f"no STUN server at {PRIMARY}:{port}: port unreachable"}
+    ]
+    assert elapsed < 10
+
+
+def test_a_closed_ipv6_port_fails_at_once_too() -> None:
+    port = closed_udp_port("::1")
+    code, doc = probe_json("--timeout", "20", f"[::1]:{port}")
+    assert code == 1
+    assert doc["servers"][0]["errors"][0]["message"].endswith("port unreachable")
+
+
+def test_a_closed_port_beside_a_live_server_on_the_same_socket(coturn: StunPeer) -> None:
+    # One socket asks both: the ICMP error goes to the closed port's exchange alone.
+    port = closed_udp_port()
+    code, doc = probe_json("--timeout", "20", coturn.primary, f"{PRIMARY}:{port}")
+    assert code == 1
+    live, dead = doc["servers"]
+    assert live["received"] == 1 and live["errors"] == []
+    assert dead["errors"][0]["code"] == "unreachable"
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("wrong-tid", "wrong transaction id"),
+        ("bad-fingerprint", "bad FINGERPRINT"),
+        ("not-stun", "not a valid STUN message"),
+    ],
+)
+def test_answers_that_are_rejected_are_named_not_no_answer(mode: str, reason: str) -> None:
+    with hostile_stun_server(mode) as port:
+        code, doc = probe_json("--timeout", "0.6", f"{PRIMARY}:{port}")
+        nagios = siptool("stun-probe", "--nagios", "--timeout", "0.6", f"{PRIMARY}:{port}")
+    assert code == 1
+    (server,) = doc["servers"]
+    assert server["received"] == 0
+    (error,) = server["errors"]
+    assert error["code"] == "rejected"
+    assert error["message"].startswith(f"answers rejected: {reason}")
+    assert nagios.returncode == 2 and "answers rejected" in nagios.stdout
+
+
+@pytest.mark.parametrize(
+    ("mapped", "why"),
+    [
+        (("0.0.0.0", 0), "unspecified address"),
+        (("198.51.100.7", 0), "port 0"),
+        (("255.255.255.255", 3478), "broadcast address"),
+        (("224.0.0.1", 3478), "multicast address"),
+        (("::1", 3478), "not in the address family"),
+    ],
+    ids=str,
+)
+def test_an_unusable_mapped_address_fails_the_check(mapped: tuple[str, int], why: str) -> None:
+    with hostile_stun_server("mapped", mapped=mapped) as port:
+        code, doc = probe_json(f"{PRIMARY}:{port}")
+        text = siptool("stun-probe", "--no-color", f"{PRIMARY}:{port}")
+        nagios = siptool("stun-probe", "--nagios", f"{PRIMARY}:{port}")
+    assert code == 1 and doc["ok"] is False
+    (server,) = doc["servers"]
+    assert server["mapped"] is None
+    assert server["xor_mapped_address"] is not None  # what the server said is kept
+    (error,) = server["errors"]
+    assert error["code"] == "unusable_mapped_address" and why in error["message"]
+    assert doc["behind_nat"] is None and doc["port_preserved"] is None
+    assert text.returncode == 1 and "not preserved" not in text.stdout
+    assert nagios.returncode == 2 and nagios.stdout.startswith("STUN CRITICAL - ")
+
+
+def test_a_60_kb_response_is_taken_whole() -> None:
+    # STUN's 16-bit length bounds a message to 65,555 bytes; siptool has no lower limit, so
+    # a large (padded) answer is an answer, not "no answer".
+    with hostile_stun_server("oversized") as port:
+        code, doc = probe_json(f"{PRIMARY}:{port}")
+    assert code == 0, doc["errors"]
+    assert doc["servers"][0]["mapped"] == doc["servers"][0]["local"]
+
+
+def _stalled_tcp_server(declared: int) -> tuple[socket.socket, threading.Thread]:
+    """A TCP peer that answers a STUN header announcing ``declared`` bytes, then stalls."""
+    listener = socket.socket()
+    listener.bind((PRIMARY, 0))
+    listener.listen()
+
+    def serve() -> None:
+        listener.settimeout(5)
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                request = conn.recv(2048)
+                header = b"\x01\x01" + declared.to_bytes(2, "big") + request[4:20]
+                conn.sendall(header + bytes(100))
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    conn.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_a_tcp_answer_that_never_completes_is_named_with_its_size() -> None:
+    listener, thread = _stalled_tcp_server(65532)
+    try:
+        code, doc = probe_json(
+            "--transport", "tcp", "--timeout", "0.5", f"{PRIMARY}:{listener.getsockname()[1]}"
+        )
+    finally:
+        listener.close()
+        thread.join(timeout=6)
+    assert code == 1
+    message = doc["servers"][0]["errors"][0]["message"]
+    assert "incomplete STUN message" in message and "120 of 65552 bytes" in message, message
+
+
+@pytest.mark.parametrize("mode", ["software", "error"])
+def test_terminal_escapes_from_the_server_never_reach_the_terminal(mode: str) -> None:
+    with hostile_stun_server(mode) as port:
+        target = f"{PRIMARY}:{port}"
+        text = siptool("stun-probe", "--no-color", target)
+        verbose = siptool("stun-probe", "--no-color", "-v", target)
+        nagios = siptool("stun-probe", "--nagios", target)
+        code, doc = probe_json(target)
+    for result in (text, verbose, nagios):
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "\\x1b[2J" in text.stdout + text.stderr
+    assert len(nagios.stdout.splitlines()) == 1  # the LF in the text forged no second line
+    server = doc["servers"][0]
+    if mode == "software":
+        assert code == 0 and server["software"] == HOSTILE_TEXT  # JSON keeps it exact
+        assert "\\x1b]0;owned\\x07" in text.stdout
+    else:
+        assert code == 1 and server["error_response"] == {"code": 400, "reason": HOSTILE_TEXT}
