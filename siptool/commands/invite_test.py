@@ -566,6 +566,19 @@ class _Call:
             if outcome.kind == "transport_error":
                 result.error("transport_error", outcome.error or "transport failure")
                 return None
+            if outcome.kind == "dropped":
+                # The final response came and could not be read (too large, malformed).
+                result.error("dropped_message", outcome.error or "the answer was dropped")
+                code = outcome.dropped.status if outcome.dropped is not None else None
+                if code is not None and 200 <= code < 300:
+                    result.warnings.append(
+                        "the far end answered but its 2xx could not be read: no ACK or BYE was "
+                        "sent, it may keep the call up until it gives up on the ACK "
+                        "(RFC 3261 §13.3.1.4)"
+                    )
+                if cancel is not None:
+                    await self._cancel_done(cancel, None)
+                return None
             # A deadline passed: ours (ring timeout, --timeout) or Timer B.
             now = time.monotonic()
             if cancel is not None:

@@ -5,6 +5,12 @@ CSeq method) it carries (§17.1.3), fires the transactions' timers when due, and
 ask to send.  Commands see each transaction as a ``PendingTransaction`` they can await events
 from; requests the peer sends us (a BYE ending the test call, a NOTIFY) are queued for them.
 Responses no transaction takes are counted as strays, never acted on.
+
+A message the flow had to drop (too large for the stream framer, unparseable) is never taken
+as an answer either, but it is not forgotten: a final response that plainly answers a waiting
+transaction (its top Via branch and CSeq method, read leniently) ends that transaction at once
+with a "dropped" outcome naming the message and its size, and any other dropped message is
+named in the timeout a transaction may come to.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from siptool.errors import ParseError, TransportError
-from siptool.net.sip_transport import Received, SipFlow
+from siptool.net.sip_transport import Dropped, Received, SipFlow
 from siptool.sip.message import SipMessage
 from siptool.sip.transaction import (
     ClientInviteTransaction,
@@ -38,9 +44,12 @@ from siptool.sip.transaction import (
 class Outcome:
     """What a command waits for: a provisional, the final, a timeout or a transport failure."""
 
-    kind: str  # "provisional", "final", "timeout", "transport_error"
+    # "provisional", "final", "timeout", "transport_error", or "dropped": the final response
+    # came but could not be read (``error`` says what it was and why).
+    kind: str
     received: Received | None = None
     error: str | None = None
+    dropped: Dropped | None = None  # the unreadable final response of a "dropped" outcome
 
     @property
     def message(self) -> SipMessage | None:
@@ -92,6 +101,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class PendingTransaction:
     transaction: ClientInviteTransaction | ClientNonInviteTransaction
     sent_at: float  # monotonic time of the first transmission
+    # The client's log of dropped messages (shared): named when this transaction times out.
+    dropped: list[Dropped] = field(default_factory=list)
     events: _Outcomes = field(default_factory=_Outcomes)
     final: Received | None = None
     provisionals: list[Received] = field(default_factory=list)
@@ -106,8 +117,17 @@ class PendingTransaction:
         (the user's --timeout, which may be shorter than Timer B/F)."""
         outcome = await self.events.get(deadline)
         if outcome is None:
-            return Outcome("timeout", error="no answer before the timeout")
+            return Outcome("timeout", error=self.with_dropped("no answer before the timeout"))
         return outcome
+
+    def with_dropped(self, text: str) -> str:
+        """``text``, and the messages dropped since this transaction began if any were: they
+        may have been its answer."""
+        since = [d for d in self.dropped if d.time >= self.sent_at]
+        if not since:
+            return text
+        more = f" (and {len(since) - 1} more)" if len(since) > 1 else ""
+        return f"{text}; {since[-1].describe()}{more}"
 
     async def final_outcome(self, deadline: float) -> Outcome:
         """Skip provisionals; the final response, the timeout or the transport error."""
@@ -135,6 +155,8 @@ class SipClient:
         self.requests: asyncio.Queue[Received] = asyncio.Queue()
         self.strays = 0
         self.duplicates = 0
+        self.dropped: list[Dropped] = []  # the last few, for the timeout messages
+        self.dropped_count = 0
         # Offered each response no transaction takes; True means the TU dealt with it (a 2xx
         # retransmitted after the INVITE transaction ended, whose ACK the TU owns, RFC 3261
         # §13.2.2.4).  Unhandled ones count as strays.
@@ -156,7 +178,7 @@ class SipClient:
             txn = ClientInviteTransaction(request, self.flow.reliable, self.timers, now)
         else:
             txn = ClientNonInviteTransaction(request, self.flow.reliable, self.timers, now)
-        pending = PendingTransaction(txn, now)
+        pending = PendingTransaction(txn, now, self.dropped)
         self.pending[txn.key] = pending
         if self._error is not None:
             pending.events.put_nowait(Outcome("transport_error", error=self._error.message))
@@ -200,9 +222,8 @@ class SipClient:
                     pending.final = received
                 pending.events.put_nowait(Outcome("final", received))
             elif isinstance(event, Timeout):
-                pending.events.put_nowait(
-                    Outcome("timeout", error=f"no final response (Timer {event.timer})")
-                )
+                error = pending.with_dropped(f"no final response (Timer {event.timer})")
+                pending.events.put_nowait(Outcome("timeout", error=error))
             elif isinstance(event, Stray):
                 self.strays += 1
             elif isinstance(event, Duplicate):
@@ -218,7 +239,29 @@ class SipClient:
             return last
         return Received(msg, msg.serialize(), time.monotonic(), self.flow.remote_text)
 
-    def _on_item(self, item: Received | TransportError) -> None:
+    def _on_dropped(self, item: Dropped) -> None:
+        self.dropped_count += 1
+        self.dropped.append(item)
+        if len(self.dropped) > 8:
+            del self.dropped[0]
+        if not item.final or item.branch is None or item.cseq_method is None:
+            return
+        pending = self.pending.get((item.branch, item.cseq_method))
+        if pending is None or pending.final is not None:
+            return
+        # Its answer came and cannot be read: waiting on would only bring its retransmissions.
+        # The transaction ends here (no ACK can be built for a response not read).
+        pending.done = True
+        self.pending.pop(pending.transaction.key, None)
+        handle = self._timers.pop(pending.transaction.key, None)
+        if handle is not None:
+            handle.cancel()
+        pending.events.put_nowait(Outcome("dropped", error=item.describe(), dropped=item))
+
+    def _on_item(self, item: Received | TransportError | Dropped) -> None:
+        if isinstance(item, Dropped):
+            self._on_dropped(item)
+            return
         if isinstance(item, TransportError):
             self._error = item
             for waiting in list(self.pending.values()):

@@ -7,13 +7,24 @@ instead of at the timeout.  Stream transports frame messages by Content-Length (
 with ``siptool.sip.framing``.
 
 Received messages land in ``SipFlow.inbox`` as ``Received`` items; a transport failure lands
-there as a ``TransportError`` so that a waiting transaction wakes up with the reason.
+there as a ``TransportError`` so that a waiting transaction wakes up with the reason.  A message
+from the peer that siptool cannot take lands there as a ``Dropped`` item, never in silence:
+headers larger than ``MAX_HEADER_BYTES`` on a stream, a framing error, a message that does not
+parse.  What could still be read of it (status, top Via branch, CSeq method) comes along, so
+that the transaction it answers can be told at once instead of timing out.
+
+Decisions:
+
+- UDP needs no size limit of its own: a datagram is at most 65,535 bytes and is read whole, so
+  only the stream framer's header limit can make an otherwise good answer unreadable.
+- The stream protocol keeps a copy of the bytes the framer holds while they may still be a
+  header section (at most ``MAX_HEADER_BYTES`` and one chunk), so that an oversized message
+  can be named; in a long body it keeps nothing.  Linear: each byte is copied once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import ssl
@@ -25,7 +36,7 @@ from typing import IO, Any
 
 from siptool.errors import LocalBindError, ParseError, TransportError
 from siptool.net.tls import TlsOptions
-from siptool.sip.framing import SipStreamFramer
+from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
 from siptool.sip.target import hostport
 from siptool.terminal import terminal_safe
@@ -37,6 +48,79 @@ class Received:
     data: bytes
     time: float  # time.monotonic() when it arrived
     source: str  # "ip:port"
+
+
+# The stream framer's limits on a header section and a body (RFC 3261 §18.3, TCP/TLS).
+MAX_HEADER_BYTES = 65536
+MAX_BODY_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A message from the peer that was dropped, with what could be read of it."""
+
+    source: str  # "ip:port"
+    time: float  # time.monotonic() when it was dropped
+    why: str  # "its headers are larger than ...", "it does not parse: ..."
+    size: int | None = None  # bytes of the message (or of its headers), when known
+    at_least: bool = False  # ``size`` is a lower bound (the headers never ended)
+    status: int | None = None
+    reason: str | None = None
+    branch: str | None = None
+    cseq_method: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status is not None and self.status >= 200
+
+    def describe(self) -> str:
+        """One clause for an error message: what, how large, from where, why dropped."""
+        what = "a message"
+        if self.status is not None:
+            what = f"a {self.status} {self.reason or ''}".rstrip()
+            if self.cseq_method:
+                what += f" ({self.cseq_method})"
+        if self.size is not None:
+            what += f" of {'more than ' if self.at_least else ''}{self.size} bytes"
+        return f"{what} from {self.source} was dropped: {self.why}"
+
+
+def peek_response(head: bytes | bytearray) -> tuple[int | None, str | None, str | None, str | None]:
+    """(status, reason, top Via branch, CSeq method) read leniently from the beginning of a
+    message that could not be parsed or framed; None for what is not there."""
+    status = reason = branch = method = None
+    lines = bytes(head).split(b"\n")
+    first = lines[0].rstrip(b"\r").decode("latin-1")
+    parts = first.split(" ", 2)
+    if len(parts) >= 2 and parts[0].upper() == "SIP/2.0":
+        code = parts[1]
+        if len(code) == 3 and code.isascii() and code.isdigit():
+            status = int(code)
+            reason = parts[2][:60] if len(parts) > 2 else ""
+    for raw in lines[1:]:
+        line = raw.rstrip(b"\r")
+        if not line:
+            break  # the end of the headers
+        name, colon, value = line.partition(b":")
+        if not colon:
+            continue
+        key = name.strip().lower()
+        if branch is None and key in (b"via", b"v"):
+            top = value.split(b",", 1)[0]
+            for param in top.split(b";")[1:]:
+                pname, _, pvalue = param.partition(b"=")
+                if pname.strip().lower() == b"branch" and pvalue.strip():
+                    branch = pvalue.strip().decode("latin-1")
+                    break
+            else:
+                branch = ""  # the top Via has no branch: later Vias are not ours to read
+        elif method is None and key == b"cseq":
+            words = value.split()
+            if len(words) == 2:
+                method = words[1].decode("latin-1")
+        if branch is not None and method is not None:
+            break
+    return status, reason, branch or None, method
 
 
 class WireLog:
@@ -67,12 +151,12 @@ class SipFlow:
         self.transport_name = transport_name
         self.remote = remote
         self.log = log
-        self.inbox: asyncio.Queue[Received | TransportError] = asyncio.Queue()
+        self.inbox: asyncio.Queue[Received | TransportError | Dropped] = asyncio.Queue()
         self.local: tuple[str, int] = ("", 0)
         self.malformed = 0
         self._writer: asyncio.BaseTransport | _UdpSocket | None = None
         # When set (a SipClient), arrivals go straight to it instead of ``inbox``.
-        self.on_item: Callable[[Received | TransportError], None] | None = None
+        self.on_item: Callable[[Received | TransportError | Dropped], None] | None = None
 
     @property
     def reliable(self) -> bool:
@@ -107,15 +191,41 @@ class SipFlow:
             return  # RFC 5626 §3.5.1 keep-alive CRLFs
         try:
             message = parse_message(data)
-        except ParseError:
-            self.malformed += 1
+        except ParseError as exc:
+            self.drop(data[:MAX_HEADER_BYTES], f"it does not parse ({exc})", len(data), src_text)
             return
         self._put(Received(message, data, time.monotonic(), src_text))
+
+    def drop(
+        self,
+        head: bytes | bytearray,
+        why: str,
+        size: int | None,
+        source: str | None = None,
+        *,
+        at_least: bool = False,
+    ) -> None:
+        """Report a message from the peer that cannot be taken; ``head`` is its beginning."""
+        self.malformed += 1
+        status, reason, branch, method = peek_response(head) if head else (None,) * 4
+        self._put(
+            Dropped(
+                source or self.remote_text,
+                time.monotonic(),
+                why,
+                size,
+                at_least,
+                status,
+                reason,
+                branch,
+                method,
+            )
+        )
 
     def fail(self, error: TransportError) -> None:
         self._put(error)
 
-    def _put(self, item: Received | TransportError) -> None:
+    def _put(self, item: Received | TransportError | Dropped) -> None:
         if self.on_item is not None:
             self.on_item(item)
         else:
@@ -186,14 +296,57 @@ class _UdpSocket:
 class _StreamProtocol(asyncio.Protocol):
     def __init__(self, flow: SipFlow) -> None:
         self.flow = flow
-        self.framer = SipStreamFramer()
+        self.framer = SipStreamFramer(
+            max_header_bytes=MAX_HEADER_BYTES, max_body_bytes=MAX_BODY_BYTES
+        )
+        # The last bytes of the stream, as long as the framer holds them and they may be a
+        # header section (module docstring): where a dropped message can be read from.
+        self._tail = bytearray()
 
     def data_received(self, data: bytes) -> None:
-        for item in self.framer.feed(data):
+        framer, tail = self.framer, self._tail
+        tail += data
+        for item in framer.feed(data):
             if isinstance(item, bytes):
                 self.flow.deliver(item)
             else:
-                self.flow.malformed += 1
+                self._dropped(item)
+        held = framer.buffered
+        if held > MAX_HEADER_BYTES + 1:
+            tail.clear()  # inside a body: its headers were fine
+        elif len(tail) > held:
+            del tail[: len(tail) - held]
+
+    def _dropped(self, error: FramingError) -> None:
+        """A framing problem: a message too large for the limits is reported as dropped;
+        garbage between messages and a missing Content-Length (the framer still hands on the
+        headers) are only counted."""
+        tail = self._tail
+        start = error.offset - (self.framer.stream_offset - len(tail))
+        if start < 0:
+            self.flow.malformed += 1
+            return
+        seen = len(tail) - start
+        end = find_header_end(tail, start)
+        end = end - start if end >= 0 else -1
+        head = tail[start : start + max(end, 0) + MAX_HEADER_BYTES]
+        if seen > MAX_HEADER_BYTES and (end < 0 or end > MAX_HEADER_BYTES):
+            if end < 0:
+                why = f"its headers do not end within siptool's limit of {MAX_HEADER_BYTES} bytes"
+                self.flow.drop(head, why, seen, at_least=True)
+            else:
+                body = content_length(head, 0, end)[0] or 0
+                why = (
+                    f"its headers ({end} bytes) exceed siptool's limit of {MAX_HEADER_BYTES} bytes"
+                )
+                self.flow.drop(head[:end], why, end + body)
+            return
+        length = content_length(head, 0, end)[0] if end > 0 else None
+        if length is not None and length > MAX_BODY_BYTES:
+            why = f"its body is larger than siptool's limit of {MAX_BODY_BYTES} bytes"
+            self.flow.drop(head[:end], why, end + length)
+            return
+        self.flow.malformed += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = "closed by the peer" if exc is None else str(exc)
@@ -276,13 +429,16 @@ async def open_flow(
 
 async def next_message(flow: SipFlow, deadline: float) -> Received | None:
     """The next message before ``deadline`` (monotonic), None at the deadline.
-    Raises the ``TransportError`` the flow reported."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return None
-    with contextlib.suppress(TimeoutError):
-        item = await asyncio.wait_for(flow.inbox.get(), remaining)
+    Raises the ``TransportError`` the flow reported; skips what was dropped."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            item = await asyncio.wait_for(flow.inbox.get(), remaining)
+        except TimeoutError:
+            return None
         if isinstance(item, TransportError):
             raise item
-        return item
-    return None
+        if isinstance(item, Received):
+            return item
