@@ -10,8 +10,11 @@ from siptool.stun.behavior import (
     FilteringObservations,
     Mapping,
     MappingObservations,
+    NatVerdict,
+    PathLoss,
     Probe,
     decide,
+    mapped_address_problem,
 )
 
 SERVER = "198.51.100.2:3478"
@@ -225,3 +228,167 @@ def test_an_answer_without_a_mapped_address_is_not_called_no_answer() -> None:
     assert verdict.mapping is Mapping.UNKNOWN and verdict.classic is Classic.INCONCLUSIVE
     assert any("XOR-MAPPED-ADDRESS" in r for r in verdict.reasons)
     assert not any("no answer" in r for r in verdict.reasons)
+
+
+# ------------------------------------------ silence, ICMP, rejected answers, loss (#8)
+
+
+def silent(sends: int = 2, **fields: object) -> Probe:
+    return Probe(False, sends=sends, **fields)  # type: ignore[arg-type]
+
+
+def unanswered(mapping_t1: Probe, filtering_t1: Probe | None = None) -> NatVerdict:
+    return decide(
+        MappingObservations(LOCAL, SERVER, mapping_t1),
+        FilteringObservations(SERVER, filtering_t1 or mapping_t1),
+    )
+
+
+def test_silence_on_every_probe_is_udp_blocked_with_turn_advice() -> None:
+    verdict = unanswered(silent(3))
+    assert verdict.classic is Classic.UDP_BLOCKED and verdict.failure == "timeout"
+    assert verdict.reasons == ["no answer to any Binding request over UDP (6 requests)"]
+    assert "TURN" in verdict.advice[0]
+
+
+def test_port_unreachable_from_the_server_is_no_server_not_udp_blocked() -> None:
+    icmp = silent(1, unreachable="port unreachable", unreachable_from="198.51.100.2")
+    verdict = unanswered(icmp)
+    assert verdict.classic is Classic.INCONCLUSIVE and verdict.failure == "unreachable"
+    assert verdict.reasons == [f"no STUN server at {SERVER}: port unreachable"]
+    assert not any("TURN" in a for a in verdict.advice)
+
+
+def test_port_unreachable_from_a_firewall_on_the_path_is_udp_blocked_naming_it() -> None:
+    icmp = silent(1, unreachable="port unreachable", unreachable_from="10.0.0.1")
+    verdict = unanswered(icmp)
+    assert verdict.classic is Classic.UDP_BLOCKED and verdict.failure == "unreachable"
+    assert "10.0.0.1" in verdict.reasons[0] and "refused on the path" in verdict.reasons[0]
+
+
+def test_host_unreachable_is_inconclusive_with_the_reason() -> None:
+    icmp = silent(1, unreachable="host unreachable", unreachable_from="10.0.0.1")
+    verdict = unanswered(icmp)
+    assert verdict.classic is Classic.INCONCLUSIVE
+    assert verdict.reasons == [f"{SERVER} cannot be reached: host unreachable (ICMP from 10.0.0.1)"]
+
+
+@pytest.mark.parametrize("why", ["bad FINGERPRINT", "wrong transaction id"])
+def test_rejected_answers_are_inconclusive_with_the_reason_not_udp_blocked(why: str) -> None:
+    verdict = unanswered(silent(3, rejected=(why,)), silent(3))
+    assert verdict.classic is Classic.INCONCLUSIVE and verdict.failure == "rejected"
+    assert verdict.reasons == [f"answers rejected: {why}"]
+    assert not any("TURN" in a for a in verdict.advice)
+
+
+def test_one_socket_rejected_the_other_answered_names_the_rejection() -> None:
+    verdict = decide(
+        MappingObservations(LOCAL, SERVER, silent(3, rejected=("bad FINGERPRINT",))),
+        filtering(False, False),
+    )
+    assert verdict.classic is Classic.INCONCLUSIVE and verdict.failure is None
+    assert "mapping: test I: answers rejected: bad FINGERPRINT" in verdict.reasons
+
+
+LOSSY = PathLoss(sent=10, unanswered=5)
+
+
+def lossy_filtering(sends: int) -> FilteringObservations:
+    return FilteringObservations(SERVER, first(PUBLIC), silent(sends), silent(sends))
+
+
+def test_a_silence_that_loss_may_explain_is_not_taken_for_a_filter() -> None:
+    verdict = decide(mapping(*EIM), lossy_filtering(2), loss=LOSSY)
+    assert verdict.filtering is Mapping.UNKNOWN
+    assert verdict.classic is Classic.INCONCLUSIVE
+    assert any(
+        "lossy path: 5 of 10 probes unanswered" in r and "test II" in r for r in verdict.reasons
+    ), verdict.reasons
+
+
+def test_a_silence_of_enough_requests_is_a_filter_even_on_a_lossy_path() -> None:
+    # 0.5 ** 14 is far below LOSS_RISK: loss cannot explain fourteen silent requests.
+    verdict = decide(mapping(*EIM), lossy_filtering(14), loss=LOSSY)
+    assert verdict.classic is Classic.PORT_RESTRICTED_CONE
+    assert verdict.reasons == []
+
+
+def test_without_loss_seen_a_short_silence_is_a_filter() -> None:
+    verdict = decide(mapping(*EIM), lossy_filtering(1), loss=PathLoss(sent=4, unanswered=0))
+    assert verdict.classic is Classic.PORT_RESTRICTED_CONE
+
+
+def test_answers_prove_what_they_show_whatever_the_loss() -> None:
+    verdict = decide(mapping(*EIM), filtering(True, True), loss=PathLoss(20, 15))
+    assert verdict.classic is Classic.FULL_CONE
+
+
+def test_a_lost_test3_after_a_silent_test2_is_still_unknown_on_a_lossy_path() -> None:
+    obs = FilteringObservations(SERVER, first(PUBLIC), silent(14), silent(2))
+    verdict = decide(mapping(*EIM), obs, loss=LOSSY)
+    assert verdict.filtering is Mapping.UNKNOWN
+    assert any("test III" in r and "lossy path" in r for r in verdict.reasons)
+
+
+def test_a_silent_hairpin_test_on_a_lossy_path_is_unknown_but_icmp_is_an_answer() -> None:
+    verdict = decide(
+        mapping(*EIM), lossy_filtering(14), hairpinning=False, hairpin_sends=3, loss=LOSSY
+    )
+    assert verdict.hairpinning is None
+    assert any(r.startswith("hairpinning: lossy path: 5 of 10") for r in verdict.reasons)
+    refused = decide(
+        mapping(*EIM), lossy_filtering(14), hairpinning=False, hairpin_sends=0, loss=LOSSY
+    )
+    assert refused.hairpinning is False and refused.reasons == []
+
+
+def test_an_inconclusive_verdict_on_a_lossy_path_says_so() -> None:
+    verdict = decide(MappingObservations(LOCAL, SERVER, silent(3)), lossy_filtering(14),
+                     loss=LOSSY)  # fmt: skip
+    assert verdict.classic is Classic.INCONCLUSIVE
+    assert LOSSY.text in verdict.reasons
+
+
+def test_path_loss_estimate_never_reaches_zero_or_one() -> None:
+    assert 0 < PathLoss(3, 0).estimate < PathLoss(3, 3).estimate < 1
+    assert not PathLoss(3, 0).lossy and PathLoss(3, 1).lossy
+    assert PathLoss(10, 5).explains(2) and not PathLoss(10, 5).explains(14)
+
+
+@pytest.mark.parametrize(
+    ("mapped", "why"),
+    [
+        ("0.0.0.0:0", "unspecified address"),
+        ("0.1.2.3:4000", "unspecified address"),
+        ("203.0.113.1:0", "port 0"),
+        ("255.255.255.255:4000", "broadcast address"),
+        ("239.1.1.1:4000", "multicast address"),
+        ("[2001:db8::1]:4000", "not in the address family"),
+        ("203.0.113.1:4000", None),
+    ],
+)
+def test_mapped_address_problem(mapped: str, why: str | None) -> None:
+    problem = mapped_address_problem(mapped, SERVER)
+    if why is None:
+        assert problem is None
+    else:
+        assert problem is not None and why in problem and mapped in problem
+    assert mapped_address_problem("[::]:4000", "[2001:db8::2]:3478") is not None
+
+
+def test_an_unusable_mapped_address_from_test_i_is_no_mapping() -> None:
+    verdict = decide(
+        MappingObservations(LOCAL, SERVER, first("0.0.0.0:0")), filtering(False, False)
+    )
+    assert verdict.mapping is Mapping.UNKNOWN and verdict.classic is Classic.INCONCLUSIVE
+    assert verdict.mapped is None and verdict.port_preserved is None
+    assert any("unusable mapped address 0.0.0.0:0" in r for r in verdict.reasons)
+
+
+def test_icmp_on_test_ii_is_named() -> None:
+    t2 = silent(1, unreachable="port unreachable", unreachable_from="198.51.100.3",
+                destination="198.51.100.3:3478")  # fmt: skip
+    obs = MappingObservations(LOCAL, SERVER, first(PUBLIC), t2, NO_ANSWER)
+    verdict = decide(obs, filtering(False, False))
+    assert verdict.mapping is Mapping.UNKNOWN
+    assert any("test II: port unreachable at 198.51.100.3:3478" in r for r in verdict.reasons)
