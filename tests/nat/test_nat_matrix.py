@@ -16,9 +16,9 @@ from tests.nat.testbed import (
     STUN_PORT,
     VARIANTS,
     NatTestbed,
+    require_testbed_tools,
     running_testbed,
 )
-from tests.peers import require_root, require_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.peer]
 
@@ -37,11 +37,7 @@ PYSTUN3_RECORDED = {
 }
 
 
-def _require_testbed_tools() -> None:
-    require_root()
-    require_tool("ip", "iproute2")
-    require_tool("iptables", "iptables")
-    require_tool("turnserver", "coturn")
+_require_testbed_tools = require_testbed_tools
 
 
 @pytest.fixture(scope="module", params=VARIANTS)

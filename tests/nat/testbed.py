@@ -63,6 +63,16 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
 }
 
 
+def require_testbed_tools() -> None:
+    """Skip on a laptop, fail under CI, without root, iproute2, iptables or coturn."""
+    from tests.peers import require_root, require_tool
+
+    require_root()
+    require_tool("ip", "iproute2")
+    require_tool("iptables", "iptables")
+    require_tool("turnserver", "coturn")
+
+
 def _run(*argv: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
@@ -206,6 +216,26 @@ class NatTestbed:
         if "Traceback" in result.stderr:
             raise AssertionError(result.stderr)
         return result.returncode, json.loads(result.stdout), elapsed
+
+    def set_loss(self, probability: float) -> None:
+        """Drop forwarded UDP at random with ``probability`` in each direction, independently
+        per packet (iptables' ``statistic`` match: this kernel has no netem).  0 removes it."""
+        for device in ("r0", "r1"):
+            rule = ["FORWARD", "-i", device, "-p", "udp", "-m", "statistic",
+                    "--mode", "random", "--probability", "", "-j", "DROP"]  # fmt: skip
+            while True:  # remove what an earlier call added (bounded: one rule per device)
+                listed = self.ns(self.router, "iptables", "-w", "-S", "FORWARD", check=False)
+                found = [
+                    line.split()
+                    for line in listed.stdout.splitlines()
+                    if f"-i {device} " in line and "statistic" in line
+                ]
+                if not found:
+                    break
+                self.ns(self.router, "iptables", "-w", "-D", *found[0][1:])
+            if probability > 0:
+                rule[rule.index("")] = f"{probability:.4f}"
+                self.ns(self.router, "iptables", "-w", "-I", *rule)
 
     def set_udp_timeout(self, seconds: int) -> None:
         """The router's conntrack timeout for UDP flows (the NAT binding lifetime)."""
