@@ -10,7 +10,8 @@ from siptool.cli.options import FiniteFloat, network_options, output_options
 
 
 # A NAT test either gets its test-I answers within a second or is talking to a blocked path:
-# two transmissions (0 and 0.5 s, RFC 8489 RTO) from each of two sockets, then the verdict.
+# test I goes out at 0 and 0.5 s (RFC 8489 RTO) from each of two sockets, a second probe at
+# 0.5 s beside it, then the verdict; on a lossy path --timeout 3 gives every test more tries.
 @click.command("nat-type", context_settings={"default_map": {"timeout": 1.0}})
 @click.argument("server", required=False, metavar="[SERVER]")
 @click.option(
@@ -67,7 +68,16 @@ def nat_type(**kwargs: Any) -> None:
     port-restricted-cone, symmetric, symmetric-udp-firewall, udp-blocked) follows from them.
     The server must send OTHER-ADDRESS from a second IP (RFC 5780); otherwise the answer is
     "inconclusive" with the reason, never a guess. Exit 1 when UDP is blocked or the answer is
-    inconclusive. --timeout defaults to 1 s here; raise it on a slow or lossy path.
+    inconclusive.
+
+    --timeout (1 s by default here) bounds the whole command, from its start to the verdict,
+    every test and retransmission included (--lifetime and --engine pystun3 excepted: they take
+    as long as they need, up to --lifetime-max and --watchdog). Raise it on a slow or lossy
+    path: each test retransmits inside its wait, and a silence that loss may explain is
+    reported as "lossy path: N of M probes unanswered" (inconclusive), never as a filter.
+    udp-blocked means silence; an ICMP port-unreachable from the server ("no STUN server at
+    ...") or answers that were rejected ("answers rejected: bad FINGERPRINT") are named and
+    inconclusive.
     """
     from siptool.commands.nat_type_cli import main
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import sys
 import time
@@ -52,6 +53,7 @@ from siptool.net.stun_transport import (
     source_address_toward,
 )
 from siptool.stun.behavior import (
+    LOSS_RISK,
     Classic,
     FilteringObservations,
     Mapping,
@@ -176,6 +178,7 @@ class NatResult:
 CLOCK_GRANULARITY = 0.001
 TEST1_PROBES = 3  # test I: a new transaction every initial RTO while none is answered
 PROBES = 2  # every later test: two transactions, Rc transmissions each, inside its wait
+MAX_SILENCE_PROBES = 5  # a filtering test's most; with both, ten outstanding (RFC 8489 §6.2)
 CLEANUP = 0.02  # seconds of --timeout kept for closing sockets and printing the verdict
 SPREAD = 0.9  # a test's transmissions go out in the first 90 % of its wait
 
@@ -323,6 +326,22 @@ async def _run_test(
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _loss(runs: list[_TestRun | None]) -> PathLoss:
+    done = [r for r in runs if r is not None]
+    return PathLoss(sum(r.sends for r in done), sum(r.sends - r.responses for r in done))
+
+
+def silence_probes(loss: PathLoss) -> int:
+    """How many transactions a test whose silence means a filter gets: enough that, at the
+    loss measured so far, the chance of losing every transmission stays below LOSS_RISK (so
+    that decide() can take the silence for a filter), at least ``PROBES``."""
+    if not loss.lossy:
+        return PROBES
+    per_probe = DEFAULT_RC * math.log(loss.estimate)
+    wanted = math.ceil(math.log(LOSS_RISK) / per_probe)
+    return max(PROBES, min(MAX_SILENCE_PROBES, wanted))
 
 
 def _probe(run: _TestRun | None) -> Probe | None:
@@ -660,6 +679,8 @@ async def _run_siptool(
             waits.append(wait)
             jobs: dict[str, Any] = {}
             until = time.monotonic() + wait
+            # On a lossy path, more tries, so that silence can still tell a filter from loss.
+            count = silence_probes(_loss([runs["m1"], f1]))
             if other[0] != primary[0]:
                 jobs["f2"] = _run_test(
                     filtering_sock,
@@ -669,6 +690,7 @@ async def _run_siptool(
                     change_ip=True,
                     change_port=True,
                     answer_from=other,
+                    probes=count,
                 )
             if other[1] != primary[1]:
                 jobs["f3"] = _run_test(
@@ -678,6 +700,7 @@ async def _run_siptool(
                     path=path,
                     change_port=True,
                     answer_from=(primary[0], other[1]),
+                    probes=count,
                 )
             done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
             runs["f2"], runs["f3"] = done.get("f2"), done.get("f3")
@@ -689,11 +712,7 @@ async def _run_siptool(
         probes = {name: _probe(run) for name, run in runs.items()}
         # The tests whose answers must come measure the loss; the filtering tests II/III and
         # the hairpin test may rightly go unanswered.
-        must = [r for k, r in runs.items() if k in ("m1", "m2", "m3", "f1") and r is not None]
-        loss = PathLoss(
-            sent=sum(r.sends for r in must),
-            unanswered=sum(r.sends - r.responses for r in must),
-        )
+        loss = _loss([runs["m1"], runs["m2"], runs["m3"], runs["f1"]])
         total_sent = sum(r.sends for r in runs.values() if r is not None)
         lifetime = None
         pf1 = probes["f1"]

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from siptool.stun.message import format_address, split_address
 
 __all__ = [
+    "LOSS_RISK",
     "Classic",
     "Filtering",
     "FilteringObservations",
