@@ -14,8 +14,9 @@ Decisions:
   server tried, challenges answered, ringing) must end by --timeout after the start, or by
   --ring-timeout after the INVITE when a ring test rings longer; an answered call adds its
   --hold; ending the call (the CANCEL's 487, the BYE's answer, both on RFC 3261 timers that
-  run to 32 s) gets what is left plus ``CLEANUP_ALLOWANCE``, never more.  A cleanup cut short
-  is said in the warnings: the far end may still think the call is up or ringing.
+  run to 32 s) waits --timeout as any request does, but never past that bound plus
+  ``CLEANUP_ALLOWANCE``.  A cleanup cut short by it is said in the warnings: the far end may
+  still think the call is up or ringing.
 - RFC 3263 failover shares the bound: until a server answers at all, it gets an equal share of
   the time left with the servers still to try, so a silent first server cannot eat the time
   of the next.  Once it answered (a 100 will do) the call may use all the time left.
@@ -287,6 +288,11 @@ class _Call:
     def end_by(self) -> float:
         """When the command ends, cleanup included."""
         return self.bound + CLEANUP_ALLOWANCE
+
+    def cleanup_deadline(self) -> float:
+        """How long a CANCEL or BYE sent now may wait: --timeout, as any request, but never
+        past ``end_by``."""
+        return min(time.monotonic() + self.settings.timeout, self.end_by)
 
     def _within(self, until: float) -> SipSettings:
         """The settings with --timeout cut to what is left before ``until`` (DNS and connect
@@ -604,10 +610,10 @@ class _Call:
             self.event(cancel_pending.sent_at, "send", f"CANCEL ({reason})")
             # The 487 (and the CANCEL's 200) may take what is left of the bound, and the
             # cleanup allowance: RFC 3261 would wait up to 64*T1 for them.
+            give_up = self.cleanup_deadline()
             cancel = asyncio.get_running_loop().create_task(
-                self._cancel_outcome(cancel_pending, self.end_by)
+                self._cancel_outcome(cancel_pending, give_up)
             )
-            give_up = self.end_by
 
     async def _cancel_outcome(self, pending: PendingTransaction, deadline: float) -> Outcome:
         outcome = await pending.final_outcome(deadline)
@@ -803,7 +809,8 @@ class _Call:
                 self.auth.apply(bye)
             pending = client.start(bye)
             self.event(pending.sent_at, "send", "BYE")
-            outcome = await pending.final_outcome(self.end_by)
+            deadline = self.cleanup_deadline()
+            outcome = await pending.final_outcome(deadline)
             if outcome.received is None:
                 if self.remote_bye.is_set():
                     return  # the far end hung up meanwhile
@@ -811,7 +818,7 @@ class _Call:
                     "bye_failed",
                     f"no final response to the BYE ({outcome.error or 'timeout'})",
                 )
-                if outcome.kind == "timeout" and time.monotonic() >= self.end_by:
+                if outcome.kind == "timeout" and deadline >= self.end_by:
                     result.warnings.append(BYE_CUT_SHORT)
                 return
             msg = outcome.received.message
@@ -869,7 +876,7 @@ class _Call:
         with contextlib.suppress(SiptoolError):
             client.flow.send(fork.ack(invite, local.via(new_branch())).serialize())
             pending = client.start(fork.request("BYE", local.via(new_branch())))
-            await pending.final_outcome(self.end_by)
+            await pending.final_outcome(self.cleanup_deadline())
 
     async def _serve(self, client: SipClient) -> None:
         """Answer what the far end sends: its BYE ends the hold."""

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,64 +100,107 @@ def test_cancel_answered_in_time_is_not_cut_short(sipp: Any) -> None:
 
 
 @pytest.fixture
-def bye_ignoring_uas() -> Iterator[int]:
-    """Answers the INVITE with 200 OK and then ignores everything (the ACK, every BYE)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    port = sock.getsockname()[1]
+def bye_ignoring_uas() -> Iterator[Callable[..., int]]:
+    """``start(answer_after, media_port=None)``: a UAS that sends 100 Trying at once, 200 OK
+    ``answer_after`` seconds later (with an SDP answer toward ``media_port`` if given), and
+    then ignores everything (the ACK, every BYE); returns its port."""
     stop = threading.Event()
+    started: list[tuple[threading.Thread, socket.socket]] = []
 
-    def serve() -> None:
+    def serve(sock: socket.socket, answer_after: float, media_port: int | None) -> None:
+        port = sock.getsockname()[1]
+        calls: set[str | None] = set()
         while not stop.is_set():
             try:
                 data, peer = sock.recvfrom(65535)
-            except TimeoutError:
+            except (TimeoutError, OSError):
                 continue
             request = parse_message(data)
-            if request.method != "INVITE":
+            if request.method != "INVITE" or request.call_id in calls:
                 continue
+            calls.add(request.call_id)
             via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
+            common = (
+                f"{via}From: {request.header('From')}\r\nCall-ID: {request.call_id}\r\n"
+                f"CSeq: {request.header('CSeq')}\r\n"
+            )
             sock.sendto(
                 (
-                    f"SIP/2.0 200 OK\r\n{via}From: {request.header('From')}\r\n"
-                    f"To: {request.header('To')};tag=deaf\r\nCall-ID: {request.call_id}\r\n"
-                    f"CSeq: {request.header('CSeq')}\r\nContact: <sip:deaf@127.0.0.1:{port}>\r\n"
+                    f"SIP/2.0 100 Trying\r\n{common}To: {request.header('To')}\r\n"
                     "Content-Length: 0\r\n\r\n"
                 ).encode(),
                 peer,
             )
+            sdp = ""
+            if media_port is not None:
+                sdp = (
+                    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                    f"t=0 0\r\nm=audio {media_port} RTP/AVP 0\r\n"
+                )
+            ok = (
+                f"SIP/2.0 200 OK\r\n{common}To: {request.header('To')};tag=deaf\r\n"
+                f"Contact: <sip:deaf@127.0.0.1:{port}>\r\n"
+                + ("Content-Type: application/sdp\r\n" if sdp else "")
+                + f"Content-Length: {len(sdp)}\r\n\r\n{sdp}"
+            ).encode()
+            threading.Timer(answer_after, sock.sendto, (ok, peer)).start()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    def start(answer_after: float, media_port: int | None = None) -> int:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        thread = threading.Thread(target=serve, args=(sock, answer_after, media_port), daemon=True)
+        thread.start()
+        started.append((thread, sock))
+        return int(sock.getsockname()[1])
+
     try:
-        yield port
+        yield start
     finally:
         stop.set()
-        thread.join(5)
-        sock.close()
+        for thread, sock in started:
+            thread.join(5)
+            sock.close()
 
 
-def test_bye_never_answered_ends_within_timeout_and_hold(
-    bye_ignoring_uas: int, start_up: float
-) -> None:
-    wall, code, doc = timed_call(
-        "--timeout", "1.5", "--hold", "0.5", f"sip:deaf@127.0.0.1:{bye_ignoring_uas}"
-    )
-    assert wall <= allowed(1.5 + 0.5, start_up), wall
+def test_bye_never_answered_waits_timeout_as_before(bye_ignoring_uas: Any, start_up: float) -> None:
+    """Answered at once: the BYE gets --timeout, as every request, which the bound allows."""
+    port = bye_ignoring_uas(0.0)
+    wall, code, doc = timed_call("--timeout", "1.5", "--hold", "0.5", f"sip:deaf@127.0.0.1:{port}")
+    print(f"bye wall {wall:.2f}")
+    assert wall <= allowed(1.5 + 0.5, start_up, cleanup=0.0), wall
     assert code == 1 and doc["answered"] is True and doc["bye_status"] is None
     assert any(e["code"] == "bye_failed" for e in doc["errors"]), doc["errors"]
-    assert BYE_CUT_SHORT in doc["warnings"]
+    assert BYE_CUT_SHORT not in doc["warnings"]
     assert 400 <= doc["hold_ms"] <= 700
 
 
-def test_rtp_phase_and_bye_stay_within_the_bound(bye_ignoring_uas: int, start_up: float) -> None:
-    """--rtp to an answer without SDP sends nothing, and the hold still ends on time."""
-    wall, code, doc = timed_call(
-        "--rtp", "--timeout", "1", "--hold", "0.3", f"sip:deaf@127.0.0.1:{bye_ignoring_uas}"
-    )
-    assert wall <= allowed(1 + 0.3, start_up), wall
-    assert code == 1 and BYE_CUT_SHORT in doc["warnings"]
+def test_bye_never_answered_after_a_late_answer_is_cut_short(
+    bye_ignoring_uas: Any, start_up: float
+) -> None:
+    """Answered 1.2 s into --timeout 1.5: the BYE cannot have its 1.5 s, it gets what is left
+    of the bound and the cleanup allowance, and the warning says so."""
+    port = bye_ignoring_uas(1.2)
+    wall, code, doc = timed_call("--timeout", "1.5", "--hold", "0.5", f"sip:deaf@127.0.0.1:{port}")
+    print(f"late bye wall {wall:.2f}")
+    assert wall <= allowed(1.5 + 0.5, start_up), wall
+    assert code == 1 and doc["answered"] is True and doc["bye_status"] is None
+    assert 1100 <= doc["timings_ms"]["answer"] <= 1400
+    assert BYE_CUT_SHORT in doc["warnings"]
+
+
+def test_rtp_phase_and_bye_stay_within_the_bound(bye_ignoring_uas: Any, start_up: float) -> None:
+    """--rtp toward a media port that sends nothing back, answered late: the hold, the RTP
+    grace and the BYE all fit in --timeout + --hold + the cleanup allowance."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as media:
+        media.bind(("127.0.0.1", 0))
+        port = bye_ignoring_uas(1.7, media.getsockname()[1])
+        wall, code, doc = timed_call(
+            "--rtp", "--timeout", "2", "--hold", "0.3", f"sip:deaf@127.0.0.1:{port}"
+        )
+    assert wall <= allowed(2 + 0.3, start_up), wall
+    assert code == 1 and doc["rtp"]["sent"] > 0 and doc["rtp"]["received"] == 0
+    assert BYE_CUT_SHORT in doc["warnings"]
 
 
 @pytest.fixture
