@@ -12,11 +12,28 @@ state in the NAT cannot bias another's:
   server, so it is awaited a third of --filter-wait (or 3 RTTs), and no longer once an ICMP
   port-unreachable says the NAT took the packet for itself.
 
-Both tests I run at once on the full RFC 8489 schedule (capped by --timeout).  An answer that
-*should* come (mapping tests) gets that schedule too; an answer that may rightly never come
-(filtering tests II/III, hairpin) is awaited for ``--filter-wait`` only, at least three times
-the RTT measured by test I, with retransmissions inside that window against loss.  On a LAN
-the whole run takes a few hundred milliseconds.
+Decisions:
+
+* ``--timeout`` bounds the whole command: one deadline, counted from the process's start
+  (``NatSettings.started``), caps every test and transmission; ``elapsed_ms`` counts from the
+  same start.  Only ``--lifetime`` and pystun3 (under ``--watchdog``) run past it.
+* Each test is several transactions ("probes"), each retransmitted on the RFC 8489 §6.2.1
+  schedule, the RTO doubling, and cut at the test's end (RFC 8489 §6.2 allows up to ten
+  outstanding transactions toward a server).  Both tests I run at once, each starting a new
+  transaction every initial RTO (500 ms, RFC 8489 §6.2.1) while none is answered, at most
+  three; the first answer on either socket gives the RTT, and an unanswered test I then gets
+  two more transactions on the RTO that RTT gives (RFC 6298 §2.2, cached per server as
+  RFC 8489 §6.2.1 says).  Every later test starts from that RTO, stretched so that the Rc = 7
+  transmissions spread over its wait (``_Path.rto_within``).
+* An answer that *should* come (mapping tests II/III) is awaited until the deadline; one that
+  may rightly never come (filtering tests II/III, hairpin) for ``--filter-wait`` only, at
+  least three RTTs.  On a LAN the whole run takes a few hundred milliseconds.
+* Every transmission and response is counted (``UdpEndpoint.sent``/``responses``, late ones
+  included); the tests whose answers must come give the path's loss (``PathLoss``), from which
+  ``decide`` tells a filter's silence from loss.  When test I already saw heavy loss, the
+  filtering tests get more transactions (``silence_probes``) so that their silence can count.
+* The first ICMP error or answer ends a test; rejected answers and ICMP errors are kept on the
+  ``Probe`` for ``decide`` to name.
 
 ``--lifetime`` (RFC 5780 §4.6) opens one socket per probe time (1, 2, 4, 8 ... s up to
 ``--lifetime-max``), each with a fresh binding toward the server; at its time a fourth socket
