@@ -20,11 +20,13 @@ Decisions:
 * Each test is several transactions ("probes"), each retransmitted on the RFC 8489 §6.2.1
   schedule, the RTO doubling, and cut at the test's end (RFC 8489 §6.2 allows up to ten
   outstanding transactions toward a server).  Both tests I run at once, each starting a new
-  transaction every initial RTO (500 ms, RFC 8489 §6.2.1) while none is answered, at most
-  three; the first answer on either socket gives the RTT, and an unanswered test I then gets
-  two more transactions on the RTO that RTT gives (RFC 6298 §2.2, cached per server as
-  RFC 8489 §6.2.1 says).  Every later test starts from that RTO, stretched so that the Rc = 7
-  transmissions spread over its wait (``_Path.rto_within``).
+  transaction every 100 ms while none is answered, at most five (ten toward the server), each
+  retransmitted from the 500 ms initial RTO (RFC 8489 §6.2.1): silence on a lossy path is then
+  rarely total even at --timeout 1.  The first answer on either socket gives the RTT; an
+  unanswered test I then stops its slow transactions for two on the RTO that RTT gives
+  (RFC 6298 §2.2, cached per server as RFC 8489 §6.2.1 says).  Every later test starts from
+  that RTO, stretched so that the Rc = 7 transmissions spread over its wait
+  (``_Path.rto_within``).
 * An answer that *should* come (mapping tests II/III) is awaited until the deadline; one that
   may rightly never come (filtering tests II/III, hairpin) for ``--filter-wait`` only, at
   least three RTTs.  On a LAN the whole run takes a few hundred milliseconds.
@@ -50,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import socket
 import sys
 import time
@@ -70,7 +71,6 @@ from siptool.net.stun_transport import (
     source_address_toward,
 )
 from siptool.stun.behavior import (
-    LOSS_RISK,
     Classic,
     FilteringObservations,
     Mapping,
@@ -193,9 +193,15 @@ class NatResult:
 # transmissions per transaction; RFC 8489 §6.2: several transactions may be outstanding toward
 # one server (at most ten).
 CLOCK_GRANULARITY = 0.001
-TEST1_PROBES = 3  # test I: a new transaction every initial RTO while none is answered
+# Test I: a new transaction every TEST1_SPACING while none is answered, five per socket, so
+# ten toward the server at most (RFC 8489 §6.2); each on the schedule from the 500 ms initial
+# RTO.  On a path that answers, the first one is answered before the second goes out.
+TEST1_PROBES = 5
+TEST1_SPACING = 0.1
 PROBES = 2  # every later test: two transactions, Rc transmissions each, inside its wait
-MAX_SILENCE_PROBES = 5  # a filtering test's most; with both, ten outstanding (RFC 8489 §6.2)
+# A filtering test's transactions once loss was seen: with tests II and III and an unanswered
+# test I's two, ten outstanding toward the server (RFC 8489 §6.2).
+LOSSY_SILENCE_PROBES = 4
 CLEANUP = 0.02  # seconds of --timeout kept for closing sockets and printing the verdict
 SPREAD = 0.9  # a test's transmissions go out in the first 90 % of its wait
 
@@ -265,19 +271,21 @@ async def _run_test(
     path: _Path,
     probes: int = PROBES,
     first_rto: float | None = None,
+    spacing: float | None = None,
     change_ip: bool = False,
     change_port: bool = False,
     answer_from: tuple[str, int] | None = None,
     hurry: bool = False,
 ) -> _TestRun:
     """Run one test until ``end`` (monotonic): up to ``probes`` transactions, each on the
-    RFC 8489 §6.2.1 schedule capped at ``end``, started half an RTO apart (test I: one
-    initial RTO apart, while none is answered).  The first answer or ICMP error ends the test.
+    RFC 8489 §6.2.1 schedule capped at ``end``, started ``spacing`` apart (half an RTO by
+    default) while none is answered.  The first answer or ICMP error ends the test.
     With ``hurry``, the first answer to any other test (which gives the RTT) starts ``PROBES``
     more transactions on the path's RTO."""
     run = _TestRun(sock, destination)
     accept = [answer_from] if answer_from else None
     pending: set[asyncio.Task[Exchange]] = set()
+    dropped: set[asyncio.Task[Exchange]] = set()
 
     def start(rto: float) -> None:
         # A CHANGE-REQUEST answer comes from ``answer_from`` (or, from a server that ignores
@@ -294,7 +302,8 @@ async def _run_test(
         return first_rto if first_rto is not None else path.rto_within(end - time.monotonic())
 
     started = 0
-    spacing = first_rto if first_rto is not None else rto_now() / 2
+    if spacing is None:
+        spacing = rto_now() / 2
     next_start = time.monotonic()
     hurried = not hurry
     hurry_wait: asyncio.Task[bool] | None = None
@@ -306,7 +315,13 @@ async def _run_test(
                 started += 1
                 next_start = now + spacing
             if not hurried and path.answered.is_set() and now < end:
+                # The RTT is known: two transactions on its RTO replace the slow ones.
                 hurried = True
+                started = probes
+                for task in pending:
+                    task.cancel()
+                dropped.update(pending)
+                pending.clear()
                 for _ in range(PROBES):
                     start(path.rto_within(end - now))
             if not pending:
@@ -323,11 +338,11 @@ async def _run_test(
             done, _ = await asyncio.wait(
                 waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            for task in done:
-                if task is hurry_wait or task not in pending:
+            for finished in done:
+                if finished is hurry_wait or finished not in pending:
                     continue
-                pending.discard(task)
-                exchange = task.result()
+                pending.discard(finished)
+                exchange = finished.result()
                 run.exchanges.append(exchange)
                 if exchange.response is not None:
                     path.learn(exchange)
@@ -340,7 +355,7 @@ async def _run_test(
             task.cancel()
         if hurry_wait is not None:
             hurry_wait.cancel()
-        for task in pending:
+        for task in pending | dropped:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -351,14 +366,10 @@ def _loss(runs: list[_TestRun | None]) -> PathLoss:
 
 
 def silence_probes(loss: PathLoss) -> int:
-    """How many transactions a test whose silence means a filter gets: enough that, at the
-    loss measured so far, the chance of losing every transmission stays below LOSS_RISK (so
-    that decide() can take the silence for a filter), at least ``PROBES``."""
-    if not loss.lossy:
-        return PROBES
-    per_probe = DEFAULT_RC * math.log(loss.estimate)
-    wanted = math.ceil(math.log(LOSS_RISK) / per_probe)
-    return max(PROBES, min(MAX_SILENCE_PROBES, wanted))
+    """How many transactions a test whose silence means a filter gets: ``PROBES`` on a path
+    that lost nothing so far, ``LOSSY_SILENCE_PROBES`` once loss was seen, so that decide()
+    (which judges the silence with the whole run's loss) can still take it for a filter."""
+    return LOSSY_SILENCE_PROBES if loss.lossy else PROBES
 
 
 def _probe(run: _TestRun | None) -> Probe | None:
@@ -635,6 +646,7 @@ async def _run_siptool(
                 path=path,
                 probes=TEST1_PROBES,
                 first_rto=DEFAULT_RTO,
+                spacing=TEST1_SPACING,
                 hurry=True,
             )
             if m1.answer is None:
@@ -685,6 +697,7 @@ async def _run_siptool(
                 path=path,
                 probes=TEST1_PROBES,
                 first_rto=DEFAULT_RTO,
+                spacing=TEST1_SPACING,
                 hurry=True,
             )
             if f1.answer is None:

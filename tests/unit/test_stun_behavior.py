@@ -394,11 +394,10 @@ def test_icmp_on_test_ii_is_named() -> None:
     assert any("test II: port unreachable at 198.51.100.3:3478" in r for r in verdict.reasons)
 
 
-def test_nat_type_gives_a_silent_test_more_probes_when_loss_is_high() -> None:
-    from siptool.commands.nat_type import MAX_SILENCE_PROBES, PROBES, silence_probes
+def test_nat_type_gives_a_silent_test_more_probes_once_loss_is_seen() -> None:
+    from siptool.commands.nat_type import LOSSY_SILENCE_PROBES, PROBES, silence_probes
 
     assert silence_probes(PathLoss(4, 0)) == PROBES
-    assert silence_probes(PathLoss(10, 5)) == PROBES  # 14 requests: 0.5 ** 14 is enough
-    more = silence_probes(PathLoss(3, 3))
-    assert PROBES < more <= MAX_SILENCE_PROBES
-    assert not PathLoss(3, 3).explains(more * 7)
+    assert PROBES < silence_probes(PathLoss(10, 5)) == LOSSY_SILENCE_PROBES
+    # At 30 % loss each way (half the requests unanswered) their silence counts as a filter.
+    assert not PathLoss(10, 5).explains(LOSSY_SILENCE_PROBES * 7)
