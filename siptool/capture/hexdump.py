@@ -8,11 +8,28 @@ recognised, never read as hex: ``hexdump -C`` puts it between bars; elsewhere a 
 text is the ASCII column when it renders the bytes before it (printable bytes as themselves),
 and with an offset column the next line's offset says how many bytes a line holds.  ``*`` lines
 (repeated lines elided by hexdump and od) are expanded from the offsets around them.
+
+Decisions (pasted dumps are untrusted, so the work stays linear in the text):
+
+* One ``*`` stands for at most 64 KiB (``_MAX_REPEAT``): a block is one packet or message, and
+  neither an IP datagram (RFC 791 §3.1 and RFC 8200 §3: 16-bit lengths) nor a STUN message
+  (RFC 8489 §5) is longer.  All the ``*`` lines of one dump together stand for at most four bytes
+  per byte of text, or 1 MiB (``_repeat_budget``).  A ``*`` past either bound is read as a gap:
+  the bytes it stood for are missing, the lines after it keep their place.
+* An offset that jumps ahead is a gap too; the lines after it are placed relative to it, so that
+  one missing line is one problem, not one per line after it.
+* Each kind of damage (a ``*`` read as a gap, an offset jump, a ``*`` without offsets, an odd
+  number of digits) is one problem per dump: where it first happens, and how often it recurs.
+* The text is scanned once: lines come from one pass of a regular expression (a blank line
+  costs no object), a line's run of hex tokens is matched at once, and the search for an ASCII
+  column walks back from the end of the line only while the rest of the line is short enough to
+  be the ASCII column of the bytes before it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from siptool.capture.model import Problem
@@ -21,8 +38,26 @@ __all__ = ["HexBlock", "HexDump", "parse_hex_dump"]
 
 _TOKEN = re.compile(r"\S+")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_MAX_REPEAT = 16 << 20
+# The lines of str.splitlines() on latin-1 text, with the body and the line end apart.
+_LINE = re.compile(r"([^\n\r\x0b\x0c\x1c\x1d\x1e\x85]*)(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85])?")
+_BLANK_LINES = re.compile(r"(?:[ \t\x1f\xa0]*(?:\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85]))*+")
+_FIRST_TWO = re.compile(r"\s*(\S+)(?:\s+(\S+))?")
+# A token that _normalise accepts, as a whole whitespace-delimited token, and a run of them.  The
+# lookahead keeps "[hex:]* hex [hex:]*" from trying every split of a long token.
+_HEX_TOKEN = r"(?:0[xX])?(?=[0-9A-Fa-f:]*[0-9A-Fa-f])[0-9A-Fa-f:]+[,;]*(?!\S)"
+_HEX_RUN = re.compile(rf"(?:\s*{_HEX_TOKEN})*+")
+_NOT_DIGIT = re.compile(r"(?<!\S)0[xX]|[\s:,;]")
+_SEPARATORS = bytes(ch for ch in range(256) if chr(ch).isspace() or chr(ch) in ":,;")
+# 0x20 stays, every other byte becomes 0x01: the last non-space byte is then one rfind away.
+_SPACE_MARKS = bytes(0x20 if b == 0x20 else 1 for b in range(256))
+_MAX_REPEAT = 64 << 10
+_MIN_REPEAT_BUDGET = 1 << 20
+_REPEAT_PER_TEXT_BYTE = 4
 _DERIVED_PREFIXES = ("Reassembled", "De-chunked", "Decrypted", "Uncompressed", "Decompressed")
+
+
+def _repeat_budget(text_size: int) -> int:
+    return max(_MIN_REPEAT_BUDGET, _REPEAT_PER_TEXT_BYTE * text_size)
 
 
 @dataclass(slots=True)
@@ -48,10 +83,36 @@ class HexDump:
 class _Line:
     pos: int  # offset of the line in the input
     text: str
+    first: str  # the first token
+    second: str | None  # the second token, if any
+    first_end: int  # where the first token ends in ``text``
+    start: int = 0  # where the data tokens begin (after the offset column, once known)
     offset: int | None = None  # value of the offset column, if any
     offset_token: str = ""
-    tokens: list[tuple[int, int, str]] = field(default_factory=list)  # after the offset column
     star: bool = False
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One problem per kind of damage in a dump: the first place, then a count of the others."""
+
+    problems: list[Problem]
+    first: dict[str, Problem] = field(default_factory=dict)
+    more: dict[str, int] = field(default_factory=dict)
+    repeat_budget: int = 0  # bytes all the dump's '*' lines may stand for
+    repeat_left: int = 0  # ... of which are left
+
+    def report(self, kind: str, where: str, message: str) -> None:
+        if kind in self.first:
+            self.more[kind] = self.more.get(kind, 0) + 1
+            return
+        problem = Problem(where, message)
+        self.first[kind] = problem
+        self.problems.append(problem)
+
+    def close(self) -> None:
+        for kind, count in self.more.items():
+            self.first[kind].message += f" (and {count} more in the dump)"
 
 
 def _normalise(token: str) -> str | None:
@@ -79,12 +140,7 @@ def _renders(rest: str, data: bytes) -> bool:
     shown as ``.``, as tcpdump does), other bytes as any character."""
     text = rest.strip()
     if len(text) != len(data):
-        lo, hi = 0, len(data)
-        while lo < hi and data[lo] == 32:
-            lo += 1
-        while hi > lo and data[hi - 1] == 32:
-            hi -= 1
-        data = data[lo:hi]
+        data = data.strip(b" ")
         if len(text) != len(data):
             return False
     for ch, byte in zip(text, data, strict=True):
@@ -95,113 +151,162 @@ def _renders(rest: str, data: bytes) -> bool:
     return True
 
 
-def _line_bytes(line: _Line, limit: int | None) -> tuple[bytes, bool]:
+def _hex_run(line: _Line) -> tuple[int, str]:
+    """Where the run of hex tokens that begins the line's data ends, and its hex digits."""
+    run = _HEX_RUN.match(line.text, line.start)
+    end = run.end() if run else line.start
+    if end == line.start:
+        return end, ""
+    area = line.text[line.start : end]
+    if "x" in area or "X" in area:
+        return end, _NOT_DIGIT.sub("", area)
+    # Without 0x prefixes the digits are what remains without separators: one C-speed pass.
+    return end, area.encode("latin-1").translate(None, _SEPARATORS).decode("ascii")
+
+
+def _line_bytes(
+    line: _Line, limit: int | None, run: tuple[int, str] | None = None
+) -> tuple[bytes, bool]:
     """Bytes of a line's hex area and whether the line is data at all.
 
-    ``limit`` is the byte count the offset column gives the line (None when unknown).
+    ``limit`` is the byte count the offset column gives the line (None when unknown); ``run``
+    is ``_hex_run(line)`` when already known.
     """
+    run_end, digits = run or _hex_run(line)
+    if not digits:
+        return b"", False
+    if limit is not None and limit > 0 and len(digits) >= 2 * limit:
+        return bytes.fromhex(digits[: 2 * limit]), True
     text = line.text
-    digits: list[str] = []
-    ends: list[tuple[int, int]] = []  # (text position after token, number of hex digits so far)
-    count = 0
-    for _, end, token in line.tokens:
-        hexed = _normalise(token)
-        if hexed is None:
-            break
-        digits.append(hexed)
-        count += len(hexed)
-        ends.append((end, count))
-    if not ends:
+    total = len(digits)
+    data = bytes.fromhex(digits[: total - total % 2])
+    # The longest prefix of the hex tokens whose remainder is the ASCII column; else every hex
+    # token if nothing else is on the line.  Walking back from the last token, the remainder
+    # (stripped) grows and the prefix shrinks: once the remainder is longer than the prefix's
+    # bytes no shorter prefix can match, and at most two prefixes have the remainder's length
+    # (plain, or with the prefix's spaces trimmed as _renders allows).
+    last = len(text.rstrip())
+    tail = text[run_end:]
+    following = run_end + len(tail) - len(tail.lstrip()) if tail.strip() else -1
+    marks = data.translate(_SPACE_MARKS)
+    first_solid = marks.find(1)
+    last_solid = len(data)  # the last non-space byte before some m >= the current m
+    after = 0  # digits in the tokens after the current one
+    area = text[line.start : run_end]
+    for match in _TOKEN.finditer(area[::-1]):
+        token_end = run_end - match.start()
+        upto = total - after
+        if following >= 0:
+            width = last - following
+            if 2 * width > upto:
+                break
+            if upto % 2 == 0:
+                count = upto // 2
+                if last_solid >= count:
+                    last_solid = marks.rfind(1, 0, count)
+                trimmed = last_solid + 1 - first_solid if 0 <= first_solid <= last_solid else 0
+                if width in (count, trimmed):
+                    candidate = data[:count]
+                    if _renders(text[token_end:], candidate):
+                        return candidate, True
+        following = run_end - match.end()
+        token = match.group()
+        after += len(token)
+        if not token.isalnum():
+            after -= token.count(":") + token.count(",") + token.count(";")
+        if "x" in token or "X" in token:
+            after -= 2  # the 0x prefix: no hex token holds an x elsewhere
+    if tail.strip() or total % 2:
         return b"", False
-    joined = "".join(digits)
-    if limit is not None and limit > 0 and len(joined) >= 2 * limit:
-        return bytes.fromhex(joined[: 2 * limit]), True
-    # The longest prefix whose remainder is the ASCII column; else every hex token if nothing
-    # else is on the line.
-    for end, upto in reversed(ends):
-        rest = text[end:]
-        if upto % 2 == 0 and rest.strip():
-            candidate = bytes.fromhex(joined[:upto])
-            if _renders(rest, candidate):
-                return candidate, True
-    if text[ends[-1][0] :].strip():
-        return b"", False
-    if len(joined) % 2:
-        return b"", False
-    return bytes.fromhex(joined), True
+    return data, True
 
 
-def _split_lines(data: bytes) -> list[_Line]:
-    lines: list[_Line] = []
-    pos = 0
+def _lines(data: bytes) -> Iterator[_Line | None]:
+    """The lines of the input, lazily (a dump can be large); None for blank lines, one for a
+    run of them."""
     text = data.decode("latin-1")
-    for raw in text.splitlines(keepends=True):
-        body = raw.rstrip("\r\n")
+    size = len(text)
+    pos = 0
+    while pos < size:
+        blank = _BLANK_LINES.match(text, pos)
+        if blank and blank.end() > pos:
+            yield None
+            pos = blank.end()
+            continue
+        match = _LINE.match(text, pos)
+        assert match is not None  # every character is a line's or a line end's
+        body = match.group(1)
         bar = body.find("|")
         if bar >= 0:
             body = body[:bar]  # hexdump -C: the ASCII column is between bars
-        line = _Line(pos, body)
-        line.tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(body)]
-        if len(line.tokens) == 1 and line.tokens[0][2] == "*":
-            line.star = True
-        lines.append(line)
-        pos += len(raw.encode("latin-1"))
-    return lines
+        tokens = _FIRST_TWO.match(body)
+        if tokens is None:
+            yield None
+        else:
+            first, second = tokens.group(1, 2)
+            star = first == "*" and second is None
+            yield _Line(pos, body, first, second, tokens.end(1), star=star)
+        pos = match.end()
 
 
-def _has_offsets(lines: list[_Line]) -> bool:
-    """Whether the first token of the block's lines is an offset column."""
-    first = next((ln for ln in lines if ln.tokens and not ln.star), None)
+def _offset_column(first: _Line | None) -> bool:
+    """Whether the first token of a block's lines is an offset column, judged from the block's
+    first line that is not a ``*``."""
     if first is None:
         return False
-    token = first.tokens[0][2]
+    token = first.first
     digits = _offset_value(token)
     if digits is None:
         return False
     if token.endswith(":"):
         return True
-    if len(first.tokens) < 2:
+    second = first.second
+    if second is None:
         return False
-    second = first.tokens[1][2]
     if len(digits) % 2 == 1 and len(digits) >= 5:
         return True
-    return len(digits) >= 4 and len(second) != len(digits) and int(digits, 16) == 0
+    return len(digits) >= 4 and len(second) != len(digits) and not digits.strip("0")
 
 
-def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, int, int]:
-    """Bytes of one block of lines (no blank lines inside); also (data lines, other lines)."""
-    if not _has_offsets(lines):
+def _parse_block(lines: list[_Line], head: _Line | None, tally: _Tally) -> tuple[bytes, int, int]:
+    """Bytes of one block of lines (no blank lines inside); also (data lines, other lines).
+
+    ``head`` is the block's first line that is not a ``*``.
+    """
+    if not _offset_column(head):
         out = bytearray()
         data_lines = other = 0
-        pending_digits = ""
+        pending: list[str] = []
+        pending_size = 0
         for line in lines:
-            chunk, ok = _line_bytes(line, None)
+            run_end, digits = run = _hex_run(line)
+            chunk, ok = _line_bytes(line, None, run)
             if ok:
                 out += chunk
                 data_lines += 1
                 continue
             # A line with an odd number of digits: a wrapped plain-hex stream.
-            hexed = [_normalise(t[2]) for t in line.tokens]
-            if hexed and all(h is not None for h in hexed):
-                pending_digits += "".join(h for h in hexed if h is not None)
-                if len(pending_digits) % 2 == 0:
-                    out += bytes.fromhex(pending_digits)
-                    pending_digits = ""
+            if digits and not line.text[run_end:].strip():
+                pending.append(digits)
+                pending_size += len(digits)
+                if pending_size % 2 == 0:
+                    out += bytes.fromhex("".join(pending))
+                    pending.clear()
+                    pending_size = 0
                 data_lines += 1
             else:
                 if line.star:
-                    problems.append(
-                        Problem(
-                            f"byte {line.pos}",
-                            "'*' (repeated lines) in a dump without offsets; use od -v",
-                        )
+                    tally.report(
+                        "star-without-offsets",
+                        f"byte {line.pos}",
+                        "'*' (repeated lines) in a dump without offsets; use od -v",
                     )
                 other += 1
-        if pending_digits:
-            problems.append(
-                Problem(f"byte {lines[0].pos}", "odd number of hex digits; last digit ignored")
+        if pending:
+            tally.report(
+                "odd-digits", f"byte {lines[0].pos}", "odd number of hex digits; last digit ignored"
             )
-            out += bytes.fromhex(pending_digits[:-1])
+            out += bytes.fromhex("".join(pending)[:-1])
         return bytes(out), data_lines, other
 
     # Offset column: find each line's offset, then its byte count from the next offset.
@@ -210,14 +315,11 @@ def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, in
         if line.star:
             rows.append(line)
             continue
-        if not line.tokens:
+        offset = _offset_value(line.first)
+        if offset is None:
             continue
-        token = line.tokens[0][2]
-        digits = _offset_value(token)
-        if digits is None:
-            continue
-        line.offset_token = digits
-        line.tokens = line.tokens[1:]
+        line.offset_token = offset
+        line.start = line.first_end
         rows.append(line)
     base = _offset_base(rows)
     words = _little_endian_words(rows)
@@ -232,27 +334,36 @@ def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, in
         if not rows[index].star:
             upcoming = rows[index].offset
     out = bytearray()
+    missing = 0  # bytes of the gaps so far: a row's bytes go at its offset minus this
     data_lines = 0
     previous = b""
     for index, row in enumerate(rows):
         following = next_offsets[index]
         if row.star:
             if following is not None and previous:
-                gap = following - len(out)
-                if gap > _MAX_REPEAT:
-                    problems.append(
-                        Problem(f"byte {row.pos}", f"'*' stands for {gap} bytes; not expanded")
+                gap = following - missing - len(out)
+                if gap > _MAX_REPEAT or gap > tally.repeat_left:
+                    bound = (
+                        f"more than the {_MAX_REPEAT} a repeat may stand for"
+                        if gap > _MAX_REPEAT
+                        else f"past the {tally.repeat_budget} bytes all of the dump's may"
                     )
-                    gap = 0
-                while gap > 0:
-                    piece = previous[:gap]
-                    out += piece
-                    gap -= len(piece)
+                    tally.report(
+                        "repeat-gap",
+                        f"byte {row.pos}",
+                        f"'*' stands for {gap} bytes, {bound}; read as a gap",
+                    )
+                    missing += gap
+                elif gap > 0:
+                    tally.repeat_left -= gap
+                    whole, part = divmod(gap, len(previous))
+                    out += previous * whole
+                    out += previous[:part]
             continue
         assert row.offset is not None
-        if not row.tokens:
+        if row.second is None:
             # A final line holding only the total length.
-            del out[row.offset :]
+            del out[max(0, row.offset - missing) :]
             continue
         limit = None if following is None else following - row.offset
         if words:
@@ -264,15 +375,16 @@ def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, in
             chunk, ok = _line_bytes(row, limit)
         if not ok and limit is None:
             continue
-        if row.offset != len(out):
-            if row.offset < len(out):
-                del out[row.offset :]
-            else:
-                problems.append(
-                    Problem(
-                        f"byte {row.pos}", f"hex dump offset jumps from {len(out)} to {row.offset}"
-                    )
-                )
+        at = row.offset - missing
+        if at < len(out) and at >= 0:
+            del out[at:]
+        elif at != len(out):
+            tally.report(
+                "offset-jump",
+                f"byte {row.pos}",
+                f"hex dump offset jumps from {len(out) + missing} to {row.offset}",
+            )
+            missing = row.offset - len(out)
         out += chunk
         previous = chunk
         data_lines += 1
@@ -282,7 +394,7 @@ def _parse_block(lines: list[_Line], problems: list[Problem]) -> tuple[bytes, in
 def _offset_base(rows: list[_Line]) -> int:
     """16, or 8 for od's default octal offsets (told apart by the step between lines)."""
     values = [r for r in rows if not r.star]
-    if len(values) < 2 or not values[0].tokens:
+    if len(values) < 2 or values[0].second is None:
         return 16
     first, second = values[0], values[1]
     hex_step = int(second.offset_token, 16) - int(first.offset_token, 16)
@@ -299,52 +411,65 @@ def _offset_base(rows: list[_Line]) -> int:
 
 def _little_endian_words(rows: list[_Line]) -> bool:
     """``hexdump`` and ``od -x``: 7-digit offsets, 4-digit words, no ASCII column."""
-    data_rows = [r for r in rows if not r.star and r.tokens]
+    data_rows = [r for r in rows if not r.star and r.second is not None]
     if not data_rows or len(data_rows[0].offset_token) != 7:
         return False
-    return all(len(t[2]) == 4 and _normalise(t[2]) is not None for r in data_rows for t in r.tokens)
+    return all(
+        len(token) == 4 and _normalise(token) is not None
+        for r in data_rows
+        for token in (m.group() for m in _TOKEN.finditer(r.text, r.start))
+    )
 
 
 def parse_hex_dump(data: bytes) -> HexDump:
     """Blocks of bytes in a hex dump; see the module docstring."""
     result = HexDump()
-    lines = _split_lines(data)
-    groups: list[tuple[str, list[_Line]]] = []
+    budget = _repeat_budget(len(data))
+    tally = _Tally(result.problems, repeat_budget=budget, repeat_left=budget)
+    # (block or None, tshark's derived copy?) in input order; derived copies are dropped at the
+    # end if the dump has frames.
+    found: list[tuple[HexBlock | None, bool]] = []
+    has_frames = False
     label = ""
     current: list[_Line] = []
+    head: _Line | None = None  # the group's first line that is not a '*'
 
     def close() -> None:
-        nonlocal current
+        nonlocal current, head, has_frames
         if current:
-            groups.append((label, current))
+            chunk, data_lines, other = _parse_block(current, head, tally)
+            result.data_lines += data_lines
+            result.other_lines += other
+            has_frames = has_frames or label.startswith("Frame")
+            block = HexBlock(current[0].pos, chunk, label) if chunk else None
+            found.append((block, label.startswith(_DERIVED_PREFIXES)))
         current = []
+        head = None
 
-    for line in lines:
-        if not line.tokens:
+    for line in _lines(data):
+        if line is None:
             close()
             label = ""
             continue
-        first = line.tokens[0][2]
-        if not line.star and _offset_value(first) is None and _normalise(first) is None:
+        first = line.first
+        digits = _offset_value(first)
+        if not line.star and digits is None and _normalise(first) is None:
             # A heading such as "Frame (74 bytes):" or "Reassembled TCP (1200 bytes):".
             close()
             label = line.text.strip()
             result.other_lines += 1
             continue
-        digits = _offset_value(first)
-        restart = digits is not None and int(digits, 16) == 0 and len(line.tokens) > 1
-        if current and restart and _has_offsets(current):
+        restart = digits is not None and not digits.strip("0") and line.second is not None
+        if current and restart and _offset_column(head):
             close()  # the offset column starts again: a new packet
         current.append(line)
+        if head is None and not line.star:
+            head = line
     close()
+    tally.close()
 
-    has_frames = any(lbl.startswith("Frame") for lbl, _ in groups)
-    for lbl, group in groups:
-        chunk, data_lines, other = _parse_block(group, result.problems)
-        result.data_lines += data_lines
-        result.other_lines += other
-        if has_frames and lbl.startswith(_DERIVED_PREFIXES):
+    for block, derived in found:
+        if block is None or (has_frames and derived):
             continue  # tshark's reassembled copy of data the frames already hold
-        if chunk:
-            result.blocks.append(HexBlock(group[0].pos, chunk, lbl))
+        result.blocks.append(block)
     return result

@@ -63,9 +63,7 @@ def detect_format(data: bytes) -> str:
     if len(data) >= HEADER and data[0] < 0x40 and _stun_sequence(data):
         return "stun"
     text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    start = 0
-    while start < len(text) and text[start] in _SPACE:
-        start += 1
+    start = len(text) - len(text.lstrip(_SPACE))
     if start == len(text):
         raise ParseError("unrecognised input: only whitespace")
     eol = text.find(b"\n", start)

@@ -229,3 +229,152 @@ def test_odd_number_of_hex_digits_is_a_problem() -> None:
     text = (STUN_BINDING_REQUEST.hex() + "a").encode()
     items = list(iter_input(text, input_format="hex"))
     assert any(isinstance(i, Problem) and "odd number of hex digits" in i.message for i in items)
+
+
+# -- hostile dumps: the work stays linear in the text (issue 8) --------------------------------
+
+
+def hexdump_c_line(offset: int, chunk: bytes) -> bytes:
+    left = " ".join(f"{b:02x}" for b in chunk[:8])
+    right = " ".join(f"{b:02x}" for b in chunk[8:])
+    shown = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+    return f"{offset:08x}  {left:<23}  {right:<23}  |{shown}|\n".encode()
+
+
+def test_a_repeat_that_jumps_far_ahead_is_one_gap_problem_not_megabytes() -> None:
+    # hexdump -C's '*' then an offset 1 MiB ahead, 2000 times: 170 KB of text that once
+    # expanded to 2 GB, 16 bytes at a time.
+    text = b"".join(hexdump_c_line(i << 20, b"A" * 16) + b"*\n" for i in range(2000))
+    dump = parse_hex_dump(text)
+    assert [b.data for b in dump.blocks] == [b"A" * 16 * 2000]  # the lines, not the repeats
+    [problem] = dump.problems
+    assert problem.where == "byte 79"
+    assert problem.message == (
+        "'*' stands for 1048560 bytes, more than the 65536 a repeat may stand for;"
+        " read as a gap (and 1998 more in the dump)"
+    )
+
+
+def test_the_lines_after_a_gap_keep_their_place() -> None:
+    text = (
+        hexdump_c_line(0, b"A" * 16)
+        + b"*\n"
+        + hexdump_c_line(0x200000, b"B" * 16)
+        + hexdump_c_line(0x200010, b"C" * 4)
+        + b"00200014\n"
+    )
+    dump = parse_hex_dump(text)
+    assert [b.data for b in dump.blocks] == [b"A" * 16 + b"B" * 16 + b"C" * 4]
+    assert len(dump.problems) == 1  # the gap, and no offset jump at each line after it
+
+
+def test_repeats_under_the_cap_together_stop_at_the_budget_of_the_dump() -> None:
+    # Each '*' stands for just under 64 KiB, which one repeat may; 3000 of them may not.
+    text = b"".join(hexdump_c_line(i * 0xFFF0, b"A" * 16) + b"*\n" for i in range(3000))
+    dump = parse_hex_dump(text)
+    [block] = dump.blocks
+    budget = max(1 << 20, 4 * len(text))
+    assert budget - 0x10000 < len(block.data) - 16 * 3000 <= budget
+    [problem] = dump.problems
+    assert f"past the {budget} bytes all of the dump's may; read as a gap" in problem.message
+
+
+def test_repeats_of_a_real_packet_are_still_expanded() -> None:
+    body = b"\0" * 1000
+    text = hexdump_c_line(0, b"MESSAGE sip:a@x ") + hexdump_c_line(16, body[:16]) + b"*\n"
+    text += hexdump_c_line(1008, body[:8]) + b"000003f8\n"
+    dump = parse_hex_dump(text)
+    assert [b.data for b in dump.blocks] == [b"MESSAGE sip:a@x " + body]
+    assert dump.problems == []
+
+
+@pytest.mark.parametrize(
+    ("token", "word"), [("41", "zz"), ("20", "."), ("0x41,", "end"), ("20", "  .  ")]
+)
+def test_a_long_line_of_hex_tokens_ending_in_a_word_checks_two_ascii_columns_at_most(
+    monkeypatch: pytest.MonkeyPatch, token: str, word: str
+) -> None:
+    # Each shorter prefix of the hex tokens was tried as the bytes of an ASCII column: 300 KB
+    # took 14 s.  Only a remainder as long as the prefix's bytes can be its ASCII column.
+    from siptool.capture import hexdump
+
+    calls: list[int] = []
+    real = hexdump._renders
+
+    def counting(rest: str, data: bytes) -> bool:
+        calls.append(len(data))
+        return real(rest, data)
+
+    monkeypatch.setattr(hexdump, "_renders", counting)
+    text = (" ".join([token] * 100_000) + " " + word + "\n").encode()
+    dump = parse_hex_dump(text)
+    assert dump.blocks == [] and dump.other_lines == 1
+    assert len(calls) <= 2
+
+
+def test_a_long_line_with_its_ascii_column_decodes_with_one_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from siptool.capture import hexdump
+
+    calls: list[int] = []
+    real = hexdump._renders
+
+    def counting(rest: str, data: bytes) -> bool:
+        calls.append(len(data))
+        return real(rest, data)
+
+    monkeypatch.setattr(hexdump, "_renders", counting)
+    # Every printable byte but the bar (hexdump -C's column marker), then spaces, which the
+    # ASCII column may trim.
+    data = bytes(b for b in range(32, 127) if b != 0x7C) * 100 + b"  "
+    text = (" ".join(f"{b:02x}" for b in data) + "   " + data.decode().rstrip() + "\n").encode()
+    assert [b.data for b in parse_hex_dump(text).blocks] == [data]
+    assert len(calls) == 1
+
+
+def test_blank_text_makes_no_line_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10 MB of mostly blank text took 1.9 GB: one object per line, blank or not.
+    from siptool.capture import hexdump
+
+    made: list[int] = []
+    real = hexdump._Line
+
+    def counting(*args: object, **kwargs: object) -> object:
+        made.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hexdump, "_Line", counting)
+    unit = b"\n" * 40 + b"   \t  \r\n" * 20 + STUN_BINDING_REQUEST.hex().encode() + b"\n"
+    dump = parse_hex_dump(unit * 2000)
+    assert [b.data for b in dump.blocks] == [STUN_BINDING_REQUEST] * 2000
+    assert len(made) == 2000
+
+
+def test_star_lines_in_a_dump_without_offsets_are_one_problem() -> None:
+    # Lines od and hexdump elide as '*' before lines whose first column is no offset: each
+    # line looked for the block's first line past all the '*' lines (300 KB took 15 s), and
+    # each '*' was a problem line of its own.
+    text = b"*\n" * 20_000 + b"0000 4142 4344\n" * 20_000
+    dump = parse_hex_dump(text)
+    assert [b.data for b in dump.blocks] == [bytes.fromhex("000041424344") * 20_000]
+    [problem] = dump.problems
+    assert problem.where == "byte 0"
+    assert problem.message.endswith("use od -v (and 19999 more in the dump)")
+
+
+def test_an_offset_jump_is_one_problem_and_the_lines_after_it_follow_it() -> None:
+    lines = [hexdump_c_line(i * 16, bytes([65 + i % 26]) * 16) for i in range(100)]
+    del lines[10]  # one line lost from a paste
+    dump = parse_hex_dump(b"".join(lines))
+    [problem] = dump.problems
+    assert problem.message == "hex dump offset jumps from 160 to 176"
+    assert len(dump.blocks[0].data) == 99 * 16
+
+
+def test_mostly_blank_text_before_a_message_is_skipped() -> None:
+    # Blank text before a message: the sniffer and the SIP splitter skip it with one C call.
+    text = b" \r\n" * 300_000 + b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+    assert detect_format(text) == "sip"
+    [message] = raw(list(iter_input(text)))
+    assert message.offset == 900_000
