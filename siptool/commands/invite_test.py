@@ -574,7 +574,7 @@ class _Call:
                 return None
             if outcome.kind == "dropped":
                 # The final response came and could not be read (too large, malformed).
-                result.error("dropped_message", outcome.error or "the answer was dropped")
+                result.error(outcome.error_code, outcome.error or "the answer was dropped")
                 code = outcome.dropped.status if outcome.dropped is not None else None
                 if code is not None and 200 <= code < 300:
                     result.warnings.append(

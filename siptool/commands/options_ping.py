@@ -317,7 +317,7 @@ async def _ping_over(
             )
             pending = client.start(request)
             outcome = await pending.final_outcome(time.monotonic() + settings.timeout)
-            code = "timeout" if outcome.kind == "timeout" else "transport_error"
+            code = outcome.error_code
             if outcome.received is None and n == 0 and can_fail_over:
                 dialog.seq -= 1  # never answered: the next server starts from the same CSeq
                 return {"code": code, "message": outcome.error or "no answer"}
@@ -376,7 +376,7 @@ def nagios_state(
 ) -> tuple[int, str, str]:
     """(exit status 0-3, status line text, perfdata) for --nagios."""
     if not result.targets:
-        return 3, "UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
+        return 3, "SIP UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
     limits = Thresholds(warning_ms, critical_ms, loss_warning, loss_critical)
     worst = 0
     parts: list[str] = []

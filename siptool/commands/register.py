@@ -256,7 +256,7 @@ async def _register_over(
             pending = client.start(request)
             outcome = await pending.final_outcome(deadline)
             if outcome.received is None:
-                code = "timeout" if outcome.kind == "timeout" else "transport_error"
+                code = outcome.error_code
                 result.errors.append({"code": code, "message": outcome.error or "no answer"})
                 break
             answered = True

@@ -55,6 +55,14 @@ class Outcome:
     def message(self) -> SipMessage | None:
         return None if self.received is None else self.received.message
 
+    @property
+    def error_code(self) -> str:
+        """The JSON ``errors[].code`` of an outcome without a readable final response."""
+        return _ERROR_CODES.get(self.kind, "transport_error")
+
+
+_ERROR_CODES = {"timeout": "timeout", "dropped": "dropped_message"}
+
 
 class _Outcomes:
     """A tiny single-consumer queue of outcomes.  asyncio.Queue plus wait_for would wrap every

@@ -92,7 +92,10 @@ def test_bad_ca_file_is_nagios_unknown(command: str, bad_ca: tuple[Path, str]) -
     path, _ = bad_ca
     result = _run(command, path, "--nagios")
     assert result.returncode == 3, (result.stdout, result.stderr)
-    assert "UNKNOWN" in result.stdout and str(path) in result.stdout, result.stdout
+    assert str(path) in result.stdout, result.stdout
+    # One status line, prefixed with the service as every other line of the command is.
+    prefix = "STUN UNKNOWN - " if command == "stun-probe" else "SIP UNKNOWN - "
+    assert result.stdout.startswith(prefix) and result.stdout.count("\n") == 1, result.stdout
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -134,6 +134,7 @@ def test_oversized_answer_over_tcp_fails_at_once_naming_its_size(hostile: Any) -
     assert "no answer before the timeout" not in error
     assert wall < 3, wall  # at once, not at --timeout 5
     assert "was dropped" in stderr
+    assert [e["code"] for e in target["errors"]] == ["dropped_message"], target["errors"]
 
 
 def test_oversized_answer_that_is_not_ours_is_named_at_the_timeout(hostile: Any) -> None:
@@ -188,7 +189,10 @@ def test_register_and_invite_test_name_an_oversized_answer(hostile: Any) -> None
     _, code, doc, _ = siptool("register", "--json", "--user", "alice", "--timeout", "5", target)
     assert code == 1
     assert any(
-        "200 OK (REGISTER)" in e["message"] and "was dropped" in e["message"] for e in doc["errors"]
+        e["code"] == "dropped_message"
+        and "200 OK (REGISTER)" in e["message"]
+        and "was dropped" in e["message"]
+        for e in doc["errors"]
     ), doc["errors"]
     wall, code, doc, _ = siptool("invite-test", "--json", "--timeout", "5", target)
     assert code == 1 and wall < 3
