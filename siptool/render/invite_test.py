@@ -48,7 +48,8 @@ class InviteRenderer:
             sys.stderr.write(f"siptool invite-test: {one_line(e['message'])}\n")
         if self.mode == "json":
             self.out.write(dump_pretty(document(result)) + "\n")
-        elif not self.quiet:
+        elif not self.quiet and result.exit_code != 3:
+            # Exit 3: siptool could not run the check; the stderr line above says why.
             self._summary(result)
         return result.exit_code
 

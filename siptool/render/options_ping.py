@@ -79,7 +79,8 @@ class PingRenderer:
             self.out.write(dump_pretty(document(result), tty=self.out.isatty()) + "\n")
         elif self.mode == "jsonl":
             self.out.write(dump(document(result)) + "\n")
-        elif not self.quiet:
+        elif not self.quiet and result.targets:
+            # No targets: siptool could not run the check (exit 3), and stderr said why.
             if resolve_only:
                 self._resolution(result)
             else:

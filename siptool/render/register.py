@@ -61,7 +61,8 @@ def render(
     if mode == "json":
         out.write(dump_pretty(document(result), tty=out.isatty()) + "\n")
         return result.exit_code
-    if quiet:
+    if quiet or result.exit_code == 3:
+        # Exit 3: siptool could not run the check; the stderr line above says why.
         return result.exit_code
     from rich.console import Console
     from rich.markup import escape as markup_escape

@@ -71,6 +71,8 @@ def test_bad_ca_file_is_exit_3_with_one_line_naming_it(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert f"--ca-file {path}" in lines[0] and reason in lines[0], lines[0]
+    # Nothing ran, so no empty table or call summary on stdout.
+    assert result.stdout == "", result.stdout
     assert "tls to" not in result.stderr  # not presented as the server's failure
 
 
