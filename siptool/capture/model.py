@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Problem", "RawMessage"]
+__all__ = ["EARLIEST_TIME", "LATEST_TIME", "Problem", "RawMessage", "time_in_range"]
+
+# Epoch seconds that are a date: datetime's years 1 to 9999 (MINYEAR, MAXYEAR), in UTC.  The
+# last second of 9999 is the bound, not the end of it: a float just below 253402300800 rounds
+# to that instant when made a datetime, which is the year 10000.
+EARLIEST_TIME = -62135596800.0
+LATEST_TIME = 253402300799.0
+
+
+def time_in_range(seconds: float) -> bool:
+    """Whether ``seconds`` since the epoch can be shown as a date (and NaN cannot).
+
+    A capture's clock says what its writer put there: pcapng's ``if_tsoffset`` is any signed
+    64-bit count of seconds and ``if_tsresol`` any power of 10 or 2 (draft-ietf-opsawg-pcapng
+    §4.2), so a damaged interface block can put a packet ten thousand years away.
+    """
+    return EARLIEST_TIME <= seconds <= LATEST_TIME
 
 
 @dataclass(slots=True)

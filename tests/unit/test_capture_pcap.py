@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -297,3 +298,129 @@ def test_truncated_pcapng_block_names_the_packet() -> None:
     assert isinstance(problem, Problem) and problem.fatal
     assert problem.where == f"packet 3, byte {ends[2]}"
     assert problem.message.startswith("truncated block: 100 of ")
+
+
+# -- damage crossed in linear time (issue 8) ---------------------------------------------------
+
+
+class ScanCounting(bytes):
+    """Capture bytes that count how many bytes ``find`` calls look at."""
+
+    scanned = 0
+
+    def find(self, sub: Any, start: Any = None, end: Any = None) -> int:
+        found = super().find(sub, start, end)
+        ScanCounting.scanned += (len(self) if found < 0 else found) - (start or 0)
+        return found
+
+
+def test_pcapng_damage_full_of_block_types_is_crossed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Words that are block types with lengths no block has: each was a candidate, and each
+    # candidate searched the rest of the file again for every block type (100 KB took 16 s).
+    from siptool.capture import pcap
+
+    checked: list[int] = []
+    real = pcap._block_ok
+
+    def counting(data: bytes, offset: int, order: str) -> bool:
+        checked.append(offset)
+        return real(data, offset, order)
+
+    monkeypatch.setattr(pcap, "_block_ok", counting)
+    head = pcapng_shb() + pcapng_idb(1)
+    first = pcapng_epb(0, 1, ether(udp4(sip_request(call_id="before"))))
+    after = pcapng_epb(0, 2, ether(udp4(sip_request(call_id="after"))))
+    words = struct.pack("<II", 6, 13) + struct.pack("<II", 1, 7) + struct.pack("<II", 0x0A0D0D0A, 5)
+    damage = words * 40_000  # 480 KB
+    ScanCounting.scanned = 0
+    items = list(iter_pcapng(ScanCounting(head + first + damage + after)))
+    [problem] = [i for i in items if isinstance(i, Problem)]
+    assert problem.message == f"garbage between blocks: skipped {len(damage)} bytes"
+    assert [r[0] for r in items if not isinstance(r, Problem)] == [1, 2]
+    # Each candidate checked once (4 block-type words a unit, ISB's 5 too; the first is the
+    # block the reader refused, the block after the damage the one found), and no search of
+    # the rest of the file per candidate.
+    assert len(checked) == len(set(checked)) == 4 * 40_000
+    assert ScanCounting.scanned <= len(damage)
+
+
+@pytest.mark.parametrize("fill", ["random", "zeros", "ones"])
+def test_pcap_damage_of_any_bytes_is_skipped_to_the_next_record(fill: str) -> None:
+    import random
+
+    damage = {
+        "random": random.Random(8).randbytes(300_000),
+        "zeros": bytes(300_000),
+        "ones": b"\xff" * 300_000,
+    }[fill]
+    data = pcap_file(FRAMES)
+    second = 24 + 16 + len(FRAMES[0])
+    items = list(iter_input(data[:second] + b"\xff" * 16 + damage + data[second:]))
+    [problem] = problems(items)
+    assert problem.message.endswith(f"skipped {16 + len(damage)} bytes")
+    assert [m.data[:3] for m in raw(items)] == [b"OPT", b"SIP", b"BYE"]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("nanos", "modified"), [(False, False), (True, False), (False, True)])
+def test_every_real_record_header_passes_the_resync_prefilter(
+    order: str, nanos: bool, modified: bool
+) -> None:
+    # The resync scans for a cheap pattern first; it must never skip a real record.
+    from siptool.capture.pcap import _record_starts
+
+    for path in sorted(FIXTURES.glob("*.pcap")):
+        records = [r for r in iter_pcap(path.read_bytes()) if not isinstance(r, Problem)]
+        frames = [path.read_bytes()[start:end] for _, _, _, start, end, _, _ in records]
+        data = pcap_file(frames, order=order, nanos=nanos, modified=modified)
+        pattern = _record_starts(order, 1e-9 if nanos else 1e-6)
+        offsets = [r[-1] for r in iter_pcap(data) if not isinstance(r, Problem)]
+        assert offsets and all(pattern.match(data, offset) for offset in offsets), path.name
+
+
+# -- times that are no date (issue 8) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("idb", "ticks", "seconds"),
+    [
+        (pcapng_idb(1, tsoffset=300_000_000_000), 5_000_000, 300_000_000_005.0),
+        (pcapng_idb(1, tsoffset=-(2**62)), 0, float(-(2**62))),
+        (pcapng_idb(1, tsresol=0), 1_700_000_000_000_000, 1.7e15),
+        (pcapng_idb(1, tsresol=0x80), 2**63, 2.0**63),
+    ],
+    ids=["year-11476", "before-year-1", "if_tsresol-0", "if_tsresol-2^0"],
+)
+def test_a_time_that_is_no_date_is_kept_and_reported_once_per_interface(
+    idb: bytes, ticks: int, seconds: float
+) -> None:
+    packets = [pcapng_epb(0, ticks + k, ether(udp4(sip_request(cseq=k + 1)))) for k in range(3)]
+    data = pcapng_shb() + idb + b"".join(packets)
+    items = list(iter_pcapng(data))
+    [problem] = [i for i in items if isinstance(i, Problem)]
+    assert problem.where == f"packet 1, byte {len(pcapng_shb()) + len(idb)}"
+    assert problem.message.startswith("timestamp out of range: ") and not problem.fatal
+    assert "is no date in years 1-9999 (interface 0: " in problem.message
+    records = [r for r in items if not isinstance(r, Problem)]
+    assert [r[0] for r in records] == [1, 2, 3]
+    assert records[0][1] == pytest.approx(seconds, rel=1e-9)
+
+
+def test_one_packet_with_a_wild_timestamp_is_reported_and_the_others_keep_their_dates() -> None:
+    good = 1_700_000_000_000_000
+    ticks = [good, 2**64 - 1, good + 1]
+    data = (
+        pcapng_shb()
+        + pcapng_idb(1)
+        + b"".join(
+            pcapng_epb(0, t, ether(udp4(sip_request(cseq=k + 1)))) for k, t in enumerate(ticks)
+        )
+    )
+    items = list(iter_input(data))
+    [problem] = problems(items)
+    assert problem.where.startswith("packet 2, byte ")
+    assert [m.time for m in raw(items)] == [
+        1.7e9,
+        pytest.approx(1.8446744073709552e13),
+        1.7e9 + 1e-6,
+    ]
