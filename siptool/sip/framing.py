@@ -37,6 +37,7 @@ Framing a byte stream
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -81,6 +82,7 @@ RESPONSE = 2
 
 _MAX_LINE = 8192
 _MAX_METHOD = 32
+_KEEPALIVES = re.compile(rb"[\r\n]*+")
 
 
 def start_line_kind(buf: bytes | bytearray, start: int, eol: int) -> int:
@@ -248,6 +250,7 @@ class SipStreamFramer:
         "_max_body",
         "_max_header",
         "_need",
+        "_overlong",
         "_quiet",
         "_resync",
         "_scan",
@@ -257,7 +260,13 @@ class SipStreamFramer:
         self._buf = bytearray()
         self._base = 0  # stream offset of _buf[0]
         self._need = -1  # total size of the message at _buf[0] once its headers are known
-        self._scan = 0  # where the search for the end of the headers resumes
+        # Stream offset where the search for the end of the headers resumes: no empty line
+        # begins between the first start line searched from and there.  An offset in the
+        # stream, not in _buf, so that it survives the bytes dropped while resynchronising
+        # (each start line after an overlong header section is then not searched again from
+        # its own first line: the search stays linear in the stream).
+        self._scan = 0
+        self._overlong = False  # "no end of headers" reported since the last message framed
         self._resync = False  # skipping to the next start line
         self._quiet = False  # ... without reporting the skipped bytes
         self._line_start = True  # _buf[0] begins a line
@@ -310,6 +319,7 @@ class SipStreamFramer:
         self._buf.clear()
         self._need = -1
         self._scan = 0
+        self._overlong = False
         self._resync = True
         self._quiet = True
         # Segments often end where messages end: a start line right after the hole counts.
@@ -325,7 +335,8 @@ class SipStreamFramer:
                     self._base, f"incomplete message: {len(self._buf)} of {self._need} bytes"
                 )
             )
-        elif self._buf.strip(b"\r\n") and not self._resync:
+        elif self._buf.strip(b"\r\n") and not self._resync and not self._overlong:
+            # (After "no end of headers" and no message since, the rest is the same problem.)
             out.append(
                 FramingError(
                     self._base,
@@ -336,6 +347,7 @@ class SipStreamFramer:
         self._buf.clear()
         self._need = -1
         self._scan = 0
+        self._overlong = False
         self._resync = False
         self._quiet = False
         self._line_start = True
@@ -366,20 +378,22 @@ class SipStreamFramer:
                 self._scan = 0
                 self._line_start = True
                 self._quiet = False
+                self._overlong = False
                 continue
             # RFC 5626 §3.5.1: CRLF keep-alives between messages.
             size = len(buf)
-            skip = 0
-            while skip < size and buf[skip] in b"\r\n":
-                skip += 1
+            keepalives = _KEEPALIVES.match(buf)
+            skip = keepalives.end() if keepalives else 0
             if skip:
                 self._drop(skip)
                 self._line_start = True
                 size -= skip
             if not size:
                 return
-            if self._resync and not self._resync_step():
-                return
+            if self._resync:
+                if not self._resync_step():
+                    return
+                size = len(buf)  # the bytes skipped are gone
             eol = buf.find(b"\n")
             if eol < 0:
                 first = buf[0]
@@ -390,28 +404,35 @@ class SipStreamFramer:
             if not start_line_kind(buf, 0, eol):
                 self._garbage(out)
                 continue
-            end = find_header_end(buf, max(eol, self._scan))
+            end = find_header_end(buf, max(eol, self._scan - self._base))
             if end < 0 and size <= self._max_header:
-                self._scan = max(eol, size - 3)
+                self._scan = self._base + max(eol, size - 3)
                 return
             if end < 0 or end > self._max_header:
                 # Checked on the end found too, so that how the stream was cut into chunks
-                # does not decide whether a long header section is a message.
-                if not self._quiet:
+                # does not decide whether a long header section is a message.  Reported once
+                # until a message is framed again: a stream of start lines without empty lines
+                # is one problem, not one per line.
+                if not self._quiet and not self._overlong:
                     out.append(
                         FramingError(
                             self._base, f"no end of headers within {self._max_header} bytes"
                         )
                     )
+                    self._overlong = True
+                if end >= 0:
+                    self._scan = self._base + end - 3  # the empty line found is still ahead
+                elif size > 3:
+                    self._scan = self._base + size - 3
                 self._resync = True
                 self._quiet = True
                 self._drop(eol + 1)
-                self._scan = 0  # it pointed into the bytes just dropped
                 continue
             length, problem = content_length(buf, 0, end)
             if length is None:
                 out.append(FramingError(self._base, problem or "Content-Length missing"))
                 out.append((self._base, bytes(buf[:end])))
+                self._overlong = False
                 self._drop(end)
                 self._scan = 0
                 self._resync = True

@@ -357,3 +357,93 @@ def test_every_other_segment_lost_reports_each_hole_once() -> None:
     items = run(frames)
     assert [m.data for m in raw(items)] == [chunks[i] for i in kept]
     assert len(problems(items)) == len(kept) - 1
+
+
+# -- streams that never frame: linear work (issue 8) -------------------------------------------
+
+
+def scanned_by_header_search(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes each search for the end of a header section looks at, in the framer."""
+    from siptool.sip import framing
+
+    looked: list[int] = []
+    real = framing.find_header_end
+
+    def counting(buf: bytes | bytearray, start: int, end: int | None = None) -> int:
+        looked.append((len(buf) if end is None else end) - start)
+        return real(buf, start, end)
+
+    monkeypatch.setattr(framing, "find_header_end", counting)
+    return looked
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        b"SIP/2.0 200 OK\r\n",  # every line a start line: each began a new 64 KiB search
+        sip_request("INVITE", "x@y").split(b"\r\n\r\n")[0] + b"\r\n",  # no empty line
+        b"X-Filler: 0123456789\r\n",  # one start line, then header lines for ever
+    ],
+    ids=["status-lines", "no-separator", "header-flood"],
+)
+def test_sip_over_tcp_that_never_ends_its_headers_is_searched_once_and_reported_once(
+    monkeypatch: pytest.MonkeyPatch, unit: bytes
+) -> None:
+    looked = scanned_by_header_search(monkeypatch)
+    stream = OPTIONS[0] + b"INVITE sip:bob@example.com SIP/2.0\r\n" + unit * (400_000 // len(unit))
+    items = run([*handshake(), *segments(stream, 1448, ISN_C + 1)])
+    assert [m.data for m in raw(items)] == [OPTIONS[0]]
+    assert [p.message.split(": ", 1)[1] for p in problems(items)] == [
+        "no end of headers within 65536 bytes"
+    ]
+    assert sum(looked) <= 2 * len(stream)
+
+
+def test_a_header_search_resumed_after_resynchronising_finds_the_empty_line() -> None:
+    # Garbage, then a start line whose empty line arrives in a later chunk: the resync had
+    # dropped the garbage but the search resumed where the dropped bytes would have been.
+    from siptool.sip.framing import FramingError, SipStreamFramer
+
+    stream = b"\nabc\nSIP/2.0 200 OK\r\nSIP/2.0 200 OK\r\n\r\nSIP/2.0 200 OK\r\nabc"
+    results = []
+    for cuts in ([], [1, 36]):
+        framer = SipStreamFramer(max_header_bytes=48)
+        out: list[bytes | FramingError] = []
+        previous = 0
+        for cut in [*cuts, len(stream)]:
+            out += framer.feed(stream[previous:cut])
+            previous = cut
+        out += framer.close()
+        results.append([item if isinstance(item, bytes) else item.message for item in out])
+    assert results[0] == results[1]
+    assert b"SIP/2.0 200 OK\r\nSIP/2.0 200 OK\r\n\r\n" in results[1]
+
+
+def test_many_attribute_stun_over_tcp_checks_one_fingerprint_per_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 8,000 FINGERPRINT attributes in a message: each was checked with a CRC-32 over the whole
+    # message, though only the last attribute may be a FINGERPRINT (RFC 8489 §14.7).
+    import struct
+
+    from siptool.commands.decode import DecodedMessage, decode_items
+    from siptool.stun import message as stun
+
+    crcs: list[int] = []
+    real = stun._fingerprint_over
+
+    def counting(data: bytes, end: int) -> int:
+        crcs.append(end)
+        return real(data, end)
+
+    monkeypatch.setattr(stun, "_fingerprint_over", counting)
+    body = b"".join(struct.pack("!HHI", 0x8028, 4, k) for k in range(8000))
+    messages = [
+        struct.pack("!HHI12s", 0x0101, len(body), 0x2112A442, bytes([k]) * 12) + body
+        for k in range(5)
+    ]
+    items = run([*handshake(), *segments(b"".join(messages), 1448, ISN_C + 1)])
+    decoded = [d for d in decode_items(items, lint=False) if isinstance(d, DecodedMessage)]
+    assert [d.raw.data for d in decoded] == messages
+    assert [d.stun.fingerprint_ok for d in decoded] == [False] * 5
+    assert len(crcs) == 5
