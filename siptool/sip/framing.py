@@ -32,7 +32,10 @@ Framing a byte stream
     Content-Length is mandatory on streams (RFC 3261 §18.3, §20.14): without it the framer emits
     the headers as one message with an empty body, reports the problem and skips, silently, to the
     next start line at the beginning of a line.  Bytes that do not begin with a start line are
-    reported once per run and skipped to the next start line at the beginning of a line.
+    reported once per run and skipped to the next start line at the beginning of a line.  A
+    header section longer than ``max_header_bytes`` is reported once until a message is framed
+    again, and its start line skipped; the search for an empty line never looks at the same
+    bytes twice, so a stream that never has one costs time linear in its length.
 """
 
 from __future__ import annotations
