@@ -1,0 +1,175 @@
+"""decode's text views without colours are laid out by siptool, exactly as rich lays them out.
+
+rich costs about 0.1 ms a printed line; a 10 MB message of header lines under -v took a minute,
+a table of 40,000 messages 20 s (issue 8).  Without colours (a pipe, a file) the renderer writes
+the lines itself; these tests prove that the output is the same as rich's, byte for byte, and
+that rich is no longer called once per line.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from siptool.capture import iter_input
+from siptool.commands.decode import (
+    DecodedMessage,
+    DecodeOptions,
+    DecodeResult,
+    Summary,
+    decode_items,
+)
+from siptool.render import decode_text
+from tests.conftest import FIXTURES
+
+VIEWS: list[dict[str, Any]] = [
+    {},
+    {"verbose": True},
+    {"lint": True},
+    {"flow": True},
+    {"verbose": True, "lint": True},
+]
+
+
+def decoded(data: bytes, *, lint: bool = True) -> list[DecodedMessage]:
+    items = decode_items(iter_input(data), lint=lint)
+    return [d for d in items if isinstance(d, DecodedMessage)]
+
+
+def render(messages: list[DecodedMessage], *, rich: bool = False, **options: Any) -> str:
+    out = io.StringIO()  # not a terminal: no colours, the plain writer
+    renderer = decode_text.TextRenderer(out, DecodeOptions(source="x", **options))
+    assert isinstance(renderer.out, decode_text._PlainWriter)
+    if rich:
+        renderer.out = decode_text._RichWriter(renderer.console)
+    for message in messages:
+        renderer.message(message)
+    renderer.finish(DecodeResult("x", Summary(sip=len(messages))))
+    return out.getvalue()
+
+
+FIXTURE_FILES = [
+    path
+    for folder in ("captures", "text", "broken")
+    for path in sorted((FIXTURES / folder).iterdir())
+    if path.is_file() and path.name != "garbage.bin"
+]
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+def test_every_view_of_the_fixtures_is_what_rich_prints(path: Path) -> None:
+    messages = decoded(path.read_bytes())
+    for view in VIEWS:
+        assert render(messages, **view) == render(messages, rich=True, **view), view
+
+
+def _words(rng: random.Random) -> str:
+    pool = ["alpha", "b", "sip:a@b", "--", "x" * 70, "\t", "[bold]", "é", "世界" * 30, "🙂"]
+    return " ".join(rng.choice(pool) for _ in range(rng.randrange(0, 40)))
+
+
+def _sip(rng: random.Random, index: int) -> bytes:
+    user = "u" * rng.choice([1, 100, 200])  # a long Request-URI makes the table collapse
+    start = rng.choice(
+        [f"INVITE sip:{user}@h SIP/2.0", f"SIP/2.0 404 {_words(rng)[:300] or 'Not Found'}"]
+    )
+    headers = [
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK" + str(index),
+        f"From: <sip:a@b>;tag={index}",
+        "To: <sip:b@c>",
+        f"Call-ID: {index}@x",
+        "CSeq: 1 INVITE",
+        *(f"X-{k}: {_words(rng)}" for k in range(rng.randrange(0, 5))),
+    ]
+    body = ""
+    if rng.random() < 0.3:
+        body = f"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns={_words(rng)[:200]}\r\n"
+        body += "c=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    elif rng.random() < 0.2:
+        body = _words(rng) + "\n" + _words(rng)
+    headers.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join([start, *headers]) + "\r\n\r\n" + body).encode()
+
+
+def _stun(rng: random.Random) -> bytes:
+    attributes = b""
+    for _ in range(rng.randrange(0, 8)):
+        kind = rng.choice([0x8022, 0x0019, 0x7F01, 0x0020])
+        if kind == 0x8022:
+            value = _words(rng).encode()[:500]  # SOFTWARE: long text wraps in its column
+        elif kind == 0x0020:
+            value = struct.pack("!HH4s", 1, 1234, bytes(4))
+        else:
+            value = rng.randbytes(rng.choice([4, 40, 400]))
+        attributes += struct.pack("!HH", kind, len(value)) + value + b"\0" * (-len(value) % 4)
+    return struct.pack("!HHI12s", 0x0101, len(attributes), 0x2112A442, bytes(12)) + attributes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_wrapped_lines_and_collapsed_tables_are_what_rich_prints(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(5):
+        if rng.random() < 0.3:
+            data = _stun(rng)
+        else:
+            data = b"".join(_sip(rng, k) for k in range(rng.randrange(1, 5)))
+        messages = decoded(data, lint=rng.random() < 0.5)
+        for view in VIEWS[:3]:
+            assert render(messages, **view) == render(messages, rich=True, **view), view
+
+
+def count_rich_prints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = Console.print
+
+    def counting(self: Console, *args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Console, "print", counting)
+    return calls
+
+
+def test_a_message_of_many_header_lines_is_written_without_rich_per_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    head = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: many@x\r\nCSeq: 1 OPTIONS\r\n"
+    lines = b"".join(b"X-Header-%d: value %d\r\n" % (k, k) for k in range(20_000))
+    messages = decoded(head + lines + b"Content-Length: 0\r\n\r\n", lint=False)
+    calls = count_rich_prints(monkeypatch)
+    text = render(messages, verbose=True)
+    assert sum(line.startswith("X-Header-") for line in text.splitlines()) == 20_000
+    assert calls == []
+
+
+def test_a_table_of_many_messages_is_written_without_rich_per_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = b"".join(
+        b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: %d@x\r\nCSeq: 1 OPTIONS\r\n"
+        b"Content-Length: 0\r\n\r\n" % k
+        for k in range(5_000)
+    )
+    messages = decoded(data, lint=False)
+    calls = count_rich_prints(monkeypatch)
+    text = render(messages)
+    assert len(text.splitlines()) == 5_000 + 2  # the header, the rows, the summary line
+    assert calls == []
+
+
+def test_a_stun_message_of_many_attributes_is_written_without_rich_per_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = b"".join(struct.pack("!HH4s", 0x8022, 4, b"tool") for _ in range(8_000))
+    data = struct.pack("!HHI12s", 0x0101, len(body), 0x2112A442, bytes(12)) + body
+    messages = decoded(data, lint=False)
+    calls = count_rich_prints(monkeypatch)
+    text = render(messages, verbose=True)
+    assert text.splitlines().count("SOFTWARE  tool") == 8_000
+    assert calls == []
