@@ -40,6 +40,11 @@ _TOKEN = re.compile(r"\S+")
 _HEX = frozenset("0123456789abcdefABCDEF")
 # The lines of str.splitlines() on latin-1 text, with the body and the line end apart.
 _LINE = re.compile(r"([^\n\r\x0b\x0c\x1c\x1d\x1e\x85]*)(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85])?")
+# Lines of a lone '*', one after the other: read as one (the second of two '*' in a row stands
+# for nothing more), so that a flood of them costs no object per line.
+_STAR_LINES = re.compile(
+    r"(?:[ \t\x1f\xa0]*\*[ \t\x1f\xa0]*(?:\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85]|\Z))++"
+)
 _BLANK_LINES = re.compile(r"(?:[ \t\x1f\xa0]*(?:\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85]))*+")
 _FIRST_TWO = re.compile(r"\s*(\S+)(?:\s+(\S+))?")
 # A token that _normalise accepts, as a whole whitespace-delimited token, and a run of them.  The
@@ -90,6 +95,7 @@ class _Line:
     offset: int | None = None  # value of the offset column, if any
     offset_token: str = ""
     star: bool = False
+    repeats: int = 1  # lines of a lone '*' this one stands for
 
 
 @dataclass(slots=True)
@@ -102,13 +108,15 @@ class _Tally:
     repeat_budget: int = 0  # bytes all the dump's '*' lines may stand for
     repeat_left: int = 0  # ... of which are left
 
-    def report(self, kind: str, where: str, message: str) -> None:
+    def report(self, kind: str, where: str, message: str, times: int = 1) -> None:
         if kind in self.first:
-            self.more[kind] = self.more.get(kind, 0) + 1
+            self.more[kind] = self.more.get(kind, 0) + times
             return
         problem = Problem(where, message)
         self.first[kind] = problem
         self.problems.append(problem)
+        if times > 1:
+            self.more[kind] = times - 1
 
     def close(self) -> None:
         for kind, count in self.more.items():
@@ -233,6 +241,12 @@ def _lines(data: bytes) -> Iterator[_Line | None]:
             yield None
             pos = blank.end()
             continue
+        stars = _STAR_LINES.match(text, pos)
+        if stars:
+            run = stars.group()
+            yield _Line(pos, "*", "*", None, 0, star=True, repeats=run.count("*"))
+            pos = stars.end()
+            continue
         match = _LINE.match(text, pos)
         assert match is not None  # every character is a line's or a line end's
         body = match.group(1)
@@ -300,8 +314,9 @@ def _parse_block(lines: list[_Line], head: _Line | None, tally: _Tally) -> tuple
                         "star-without-offsets",
                         f"byte {line.pos}",
                         "'*' (repeated lines) in a dump without offsets; use od -v",
+                        line.repeats,
                     )
-                other += 1
+                other += line.repeats
         if pending:
             tally.report(
                 "odd-digits", f"byte {lines[0].pos}", "odd number of hex digits; last digit ignored"

@@ -93,9 +93,8 @@ Piece = tuple[str, str]  # text, rich style ("" for none)
 Line = Sequence[Piece]
 
 
-def _safe(text: str) -> str:
-    """Text from the input, safe for the terminal."""
-    return _terminal_safe(text)
+# Text from the input, safe for the terminal (a name, not a wrapper: it runs once per line).
+_safe = _terminal_safe
 
 
 def _width(text: str) -> int:
@@ -135,7 +134,11 @@ class _PlainWriter(_RichWriter):
     def line(self, pieces: Line = ()) -> None:
         text = "".join(piece for piece, _ in pieces)
         if "\t" in text or _width(text) > self.width:
-            super().line(pieces)  # rich wraps it, and expands the tabs, as it always did
+            # Wrapped (and its tabs expanded) by rich's own Text.wrap, as console.print wraps
+            # it, but written here: console.print splits the wrapped lines out of one string
+            # again and again, which made a 10 MB folded header take 16 s.
+            wrapped = Text(text).wrap(self.console, self.width, justify="default", overflow="fold")
+            self.write("\n".join(line.plain for line in wrapped) + "\n")
         else:
             self.write(text + "\n")
 
@@ -148,7 +151,10 @@ class _PlainWriter(_RichWriter):
             self.write(title + " " + self.rule_character * (self.width - used) + "\n")
 
     def table(self, table: Table, rows: Iterable[tuple[Sequence[Line], str]]) -> None:
-        plain = [["".join(piece for piece, _ in cell) for cell in cells] for cells, _ in rows]
+        plain = [
+            [cell[0][0] if len(cell) == 1 else "".join(p for p, _ in cell) for cell in cells]
+            for cells, _ in rows
+        ]
         widths = self._column_widths(table, plain)
         if widths is None:
             super().table(table, [([[(cell, "")] for cell in cells], "") for cells in plain])
@@ -157,45 +163,57 @@ class _PlainWriter(_RichWriter):
         last = len(columns) - 1
         edge = 0 if not table.pad_edge else 1
         pads = [(edge if j == 0 else 1, edge if j == last else 1) for j in range(len(columns))]
+        layout = [
+            (width - left - right, " " * left, " " * right, column.justify == "right", column)
+            for column, width, (left, right) in zip(columns, widths, pads, strict=True)
+        ]
         if table.show_header:
             plain.insert(0, [str(column.header) for column in columns])
         out: list[str] = []
+        append = out.append
         for cells in plain:
-            laid = [
-                self._cell(cell, column, width - left - right, left, right)
-                for cell, column, width, (left, right) in zip(
-                    cells, columns, widths, pads, strict=True
-                )
-            ]
-            height = max(len(lines) for lines in laid)
-            for k in range(height):
-                out.append(
-                    "".join(
-                        lines[k] if k < len(lines) else " " * width
-                        for lines, width in zip(laid, widths, strict=True)
-                    )
-                )
+            parts: list[str] = []
+            tall: list[tuple[int, list[str]]] = []
+            for j, (cell, (inner, left, right, flush_right, column)) in enumerate(
+                zip(cells, layout, strict=True)
+            ):
+                used = _width(cell)
+                if used <= inner and "\n" not in cell and "\t" not in cell:
+                    fill = " " * (inner - used)
+                    parts.append(left + (fill + cell if flush_right else cell + fill) + right)
+                else:
+                    lines = self._wrapped_cell(cell, column, inner, left, right)
+                    parts.append(lines[0])
+                    if len(lines) > 1:
+                        tall.append((j, lines))
+            append("".join(parts))
+            if not tall:
+                continue
+            for k in range(1, max(len(lines) for _, lines in tall)):
+                blank = [" " * width for width in widths]
+                for j, lines in tall:
+                    if k < len(lines):
+                        blank[j] = lines[k]
+                append("".join(blank))
         if out:
             self.write("\n".join(out) + "\n")
 
-    def _cell(self, text: str, column: Column, width: int, left: int, right: int) -> list[str]:
-        justify = column.justify
-        if "\n" in text or "\t" in text or _width(text) > width:
-            wrapped = Text(text).wrap(
-                self.console,
-                width,
-                justify=justify,
-                overflow=column.overflow,
-                no_wrap=column.no_wrap,
-            )
-            lines = [line.plain for line in wrapped]
-        else:
-            lines = [text]
+    def _wrapped_cell(
+        self, text: str, column: Column, width: int, left: str, right: str
+    ) -> list[str]:
+        """A cell's lines as rich's Table renders them: wrapped, justified, padded."""
+        wrapped = Text(text).wrap(
+            self.console,
+            width,
+            justify=column.justify,
+            overflow=column.overflow,
+            no_wrap=column.no_wrap,
+        )
         out = []
-        for line in lines:
-            pad = max(0, width - _width(line))
-            inner = " " * pad + line if justify == "right" else line + " " * pad
-            out.append(" " * left + inner + " " * right)
+        for line in wrapped:
+            fill = " " * max(0, width - _width(line.plain))
+            inner = fill + line.plain if column.justify == "right" else line.plain + fill
+            out.append(left + inner + right)
         return out
 
     def _column_widths(self, table: Table, rows: list[list[str]]) -> list[int] | None:
@@ -206,15 +224,23 @@ class _PlainWriter(_RichWriter):
         calculate = getattr(Table, "_calculate_column_widths", None)
         if calculate is None:
             return None
-        chosen: set[int] = set()
-        for j in range(len(table.columns)):
-            longest = max(range(len(rows)), key=lambda i: _width(rows[i][j]), default=None)
-            widest_word = max(
-                range(len(rows)),
-                key=lambda i: max((_width(w) for w in rows[i][j].split()), default=0),
-                default=None,
-            )
-            chosen.update(i for i in (longest, widest_word) if i is not None)
+        count = len(table.columns)
+        line_best = [-1] * count
+        word_best = [-1] * count
+        chosen_line = [-1] * count
+        chosen_word = [-1] * count
+        for i, cells in enumerate(rows):
+            for j, cell in enumerate(cells):
+                full = _width(cell)
+                used = full if "\n" not in cell else max(map(_width, cell.splitlines()))
+                if used > line_best[j]:
+                    line_best[j], chosen_line[j] = used, i
+                # No word is wider than the cell: most cells need no split.
+                if full > word_best[j]:
+                    word = max((_width(w) for w in cell.split()), default=0)
+                    if word > word_best[j]:
+                        word_best[j], chosen_word[j] = word, i
+        chosen = sorted({i for i in (*chosen_line, *chosen_word) if i >= 0})
         proxy = Table(
             box=table.box,
             show_header=table.show_header,
@@ -228,7 +254,7 @@ class _PlainWriter(_RichWriter):
                 no_wrap=column.no_wrap,
                 overflow=column.overflow,
             )
-        for i in sorted(chosen):
+        for i in chosen:
             proxy.add_row(*(Text(cell) for cell in rows[i]))
         widths: list[int] = calculate(proxy, self.console, self.console.options)
         return widths

@@ -378,3 +378,28 @@ def test_mostly_blank_text_before_a_message_is_skipped() -> None:
     assert detect_format(text) == "sip"
     [message] = raw(list(iter_input(text)))
     assert message.offset == 900_000
+
+
+def test_a_run_of_star_lines_is_one_line_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second '*' of two in a row stands for nothing more: a flood of them is one line
+    # (10 MB of them took 500 MB), still counted line by line in the problem.
+    from siptool.capture import hexdump
+
+    made: list[int] = []
+    real = hexdump._Line
+
+    def counting(*args: object, **kwargs: object) -> object:
+        made.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hexdump, "_Line", counting)
+    text = b"0000 4142\n" + b"*\n" * 50_000 + b"0000 4344\n"
+    dump = parse_hex_dump(text)
+    assert [b.data for b in dump.blocks] == [bytes.fromhex("000041420000" + "4344")]
+    assert dump.problems[0].message.endswith("use od -v (and 49999 more in the dump)")
+    assert (dump.data_lines, dump.other_lines) == (2, 50_000)
+    assert len(made) == 3
+    with_offsets = parse_hex_dump(
+        hexdump_c_line(0, b"A" * 16) + b"*\n" * 50_000 + hexdump_c_line(48, b"B" * 16)
+    )
+    assert [b.data for b in with_offsets.blocks] == [b"A" * 48 + b"B" * 16]
