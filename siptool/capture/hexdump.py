@@ -14,8 +14,8 @@ Decisions (pasted dumps are untrusted, so the work stays linear in the text):
 * One ``*`` stands for at most 64 KiB (``_MAX_REPEAT``): a block is one packet or message, and
   neither an IP datagram (RFC 791 §3.1 and RFC 8200 §3: 16-bit lengths) nor a STUN message
   (RFC 8489 §5) is longer.  All the ``*`` lines of one dump together stand for at most four bytes
-  per byte of text, or 1 MiB (``_repeat_budget``).  A ``*`` past either bound is read as a gap:
-  the bytes it stood for are missing, the lines after it keep their place.
+  per byte of text, or 1 MiB if that is more (``_repeat_budget``).  A ``*`` past either bound is
+  read as a gap: the bytes it stood for are missing, the lines after it keep their place.
 * An offset that jumps ahead is a gap too; the lines after it are placed relative to it, so that
   one missing line is one problem, not one per line after it.
 * Each kind of damage (a ``*`` read as a gap, an offset jump, a ``*`` without offsets, an odd
@@ -361,7 +361,8 @@ def _parse_block(lines: list[_Line], head: _Line | None, tally: _Tally) -> tuple
                     bound = (
                         f"more than the {_MAX_REPEAT} a repeat may stand for"
                         if gap > _MAX_REPEAT
-                        else f"past the {tally.repeat_budget} bytes all of the dump's may"
+                        else f"more than the {tally.repeat_left} left of the"
+                        f" {tally.repeat_budget} all repeats of the dump may stand for"
                     )
                     tally.report(
                         "repeat-gap",

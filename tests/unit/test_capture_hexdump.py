@@ -276,7 +276,9 @@ def test_repeats_under_the_cap_together_stop_at_the_budget_of_the_dump() -> None
     budget = max(1 << 20, 4 * len(text))
     assert budget - 0x10000 < len(block.data) - 16 * 3000 <= budget
     [problem] = dump.problems
-    assert f"past the {budget} bytes all of the dump's may; read as a gap" in problem.message
+    assert f" left of the {budget} all repeats of the dump may stand for; read as a gap (and " in (
+        problem.message
+    )
 
 
 def test_repeats_of_a_real_packet_are_still_expanded() -> None:
@@ -403,3 +405,15 @@ def test_a_run_of_star_lines_is_one_line_object(monkeypatch: pytest.MonkeyPatch)
         hexdump_c_line(0, b"A" * 16) + b"*\n" * 50_000 + hexdump_c_line(48, b"B" * 16)
     )
     assert [b.data for b in with_offsets.blocks] == [b"A" * 48 + b"B" * 16]
+
+
+def test_lone_odd_digits_between_blank_lines_are_one_problem() -> None:
+    # 10 MB of this took 24 s and 1.9 GB: a line object per blank line, a block and a problem
+    # line per digit.
+    dump = parse_hex_dump((b"\n" * 50 + b"4\n") * 2000)
+    assert dump.blocks == []
+    [problem] = dump.problems
+    assert problem.where == "byte 50"
+    assert problem.message == (
+        "odd number of hex digits; last digit ignored (and 1999 more in the dump)"
+    )
