@@ -235,7 +235,12 @@ def test_ladder_keeps_long_ipv6_names_whole_and_apart() -> None:
     assert lines[2].index("|") == left and lines[2].rindex("|") == right
 
 
-@pytest.mark.parametrize("seed", SEEDS[:6] + SEEDS[-5:], ids=lambda p: p.name)
+# The same picks as before the out-of-range timestamp fixtures came (they have their own
+# whole-CLI test in test_capture_timestamps.py).
+CLI_SEEDS = [path for path in SEEDS if not path.name.startswith("wrong-time-")]
+
+
+@pytest.mark.parametrize("seed", CLI_SEEDS[:6] + CLI_SEEDS[-5:], ids=lambda p: p.name)
 def test_cli_on_damaged_fixtures_exits_0_or_1_without_a_traceback(
     tmp_path: Path, seed: Path
 ) -> None:
