@@ -638,9 +638,11 @@ async def _run_siptool(
             wanted = max(settings.filter_wait, RTT_FACTOR * (path.rtt or 0.0))
             return max(0.0, min(wanted, end - time.monotonic()))
 
-        async def mapping_side() -> None:
-            m1 = runs["m1"] = await _run_test(
-                mapping_sock,
+        async def test_one(sock: UdpEndpoint) -> _TestRun:
+            # RFC 5780 §4.3 test I, the same on both sockets: probes in quick succession until
+            # one is answered (the path's RTT and loss are learnt from it).
+            return await _run_test(
+                sock,
                 primary,
                 end=end,
                 path=path,
@@ -649,6 +651,9 @@ async def _run_siptool(
                 spacing=TEST1_SPACING,
                 hurry=True,
             )
+
+        async def mapping_side() -> None:
+            m1 = runs["m1"] = await test_one(mapping_sock)
             if m1.answer is None:
                 return
             other = other_known()
@@ -690,16 +695,7 @@ async def _run_siptool(
             return _hairpin(sock, target, mapping_sock, wait, path)
 
         async def filtering_side() -> None:
-            f1 = runs["f1"] = await _run_test(
-                filtering_sock,
-                primary,
-                end=end,
-                path=path,
-                probes=TEST1_PROBES,
-                first_rto=DEFAULT_RTO,
-                spacing=TEST1_SPACING,
-                hurry=True,
-            )
+            f1 = runs["f1"] = await test_one(filtering_sock)
             if f1.answer is None:
                 return
             other = other_known()
