@@ -147,44 +147,21 @@ def test_register_escapes_reason_auth_and_bindings() -> None:
         ]
     }
     with hostile_uas(script) as peer:
-        text = siptool(
-            "register",
-            "--user",
-            "alice",
-            "--timeout",
-            "2",
-            peer.uri("alice"),
-            env={"SIPTOOL_PASSWORD": "x"},
-        )
-        verbose = siptool(
-            "register",
-            "-v",
-            "--user",
-            "alice",
-            "--timeout",
-            "2",
-            peer.uri("alice"),
-            env={"SIPTOOL_PASSWORD": "x"},
-        )
-        nagios = siptool(
-            "register",
-            "--nagios",
-            "--user",
-            "alice",
-            "--timeout",
-            "2",
-            peer.uri("alice"),
-            env={"SIPTOOL_PASSWORD": "x"},
-        )
-        as_json = siptool(
-            "register",
-            "--json",
-            "--user",
-            "alice",
-            "--timeout",
-            "2",
-            peer.uri("alice"),
-            env={"SIPTOOL_PASSWORD": "x"},
+
+        def register(*mode: str) -> subprocess.CompletedProcess[str]:
+            return siptool(
+                "register",
+                *mode,
+                "--user",
+                "alice",
+                "--timeout",
+                "2",
+                peer.uri("alice"),
+                env={"SIPTOOL_PASSWORD": "x"},
+            )
+
+        text, verbose, nagios, as_json = (
+            register(*m) for m in ([], ["-v"], ["--nagios"], ["--json"])
         )
     for run in (text, verbose, nagios):
         no_controls(run.stdout)
