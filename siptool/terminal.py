@@ -39,3 +39,10 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return clean_text(text).translate(_CONTROLS_ONE_LINE)
+
+
+def markup_one_line(text: str) -> str:
+    """``one_line(text)`` escaped for rich markup too: peer text in a rich table or line."""
+    from rich.markup import escape  # only renderers that already use rich call this
+
+    return escape(one_line(text))

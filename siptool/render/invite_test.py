@@ -7,7 +7,7 @@ from typing import IO, Any
 
 from siptool.commands.invite_test import CallResult, nagios_state
 from siptool.render.json import dump_pretty, envelope
-from siptool.terminal import one_line
+from siptool.terminal import markup_one_line, one_line
 
 
 def document(result: CallResult) -> dict[str, Any]:
@@ -55,13 +55,11 @@ class InviteRenderer:
 
     def _summary(self, result: CallResult) -> None:
         from rich.console import Console
-        from rich.markup import escape as markup_escape
         from rich.table import Table
 
-        def escape(text: str) -> str:
-            # Peer text (reasons, Server, SDP, auth parameters, the ladder) shown safely: no
-            # terminal controls, no rich markup.
-            return markup_escape(one_line(text))
+        # Peer text (reasons, Server, Contact, SDP, auth parameters, the ladder): no terminal
+        # controls, no rich markup.
+        escape = markup_one_line
 
         console = Console(
             file=self.out,

@@ -7,7 +7,7 @@ from typing import IO
 
 from siptool.commands.register import RegisterResult
 from siptool.render.json import dump_pretty, envelope
-from siptool.terminal import one_line
+from siptool.terminal import markup_one_line, one_line
 
 
 def document(result: RegisterResult) -> dict[str, object]:
@@ -65,13 +65,11 @@ def render(
         # Exit 3: siptool could not run the check; the stderr line above says why.
         return result.exit_code
     from rich.console import Console
-    from rich.markup import escape as markup_escape
     from rich.table import Table
 
-    def escape(text: str) -> str:
-        # Peer text (reason, Contact, auth parameters, Service-Route) shown safely: no
-        # terminal controls, no rich markup.
-        return markup_escape(one_line(text))
+    # Peer text (reasons, Server, Contact, SDP, auth parameters, the ladder): no terminal
+    # controls, no rich markup.
+    escape = markup_one_line
 
     console = Console(
         file=out, no_color=not color, highlight=False, width=None if out.isatty() else 160
