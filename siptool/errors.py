@@ -7,15 +7,51 @@ reaching the user is a bug.
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes of shared/cli-contract.md, in one place.
+
+    With --nagios the process exits with the Nagios state instead (commands/nagios.py)."""
+
+    OK = 0
+    FAILED = 1  # the check failed: no answer, unwanted final response, invalid input message
+    USAGE = 2  # bad flags or arguments
+    NOT_RUN = 3  # siptool could not run the check: unreadable input, cannot bind, a bug
+    INTERRUPTED = 130  # Ctrl-C, after the command's cleanup (BYE/CANCEL, unregister)
+
 
 class SiptoolError(Exception):
-    """Base of every error siptool raises on purpose."""
+    """Base of every error siptool raises on purpose.
+
+    ``code`` is the machine-readable ``errors[].code`` of the JSON contract: a class attribute
+    for the error kinds below, or given per instance for a check's own verdicts
+    (``SiptoolError("call not answered: 486 Busy Here", code="not_answered")``), so every
+    result error is built from this one type and rendered by ``to_dict``."""
 
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``{"code", "message"}`` object of the JSON contract."""
+        return {"code": self.code, "message": self.message}
+
+    def prefixed(self, where: str) -> SiptoolError:
+        """The same error with ``where: `` in front (a target or server in a multi-target
+        document)."""
+        return SiptoolError(f"{where}: {self.message}", code=self.code)
+
+
+class UsageError(SiptoolError):
+    """Bad flags or arguments, found after click parsed them: one line, exit 2."""
+
+    code = "usage_error"
 
 
 class ParseError(SiptoolError):
@@ -46,7 +82,8 @@ class ParseError(SiptoolError):
 
 
 class InputError(SiptoolError):
-    """An input that cannot be read at all (missing file, permission denied)."""
+    """An input siptool needs that cannot be read at all (a capture, a --password-file, a
+    targets file: missing, permission denied): siptool cannot run (exit 3)."""
 
     code = "input_error"
 

@@ -8,6 +8,7 @@ stay as cheap as importing click itself.
 from __future__ import annotations
 
 import gc
+import sys
 
 import click
 
@@ -43,4 +44,23 @@ def main() -> None:
     # thousands of times and costs a quarter of a 1,000-target ping.  Memory stays bounded:
     # reference counting frees nearly everything, the collector still runs, just less often.
     gc.set_threshold(50_000, 20, 20)
-    cli(prog_name="siptool")
+    try:
+        code = cli.main(prog_name="siptool", standalone_mode=False)
+    except click.UsageError as exc:
+        from siptool.terminal import one_line
+
+        # One line, like every other siptool error (cli/run.py), naming where help is.
+        where = exc.ctx.command_path if exc.ctx is not None else "siptool"
+        hint = f" (see '{where} --help')"
+        sys.stderr.write(f"{where}: {one_line(exc.format_message())}{hint}\n")
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        from siptool.terminal import one_line
+
+        sys.stderr.write(f"siptool: {one_line(exc.format_message())}\n")
+        raise SystemExit(exc.exit_code) from None
+    except click.Abort:
+        # Ctrl-C before a command's runner took over (while click parsed the flags).
+        sys.stderr.write("siptool: interrupted\n")
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from siptool.cli.options import output_options
+from siptool.cli.options import OutputFlags, output_options
 
 FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
 
@@ -48,9 +48,7 @@ def decode(
     call_ids: tuple[str, ...],
     methods: tuple[str, ...],
     jsonl: bool,
-    as_json: bool,
-    quiet: bool,
-    no_color: bool,
+    output: OutputFlags,
 ) -> None:
     """Decode SIP, SDP and STUN from text, hex, raw bytes, pcap or pcapng.
 
@@ -58,6 +56,7 @@ def decode(
     its magic cookie. Exit 0 when every message decoded cleanly, 1 when some input was invalid
     (each problem is one line on stderr), 3 when the input could not be read.
     """
+    as_json, quiet, no_color = output.as_json, output.quiet, output.no_color
     if as_json and jsonl:
         raise click.UsageError("--json and --jsonl are exclusive")
     from siptool.commands.decode import DecodeOptions, run

@@ -62,7 +62,7 @@ from siptool.cli.options import (
 @timer_options
 @network_options
 @sip_options
-@nagios_options()
+@nagios_options
 @output_options
 def invite_test(**kwargs: Any) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
@@ -78,6 +78,7 @@ def invite_test(**kwargs: Any) -> None:
     failover), plus --hold once answered, plus at most 1 s to end the call (the CANCEL's 487 or
     the BYE's answer).  A cleanup cut short at that bound is reported as a warning.
     """
+    from siptool.cli.options import flatten
     from siptool.commands.invite_test_cli import main
 
-    raise SystemExit(main(kwargs))
+    raise SystemExit(main(flatten(kwargs)))

@@ -79,6 +79,7 @@ def nat_type(**kwargs: Any) -> None:
     ...") or answers that were rejected ("answers rejected: bad FINGERPRINT") are named and
     inconclusive.
     """
+    from siptool.cli.options import flatten
     from siptool.commands.nat_type_cli import main
 
-    raise SystemExit(main(kwargs))
+    raise SystemExit(main(flatten(kwargs)))

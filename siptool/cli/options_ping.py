@@ -1,23 +1,41 @@
-"""`siptool options-ping` options; the work is in siptool.commands.options_ping."""
+"""`siptool options-ping`: its flags, as typed ``PingOptions``; the work is in
+siptool.commands.options_ping, the drawing in siptool.render.options_ping."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from siptool.cli.options import (
+    DnsFlags,
+    NagiosFlags,
+    NetworkFlags,
+    OutputFlags,
+    RepeatFlags,
+    SipFlags,
+    TimerFlags,
     dns_options,
     nagios_options,
     network_options,
     output_options,
     repeat_options,
     sip_options,
+    sip_settings,
+    thresholds,
     timer_options,
 )
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.commands.options_ping import PingResult
+    from siptool.sip.target import Target
+
+COMMAND = "options-ping"
 
 
-@click.command("options-ping")
+@click.command(COMMAND)
 @click.argument("targets", nargs=-1, metavar="TARGET...")
 @click.option(
     "-f",
@@ -42,16 +60,84 @@ from siptool.cli.options import (
 @timer_options
 @network_options
 @sip_options
-@nagios_options(critical_short=False)
+@nagios_options
 @output_options
-def options_ping(**kwargs: Any) -> None:
+def options_ping(
+    targets: tuple[str, ...],
+    targets_file: str | None,
+    repeat: RepeatFlags,
+    expect: str | None,
+    resolve_only: bool,
+    jsonl: bool,
+    dns: DnsFlags,
+    timers: TimerFlags,
+    network: NetworkFlags,
+    sip: SipFlags,
+    nagios: NagiosFlags,
+    output: OutputFlags,
+) -> None:
     """SIP OPTIONS ping to one or many targets: liveness, RTT, server identity, NAT view.
 
     Every target is probed concurrently, each from its own socket; replies are matched by
     branch and CSeq and RTTs measured from the first transmission. A target is alive when it
-    gives a final response (one of --expect, when given). -c is the count, as in ping: with
-    --nagios the critical threshold is --critical.
+    gives a final response (one of --expect, when given). -n is the count (check_icmp's
+    letter); -w/-c are the --nagios thresholds in milliseconds.
     """
-    from siptool.commands.options_ping_cli import main
 
-    raise SystemExit(main(kwargs))
+    def prepare() -> Job[PingResult]:
+        from siptool.commands.options_ping import PingOptions, run_ping
+        from siptool.commands.sip_common import Expectation
+        from siptool.errors import UsageError
+        from siptool.render.options_ping import PingRenderer
+
+        shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios)
+        parsed = read_targets(targets, targets_file, sip.transport)
+        try:
+            expectation = Expectation.parse(expect)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not parsed:
+            raise UsageError("no TARGET given (arguments or -f FILE)")
+        if network.local_port and len(parsed) > 1:
+            raise UsageError("--local-port binds one socket: give one target")
+        options = PingOptions(
+            targets=tuple(parsed),
+            settings=sip_settings(network, sip, dns, timers),
+            count=repeat.count,
+            interval=repeat.interval,
+            expect=expectation,
+            resolve_only=resolve_only,
+            thresholds=thresholds(nagios),
+        )
+        renderer = PingRenderer(shown, count=repeat.count)
+        return Job(shown, renderer, lambda: run_ping(options, renderer.reply))
+
+    run_command(COMMAND, prepare)
+
+
+def read_targets(args: tuple[str, ...], path: str | None, transport: str | None) -> list[Target]:
+    """Targets from the arguments then the file; ``UsageError`` names the bad one,
+    ``InputError`` an unreadable file."""
+    from siptool.errors import InputError, ParseError, UsageError
+    from siptool.sip.target import parse_target, redact_password
+
+    lines = [(text, f"argument {redact_password(text)!r}") for text in args]
+    if path:
+        try:
+            handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+            with handle:
+                for number, line in enumerate(handle, 1):
+                    text = line.split("#", 1)[0].strip()
+                    if text:
+                        lines.append((text, f"{path}:{number}"))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from None
+    parsed = []
+    for text, where in lines:
+        try:
+            parsed.append(parse_target(text, transport))
+        except ParseError as exc:
+            raise UsageError(f"{where}: bad target: {exc.message}") from None
+    return parsed

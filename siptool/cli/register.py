@@ -42,7 +42,7 @@ from siptool.cli.options import (
 @timer_options
 @network_options
 @sip_options
-@nagios_options()
+@nagios_options
 @output_options
 def register(**kwargs: Any) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.
@@ -52,6 +52,7 @@ def register(**kwargs: Any) -> None:
     reports the granted expiry, the bindings the registrar holds, Service-Route and Path.
     A second challenge after credentials were sent is reported as wrong credentials.
     """
+    from siptool.cli.options import flatten
     from siptool.commands.register_cli import main
 
-    raise SystemExit(main(kwargs))
+    raise SystemExit(main(flatten(kwargs)))

@@ -37,7 +37,7 @@ from siptool.cli.options import (
 @click.option("--software", metavar="TEXT", help="Send a SOFTWARE attribute with this text.")
 @click.option("--jsonl", is_flag=True, help="One JSON object per reply, then the summary.")
 @network_options
-@nagios_options(critical_short=False)
+@nagios_options
 @output_options
 def stun_probe(**kwargs: Any) -> None:
     """STUN Binding to one or more servers: mapped address, RTT, capabilities.
@@ -49,6 +49,7 @@ def stun_probe(**kwargs: Any) -> None:
     SERVER is host, host:port, [v6]:port, stun:host[:port] or stuns:host[:port] (TLS).
     -c is the count, as in ping: with --nagios the critical threshold is --critical.
     """
+    from siptool.cli.options import flatten
     from siptool.commands.stun_probe_cli import main
 
-    raise SystemExit(main(kwargs))
+    raise SystemExit(main(flatten(kwargs)))

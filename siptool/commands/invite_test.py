@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.commands.options_ping import Expectation
 from siptool.commands.sip_common import (
+    Expectation,
     NatView,
     SipSettings,
     connect,

@@ -7,8 +7,7 @@ import sys
 from typing import Any
 
 from siptool.commands.invite_test import InviteOptions, run_invite
-from siptool.commands.options_ping import Expectation
-from siptool.commands.sip_common import read_password, settings_from_flags
+from siptool.commands.sip_common import Expectation, read_password, settings_from_flags
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.sip_transport import WireLog
 from siptool.sip.sdp_offer import parse_codec_list

@@ -15,25 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.commands.nagios import LABELS, Thresholds
+from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
 from siptool.commands.sip_common import (
+    Expectation,
     NatView,
     SipSettings,
-    connect,
+    flow_opener,
     local_endpoint,
     nat_view,
     resolve,
 )
-from siptool.errors import LocalBindError, ResolveError, SiptoolError
+from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
+from siptool.net.failover import Failover
 from siptool.net.resolver import Resolution
 from siptool.net.sip_client import SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
-from siptool.numbers import is_decimal
 from siptool.sip.builders import build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage
 from siptool.sip.target import Target
 
-EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
 # Each target holds one socket while it is probed: stay well inside the descriptor limit.
 MAX_CONCURRENT_TARGETS = 1000
 
@@ -50,40 +50,15 @@ def _concurrency() -> int:
     return max(1, min(MAX_CONCURRENT_TARGETS, soft - 64))
 
 
-@dataclass
-class Expectation:
-    """--expect: which final responses count as alive ("200,404", "2xx"); None: any."""
-
-    codes: frozenset[int] = frozenset()
-    classes: frozenset[int] = frozenset()
-
-    @classmethod
-    def parse(cls, text: str | None) -> Expectation | None:
-        if not text:
-            return None
-        codes: set[int] = set()
-        classes: set[int] = set()
-        for item in text.replace(" ", "").split(","):
-            if len(item) == 3 and item[0] in "123456" and item[1:].lower() == "xx":
-                classes.add(int(item[0]))
-            elif is_decimal(item, 3) and 100 <= int(item) <= 699:
-                codes.add(int(item))
-            else:
-                raise ValueError(f"bad status code {item!r} (use e.g. 200,404 or 2xx)")
-        return cls(frozenset(codes), frozenset(classes))
-
-    def accepts(self, status: int) -> bool:
-        return status in self.codes or status // 100 in self.classes
-
-
-@dataclass
+@dataclass(frozen=True)
 class PingOptions:
-    targets: list[Target]
+    targets: tuple[Target, ...]
     settings: SipSettings
     count: int = 1
     interval: float = 1.0
     expect: Expectation | None = None
     resolve_only: bool = False
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 @dataclass
@@ -163,7 +138,7 @@ class TargetResult:
     stats: Stats = field(default_factory=Stats)
     server: ServerInfo = field(default_factory=ServerInfo)
     nat: NatView = field(default_factory=NatView)
-    errors: list[dict[str, str]] = field(default_factory=list)
+    errors: list[SiptoolError] = field(default_factory=list)
     strays: int = 0
     alive: bool = False
 
@@ -180,15 +155,32 @@ class TargetResult:
             "nat": self.nat.to_dict(),
             "alive": self.alive,
             "strays": self.strays,
-            "errors": self.errors,
+            "errors": [e.to_dict() for e in self.errors],
         }
+
+    @property
+    def last_status(self) -> Reply | None:
+        """The last reply that carried a status, if any."""
+        return next((r for r in reversed(self.replies) if r.status is not None), None)
+
+    @property
+    def failure(self) -> str:
+        """Why the target is not alive, in a few words."""
+        return self.errors[-1].message if self.errors else "no answer"
 
 
 @dataclass
 class PingResult:
     targets: list[TargetResult]
-    exit_code: int = EXIT_OK
-    errors: list[dict[str, str]] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+    errors: list[SiptoolError] = field(default_factory=list)
+    resolve_only: bool = False
+    nagios: NagiosVerdict | None = None
+
+    @property
+    def all_errors(self) -> list[SiptoolError]:
+        """The run's errors, then each target's with the target in front."""
+        return self.errors + [e.prefixed(t.target) for t in self.targets for e in t.errors]
 
 
 def _split_list(msg: SipMessage, name: str) -> list[str] | None:
@@ -238,7 +230,7 @@ async def ping_target(
     try:
         resolution = await resolve(target, settings)
     except ResolveError as exc:
-        result.errors.append({"code": exc.code, "message": exc.message})
+        result.errors.append(exc)
         return result
     result.resolution = resolution
     if options.resolve_only:
@@ -246,40 +238,29 @@ async def ping_target(
         result.transport, result.address = first.transport, first.hostport
         return result
 
-    remaining = list(resolution.candidates)
     dialog = _PingDialog(new_call_id("siptool.invalid"), new_tag())
-    while remaining:
-        _, tried = await connect(
-            target, settings, log, Resolution(target, remaining, resolution.path)
-        )
-        for candidate, attempt in tried:
-            remaining.remove(candidate)
-            if isinstance(attempt, SiptoolError):
-                result.errors.append({"code": attempt.code, "message": attempt.message})
-        last = tried[-1][1] if tried else None
-        if not isinstance(last, SipFlow):
-            break
-        candidate = tried[-1][0]
+    servers = Failover(resolution, flow_opener(settings, log), result.errors)
+    while (opened := await servers.next_flow()) is not None:
+        candidate = opened.candidate
         result.transport, result.address = candidate.transport, candidate.hostport
         silent = await _ping_over(
-            last, target, options, dialog, result, on_reply, can_fail_over=bool(remaining)
+            opened.flow, target, options, dialog, result, on_reply, can_fail_over=servers.more
         )
         if silent is None:
             break
         # RFC 3263 §4.3: no answer at all from this server: the next one gets the pings.
-        silent["message"] = f"{candidate.hostport}: {silent['message']}"
-        result.errors.append(silent)
+        result.errors.append(silent.prefixed(candidate.hostport))
     statuses = [r.status for r in result.replies if r.status is not None]
     expect = options.expect
     result.alive = bool(statuses) and all(expect is None or expect.accepts(s) for s in statuses)
     if statuses and not result.alive:
         result.errors.append(
-            {"code": "unexpected_status", "message": f"unwanted final response {statuses[-1]}"}
+            SiptoolError(f"unwanted final response {statuses[-1]}", code="unexpected_status")
         )
     elif not statuses and not result.errors:
         failed = next((r for r in reversed(result.replies) if r.error), None)
         if failed is not None:
-            result.errors.append({"code": failed.error_code, "message": str(failed.error)})
+            result.errors.append(SiptoolError(str(failed.error), code=failed.error_code))
     return result
 
 
@@ -301,7 +282,7 @@ async def _ping_over(
     on_reply: ReplyCallback | None,
     *,
     can_fail_over: bool,
-) -> dict[str, str] | None:
+) -> SiptoolError | None:
     """Ping over one flow.  With ``can_fail_over``, returns the error when the server never
     answered the first request (the caller tries the next candidate); else None."""
     settings = options.settings
@@ -320,7 +301,7 @@ async def _ping_over(
             code = outcome.error_code
             if outcome.received is None and n == 0 and can_fail_over:
                 dialog.seq -= 1  # never answered: the next server starts from the same CSeq
-                return {"code": code, "message": outcome.error or "no answer"}
+                return SiptoolError(outcome.error or "no answer", code=code)
             result.stats.sent += 1
             if outcome.received is not None:
                 msg = outcome.received.message
@@ -347,9 +328,9 @@ async def _ping_over(
     return None
 
 
-async def run_ping(
-    options: PingOptions, log: WireLog, on_reply: ReplyCallback | None = None
-) -> PingResult:
+async def run_ping(options: PingOptions, on_reply: ReplyCallback | None = None) -> PingResult:
+    """Ping every target concurrently; ``on_reply`` sees each reply (or timeout) as it comes."""
+    log = WireLog(options.settings.verbose)
     limit = asyncio.Semaphore(_concurrency())
 
     async def one(target: Target) -> TargetResult:
@@ -359,43 +340,38 @@ async def run_ping(
     try:
         results = await asyncio.gather(*(one(t) for t in options.targets))
     except LocalBindError as exc:
-        return PingResult([], EXIT_NOT_RUN, [{"code": exc.code, "message": exc.message}])
-    if options.resolve_only:
-        ok = all(r.resolution is not None for r in results)
+        result = PingResult([], ExitCode.NOT_RUN, [exc], options.resolve_only)
     else:
-        ok = all(r.alive for r in results)
-    return PingResult(list(results), EXIT_OK if ok else EXIT_FAILED)
+        if options.resolve_only:
+            ok = all(r.resolution is not None for r in results)
+        else:
+            ok = all(r.alive for r in results)
+        code = ExitCode.OK if ok else ExitCode.FAILED
+        result = PingResult(list(results), code, resolve_only=options.resolve_only)
+    result.nagios = nagios_verdict(result, options.thresholds)
+    return result
 
 
-def nagios_state(
-    result: PingResult,
-    warning_ms: float | None,
-    critical_ms: float | None,
-    loss_warning: float,
-    loss_critical: float,
-) -> tuple[int, str, str]:
-    """(exit status 0-3, status line text, perfdata) for --nagios."""
+def nagios_verdict(result: PingResult, limits: Thresholds) -> NagiosVerdict:
+    """The --nagios line: the worst target's state, every target's summary and perfdata."""
     if not result.targets:
-        return 3, "SIP UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
-    limits = Thresholds(warning_ms, critical_ms, loss_warning, loss_critical)
-    worst = 0
+        return unknown("SIP", result.errors)
+    worst = NagiosState.OK
     parts: list[str] = []
     perf: list[str] = []
     many = len(result.targets) > 1
-    for t in result.targets:
+    for index, t in enumerate(result.targets, 1):
         s = t.stats.to_dict()
         avg = s["rtt_avg_ms"]
         loss = s["loss_pct"] if s["loss_pct"] is not None else 100.0
-        state = limits.state(t.alive, avg, loss)
-        worst = max(worst, state)
+        worst = max(worst, limits.state(t.alive, avg, loss))
         if t.replies and t.replies[-1].status is not None:
             last = t.replies[-1]
             what = f"{last.status} {last.reason or ''}".rstrip() + f" from {t.target}"
             if avg is not None:
                 what += f" in {avg:.1f} ms"
         else:
-            what = f"{t.target}: " + (t.errors[-1]["message"] if t.errors else "no answer")
+            what = f"{t.target}: {t.failure}"
         parts.append(what)
-        perf += limits.perfdata(f"_{len(perf) // 2 + 1}" if many else "", avg, loss)
-    label = LABELS[worst]
-    return worst, f"SIP {label} - " + "; ".join(parts), " ".join(perf)
+        perf += limits.ping_perfdata(f"_{index}" if many else "", avg, loss)
+    return verdict("SIP", worst, "; ".join(parts), perf)

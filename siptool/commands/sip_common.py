@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siptool.errors import LocalBindError, ParseError, ResolveError, SiptoolError, TransportError
+from siptool.net.failover import OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
 from siptool.net.tls import TlsOptions
+from siptool.numbers import is_decimal
 from siptool.sip.builders import LocalEndpoint
 from siptool.sip.lint import is_private_address
 from siptool.sip.message import SipMessage
@@ -44,6 +46,32 @@ class SipSettings:
     @property
     def tls(self) -> TlsOptions:
         return TlsOptions(insecure=self.insecure, ca_file=self.ca_file)
+
+
+@dataclass
+class Expectation:
+    """--expect: which final responses count as alive ("200,404", "2xx"); None: any."""
+
+    codes: frozenset[int] = frozenset()
+    classes: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str | None) -> Expectation | None:
+        if not text:
+            return None
+        codes: set[int] = set()
+        classes: set[int] = set()
+        for item in text.replace(" ", "").split(","):
+            if len(item) == 3 and item[0] in "123456" and item[1:].lower() == "xx":
+                classes.add(int(item[0]))
+            elif is_decimal(item, 3) and 100 <= int(item) <= 699:
+                codes.add(int(item))
+            else:
+                raise ValueError(f"bad status code {item!r} (use e.g. 200,404 or 2xx)")
+        return cls(frozenset(codes), frozenset(classes))
+
+    def accepts(self, status: int) -> bool:
+        return status in self.codes or status // 100 in self.classes
 
 
 def settings_from_flags(kw: dict[str, Any], *, user: str | None = None) -> SipSettings:
@@ -174,6 +202,26 @@ async def connect(
     return resolution, tried
 
 
+def flow_opener(
+    settings: SipSettings, log: WireLog, *, connect_timeout: float | None = None
+) -> OpenFlow:
+    """How the RFC 3263 failover loop (net/failover.py) opens a flow to one server."""
+
+    async def open_to(candidate: Candidate) -> SipFlow:
+        return await open_flow(
+            candidate.transport,
+            (candidate.address, candidate.port),
+            local_address=settings.local_address,
+            local_port=settings.local_port,
+            server_name=candidate.hostname,
+            tls=settings.tls,
+            connect_timeout=settings.timeout if connect_timeout is None else connect_timeout,
+            log=log,
+        )
+
+    return open_to
+
+
 def local_endpoint(flow: SipFlow) -> LocalEndpoint:
     return LocalEndpoint(flow.transport_name, flow.local[0], flow.local[1])
 
@@ -203,11 +251,13 @@ def read_password(password_file: str | None, *, prompt: bool) -> str | None:
 
 __all__ = [
     "Connected",
+    "Expectation",
     "NatView",
     "ResolveError",
     "SipSettings",
     "connect",
     "families_from_flags",
+    "flow_opener",
     "local_endpoint",
     "nat_view",
     "read_password",

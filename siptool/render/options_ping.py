@@ -1,61 +1,36 @@
-"""Output of `siptool options-ping`: ping-like reply lines and a table, JSON, JSONL, Nagios."""
+"""Output of `siptool options-ping`: ping-like reply lines and a table, JSON, JSONL, Nagios.
+
+It draws a ``PingResult``; whether a target is alive, the exit code and the Nagios verdict
+were decided by the command."""
 
 from __future__ import annotations
 
-import sys
-from typing import IO, Any
+from typing import Any
 
-from siptool.commands.options_ping import (
-    PingResult,
-    Reply,
-    TargetResult,
-    nagios_state,
-)
-from siptool.render.json import dump, dump_pretty, envelope
-from siptool.terminal import one_line
-
-# Nagios plugin guidelines: loss thresholds in percent for the perfdata and the state.
-LOSS_WARNING_PCT = 20.0
-LOSS_CRITICAL_PCT = 60.0
+from siptool.commands.options_ping import PingResult, Reply, TargetResult
+from siptool.render.output import Output, OutputMode
+from siptool.terminal import markup_one_line, one_line
 
 
-def document(result: PingResult) -> dict[str, Any]:
-    errors = list(result.errors)
-    for t in result.targets:
-        errors += [{"code": e["code"], "message": f"{t.target}: {e['message']}"} for e in t.errors]
-    doc = envelope("options-ping", result.exit_code, errors)
-    doc["targets"] = [t.to_dict() for t in result.targets]
-    return doc
+def document(output: Output, result: PingResult) -> dict[str, Any]:
+    body = {"targets": [t.to_dict() for t in result.targets]}
+    return output.document(result.exit_code, result.all_errors, body)
 
 
 class PingRenderer:
-    def __init__(
-        self,
-        *,
-        mode: str,
-        quiet: bool,
-        color: bool,
-        warning_ms: float | None,
-        critical_ms: float | None,
-        count: int,
-        out: IO[str] | None = None,
-    ) -> None:
-        self.mode = mode
-        self.quiet = quiet
-        self.color = color
-        self.warning_ms = warning_ms
-        self.critical_ms = critical_ms
+    def __init__(self, output: Output, *, count: int) -> None:
+        self.output = output
+        self.out = output.out
         self.count = count
-        self.out = out or sys.stdout
 
     def reply(self, target: TargetResult, reply: Reply) -> None:
         """Called as each reply (or its timeout) arrives."""
-        if self.mode == "jsonl":
+        output = self.output
+        if output.mode is OutputMode.JSONL:
             line = {"type": "reply", "target": target.target, "address": target.address}
             line.update(reply.to_dict())
-            self.out.write(dump(line) + "\n")
-            self.out.flush()
-        elif self.mode == "text" and not self.quiet and self.count > 1:
+            output.jsonl(line)
+        elif output.text and not output.quiet and self.count > 1:
             if reply.status is not None:
                 text = (
                     f"{target.target} ({target.address}): seq={reply.seq} "
@@ -63,41 +38,37 @@ class PingRenderer:
                 )
             else:
                 text = f"{target.target}: seq={reply.seq} {reply.error or 'no answer'}"
-            self.out.write(one_line(text) + "\n")
+            output.line(text)
             self.out.flush()
 
-    def finish(self, result: PingResult, *, resolve_only: bool = False) -> int:
-        if self.mode == "nagios":
-            state, text, perf = nagios_state(
-                result, self.warning_ms, self.critical_ms, LOSS_WARNING_PCT, LOSS_CRITICAL_PCT
-            )
-            text = one_line(text)
-            self.out.write(f"{text} | {perf}\n" if perf else f"{text}\n")
-            return state
+    def finish(self, result: PingResult) -> None:
+        output = self.output
+        if output.mode is OutputMode.NAGIOS:
+            if result.nagios is not None:
+                output.line(result.nagios.text)
+            return
         self._stderr_errors(result)
-        if self.mode == "json":
-            self.out.write(dump_pretty(document(result), tty=self.out.isatty()) + "\n")
-        elif self.mode == "jsonl":
-            self.out.write(dump(document(result)) + "\n")
-        elif not self.quiet and result.targets:
+        if output.mode is OutputMode.JSON:
+            output.json(document(output, result))
+        elif output.mode is OutputMode.JSONL:
+            output.jsonl(document(output, result))
+        elif not output.quiet and result.targets:
             # No targets: siptool could not run the check (exit 3), and stderr said why.
-            if resolve_only:
+            if result.resolve_only:
                 self._resolution(result)
             else:
                 self._table(result)
-        return result.exit_code
 
     def _stderr_errors(self, result: PingResult) -> None:
+        output = self.output
         for e in result.errors:
-            sys.stderr.write(f"siptool options-ping: {one_line(e['message'])}\n")
+            output.error(e.message)
         for t in result.targets:
-            if not t.alive or self.mode != "text":
+            if not t.alive or not output.text:
                 for e in t.errors:
-                    line = f"{t.target}: {e['message']}"
-                    sys.stderr.write(f"siptool options-ping: {one_line(line)}\n")
+                    output.error(f"{t.target}: {e.message}")
             for warning in t.nat.warnings:
-                line = f"{t.target}: warning: {warning}"
-                sys.stderr.write(f"siptool options-ping: {one_line(line)}\n")
+                output.error(f"{t.target}: warning: {warning}")
 
     def _resolution(self, result: PingResult) -> None:
         for t in result.targets:
@@ -112,16 +83,9 @@ class PingRenderer:
                 self.out.write(f"  -> {i}. {one_line(line)}\n")
 
     def _table(self, result: PingResult) -> None:
-        from rich.console import Console
-        from rich.markup import escape
         from rich.table import Table
 
-        console = Console(
-            file=self.out,
-            no_color=not self.color,
-            highlight=False,
-            width=None if self.out.isatty() else 160,
-        )
+        console = self.output.console()
         table = Table(box=None, header_style="bold", pad_edge=False)
         for name, justify in (
             ("target", "left"),
@@ -141,12 +105,12 @@ class PingRenderer:
             )
         for t in result.targets:
             s = t.stats.to_dict()
-            last = next((r for r in reversed(t.replies) if r.status is not None), None)
+            last = t.last_status
             if last is not None:
                 status = f"{last.status} {last.reason or ''}".rstrip()
                 colour = "green" if t.alive else "red"
             else:
-                status = t.errors[-1]["message"] if t.errors else "no answer"
+                status = t.failure
                 colour = "red"
             if s["rtt_avg_ms"] is not None:
                 rtt = (
@@ -164,19 +128,19 @@ class PingRenderer:
                     nat += " (no NAT)"
             address = f"{t.transport.upper()} {t.address}" if t.address and t.transport else "-"
             table.add_row(
-                escape(one_line(t.target)),
-                escape(one_line(address)),
-                f"[{colour}]{escape(one_line(status))}[/{colour}]",
+                markup_one_line(t.target),
+                markup_one_line(address),
+                f"[{colour}]{markup_one_line(status)}[/{colour}]",
                 f"{s['sent']}/{s['received']}",
                 "-" if s["loss_pct"] is None else f"{s['loss_pct']:g}%",
                 rtt,
-                escape(one_line(t.server.user_agent or "-")),
-                escape(one_line(nat)),
+                markup_one_line(t.server.user_agent or "-"),
+                markup_one_line(nat),
             )
         console.print(table)
         for t in result.targets:
             if t.server.allow and len(result.targets) == 1:
-                console.print(f"[dim]Allow: {escape(one_line(', '.join(t.server.allow)))}[/dim]")
+                console.print(f"[dim]Allow: {markup_one_line(', '.join(t.server.allow))}[/dim]")
             if t.server.supported and len(result.targets) == 1:
-                line = one_line(", ".join(t.server.supported))
-                console.print(f"[dim]Supported: {escape(line)}[/dim]")
+                line = markup_one_line(", ".join(t.server.supported))
+                console.print(f"[dim]Supported: {line}[/dim]")

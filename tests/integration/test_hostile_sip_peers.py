@@ -109,7 +109,7 @@ def test_options_ping_escapes_reason_and_server_in_text_nagios_and_wire_log() ->
         text = siptool("options-ping", "--timeout", "2", peer.uri())
         verbose = siptool("options-ping", "-v", "--timeout", "2", peer.uri())
         nagios = siptool("options-ping", "--nagios", "--timeout", "2", peer.uri())
-        several = siptool("options-ping", "-c", "2", "-i", "0.05", "--timeout", "2", peer.uri())
+        several = siptool("options-ping", "-n", "2", "-i", "0.05", "--timeout", "2", peer.uri())
         as_json = siptool("options-ping", "--json", "--timeout", "2", peer.uri())
     assert text.returncode == 0, text.stderr
     for run in (text, verbose, nagios, several):

@@ -61,7 +61,7 @@ def test_ping_ipv6_loopback(kamailio: Kamailio) -> None:
 
 
 def test_count_streams_one_jsonl_line_per_reply(kamailio: Kamailio) -> None:
-    result = siptool("options-ping", "--jsonl", "-c", "3", "-i", "0.05", kamailio.uri("udp"))
+    result = siptool("options-ping", "--jsonl", "-n", "3", "-i", "0.05", kamailio.uri("udp"))
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0
     assert [(x["seq"], x["status"]) for x in lines[:-1]] == [(1, 200), (2, 200), (3, 200)]

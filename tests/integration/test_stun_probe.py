@@ -152,7 +152,7 @@ def test_stund_is_rfc3489_only(stund: StunPeer) -> None:
 
 
 def test_count_gives_min_avg_max_and_loss(coturn: StunPeer) -> None:
-    code, doc = probe_json("-c", "3", "-i", "0.05", coturn.primary)
+    code, doc = probe_json("-n", "3", "-i", "0.05", coturn.primary)
     assert code == 0
     s = doc["servers"][0]
     assert (s["sent"], s["received"], s["loss_pct"]) == (3, 3, 0.0)
@@ -164,7 +164,7 @@ def test_count_gives_min_avg_max_and_loss(coturn: StunPeer) -> None:
 )
 def test_tcp_with_rfc8489_framing(coturn: StunPeer, how: tuple[str, ...]) -> None:
     args = [a.replace("SERVER", coturn.primary) for a in how]
-    code, doc = probe_json("-c", "2", "-i", "0", *args)
+    code, doc = probe_json("-n", "2", "-i", "0", *args)
     assert code == 0, doc["errors"]
     s = doc["servers"][0]
     assert s["transport"] == "tcp"
@@ -363,7 +363,7 @@ def test_an_answer_without_a_mapped_address_fails_the_check(bare: StunClass, cod
 
 def test_jsonl_streams_each_reply_then_the_summary(coturn: StunPeer, stund: StunPeer) -> None:
     result = siptool(
-        "stun-probe", "--jsonl", "-c", "2", "-i", "0.05", coturn.primary, stund.primary
+        "stun-probe", "--jsonl", "-n", "2", "-i", "0.05", coturn.primary, stund.primary
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,114 @@
+"""Where and how a result is shown: the output mode, the console factory, JSON on stdout and
+one-line messages on stderr.  Every renderer takes an ``Output``; none opens a console or
+picks a JSON layout of its own, so the commands cannot drift apart.
+
+Decisions:
+
+- stdout carries the result (table, JSON, JSONL or the Nagios line); everything meant for a
+  person goes to stderr (shared/cli-contract.md, "JSON").
+- ``--json`` is indented on a terminal and one line when piped, in every command: a script
+  gets the C-accelerated compact form, a person the readable one.
+- A table is as wide as the terminal, and 160 columns into a pipe or file, wide enough for
+  an address, a status and a server name side by side without folding.
+- Colour is off with --no-color, NO_COLOR (https://no-color.org), or when stdout is not a
+  terminal (rich decides the last itself).
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+
+from siptool.render.json import dump, dump_pretty, envelope
+from siptool.terminal import one_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from siptool.errors import SiptoolError
+
+PIPE_WIDTH = 160
+
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class OutputMode(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    JSONL = "jsonl"
+    NAGIOS = "nagios"
+
+
+@dataclass(frozen=True)
+class Output:
+    """The output flags every command has (--json, --jsonl, --nagios, -q, --no-color)."""
+
+    command: str
+    mode: OutputMode = OutputMode.TEXT
+    quiet: bool = False
+    color: bool = True
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    err: IO[str] = field(default_factory=lambda: sys.stderr)
+
+    @property
+    def text(self) -> bool:
+        """A table or lines for a person (not JSON, JSONL or Nagios)."""
+        return self.mode is OutputMode.TEXT
+
+    def console(self) -> Console:
+        """The one rich console: terminal width on a terminal, PIPE_WIDTH into a pipe."""
+        from rich.console import Console
+
+        return Console(
+            file=self.out,
+            no_color=not self.color,
+            highlight=False,
+            width=None if _isatty(self.out) else PIPE_WIDTH,
+        )
+
+    def json(self, document: Any) -> None:
+        """One JSON document on stdout: indented on a terminal, one line when piped."""
+        self.out.write(dump_pretty(document, tty=_isatty(self.out)) + "\n")
+
+    def jsonl(self, document: Any) -> None:
+        """One line of JSONL, flushed so a reader sees each reply as it arrives."""
+        self.out.write(dump(document) + "\n")
+        self.out.flush()
+
+    def line(self, text: str) -> None:
+        """One line of peer-influenced text on stdout, made safe for a terminal."""
+        self.out.write(one_line(text) + "\n")
+
+    def error(self, message: str) -> None:
+        """``siptool COMMAND: message`` on stderr, one line whatever the peer sent."""
+        self.err.write(f"siptool {self.command}: {one_line(message)}\n")
+
+    def warning(self, message: str) -> None:
+        self.error(f"warning: {message}")
+
+    def document(
+        self, exit_code: int, errors: Iterable[SiptoolError], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The contract's envelope (command, ok, exit_code, version, errors) around ``body``."""
+        doc = envelope(self.command, exit_code, [e.to_dict() for e in errors])
+        doc.update(body)
+        return doc
+
+
+class Renderer(Protocol[R_contra]):
+    """Every command's renderer: built from an ``Output``, given progress events by the
+    command while it runs (methods of its own, such as ``reply``), then ``finish`` with the
+    result.  It decides nothing: the verdicts, the Nagios state and the exit code are on the
+    result."""
+
+    def finish(self, result: R_contra) -> None: ...
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
