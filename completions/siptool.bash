@@ -63,7 +63,7 @@ _siptool() {
     options-ping)
         case $prev in
             -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            -c|--count) return ;;
+            -n|--count) return ;;
             -i|--interval) return ;;
             --expect) return ;;
             --dns-server) return ;;
@@ -77,9 +77,9 @@ _siptool() {
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
-            --critical) return ;;
+            -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -c --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     register)
@@ -106,7 +106,7 @@ _siptool() {
         ;;
     stun-probe)
         case $prev in
-            -c|--count) return ;;
+            -n|--count) return ;;
             -i|--interval) return ;;
             --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -116,9 +116,9 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             -w|--warning) return ;;
-            --critical) return ;;
+            -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-c --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac
