@@ -14,7 +14,7 @@ line; CRLF keep-alives and everything else (RTP, DNS, ...) are skipped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from siptool.capture.hexdump import HexBlock, parse_hex_dump
 from siptool.capture.ipfrag import FragmentReassembler
@@ -31,13 +31,7 @@ from siptool.capture.layers import (
 from siptool.capture.model import Problem, RawMessage
 from siptool.capture.pcap import iter_pcap, iter_pcapng
 from siptool.capture.sniff import detect_format
-from siptool.capture.stunsplit import (
-    MAGIC_COOKIE,
-    is_stun_header,
-    looks_like_stun_function,
-    split_stun,
-    stun_frame_length,
-)
+from siptool.capture.stunsplit import split_stun
 from siptool.capture.tcp import (
     STREAM_IGNORED,
     STREAM_STUN,
@@ -50,6 +44,7 @@ from siptool.capture.tcp import (
 from siptool.capture.textsplit import split_sip_text
 from siptool.errors import ParseError
 from siptool.sip.framing import starts_like_sip
+from siptool.stun.framing import announced_size, has_magic_cookie, is_stun_header, looks_like_stun
 
 __all__ = [
     "INPUT_FORMATS",
@@ -83,18 +78,16 @@ class PacketExtractor:
     __slots__ = (
         "_bad_links",
         "_frags",
-        "_looks_like_stun",
         "_names",
         "_streams",
         "out",
     )
 
-    def __init__(self, looks_like_stun: Callable[[bytes], bool] | None = None) -> None:
+    def __init__(self) -> None:
         self.out: list[RawMessage | Problem] = []
         self._names: dict[bytes, tuple[str, str]] = {}
         self._frags = FragmentReassembler()
         self._streams: dict[bytes, TcpDirection] = {}
-        self._looks_like_stun = looks_like_stun or looks_like_stun_function()
         self._bad_links: set[int] = set()
 
     def _endpoints(self, key: bytes) -> tuple[str, str]:
@@ -399,14 +392,14 @@ class PacketExtractor:
                 return
             first = buf[p]
         if first < 0x40:
-            if end - p < 20 or not (buf.startswith(MAGIC_COOKIE, p + 4) or is_stun_header(buf, p)):
+            if end - p < 20 or not (has_magic_cookie(buf, p) or is_stun_header(buf, p)):
                 return
             if cut:
-                if stun_frame_length(buf, p) > end - p:
+                if announced_size(buf, p) > end - p:
                     self._cut_datagram(frame, origlen, cut, "STUN", key)
                 return
             data = buf[p:end]
-            if not self._looks_like_stun(data):
+            if not looks_like_stun(data):
                 return
             protocol = "stun"
         elif starts_like_sip(buf, p, end):
@@ -498,7 +491,6 @@ def iter_input(data: bytes, *, input_format: str = "auto") -> Iterator[RawMessag
 def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
     """Hex dump text: each block is STUN, SIP text, or a packet (Ethernet, raw IP, Linux SLL)."""
     extractor: PacketExtractor | None = None
-    looks_like_stun = looks_like_stun_function()
     dump = parse_hex_dump(data)
     yield from dump.problems
     if not any(block.data for block in dump.blocks):
@@ -526,7 +518,7 @@ def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
             )
             continue
         if extractor is None:
-            extractor = PacketExtractor(looks_like_stun)
+            extractor = PacketExtractor()
         frame += 1
         extractor.packet(
             frame, None, linktype, 0, len(payload), len(payload), block.offset, payload

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from siptool.addr import format_address
+
 __all__ = [
     "LINKTYPE_NAMES",
     "SUPPORTED_LINKTYPES",
@@ -162,4 +164,4 @@ def endpoint(address: bytes, port: int) -> str:
     """``"192.0.2.1:5060"`` or ``"[2001:db8::1]:5060"`` for a 4- or 16-byte address."""
     if len(address) == 4:
         return f"{address[0]}.{address[1]}.{address[2]}.{address[3]}:{port}"
-    return f"[{ipaddress.IPv6Address(address).compressed}]:{port}"
+    return format_address(ipaddress.IPv6Address(address).compressed, port)

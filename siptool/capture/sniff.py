@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from siptool.capture.hexdump import parse_hex_dump
 from siptool.capture.pcap import PCAP_MAGICS, PCAPNG_MAGIC
-from siptool.capture.stunsplit import (
-    HEADER,
-    MAGIC_COOKIE,
-    is_stun_header,
-    looks_like_stun_function,
-    stun_frame_length,
-)
 from siptool.errors import ParseError
 from siptool.sip.framing import find_start_line, start_line_kind
+from siptool.stun.framing import (
+    HEADER_LENGTH,
+    announced_size,
+    has_magic_cookie,
+    is_stun_byte,
+    is_stun_header,
+    looks_like_stun,
+)
 
 __all__ = ["detect_format"]
 
@@ -22,18 +23,18 @@ _SPACE = b" \t\r\n"
 
 def _stun_sequence(data: bytes) -> bool:
     """One STUN message or several back to back that use up the input exactly."""
-    if looks_like_stun_function()(data):
+    if looks_like_stun(data):
         return True
     if not is_stun_header(data):
         return False
-    if data.startswith(MAGIC_COOKIE, 4):
+    if has_magic_cookie(data):
         return True  # a cut message is still STUN; the splitter reports the cut
     pos = 0
     size = len(data.rstrip(b"\r\n"))
     while pos < size:
         if not is_stun_header(data, pos):
             return False
-        pos += stun_frame_length(data, pos)
+        pos += announced_size(data, pos)
     return pos == size
 
 
@@ -60,7 +61,7 @@ def detect_format(data: bytes) -> str:
         return "pcap"
     if data.startswith(PCAPNG_MAGIC):
         return "pcapng"
-    if len(data) >= HEADER and data[0] < 0x40 and _stun_sequence(data):
+    if len(data) >= HEADER_LENGTH and is_stun_byte(data[0]) and _stun_sequence(data):
         return "stun"
     text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     start = len(text) - len(text.lstrip(_SPACE))

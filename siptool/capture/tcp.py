@@ -2,9 +2,10 @@
 
 Each direction delivers its bytes in sequence order to a framer: SIP (``SipStreamFramer``,
 RFC 3261 §18.3) or STUN (RFC 8489 §6.2.2: messages back to back, framed by their length field;
-TURN ChannelData (RFC 8656 §11.5) is skipped).  The protocol is decided by the first bytes of
-the direction; a direction whose capture begins mid-stream is searched for the first start line
-that begins a line, and one that never shows SIP or STUN within 64 KiB is ignored (TLS, HTTP).
+TURN ChannelData (RFC 8656 §12.5) is skipped; ``siptool.stun.framing`` tells them apart).  The
+protocol is decided by the first bytes of the direction; a direction whose capture begins
+mid-stream is searched for the first start line that begins a line, and one that never shows
+SIP or STUN within 64 KiB is ignored (TLS, HTTP).
 
 Sequence handling: out-of-order segments wait; retransmissions and overlaps are trimmed to the
 new bytes; data without a SYN starts at the first data segment seen; a hole that is never filled
@@ -24,18 +25,22 @@ from siptool.sip.framing import (
     find_start_line,
     starts_like_sip,
 )
+from siptool.stun.framing import (
+    announced_size,
+    channel_data_size,
+    has_magic_cookie,
+    is_channel_data_byte,
+    is_stun_byte,
+)
 
 __all__ = [
     "STREAM_IGNORED",
     "STREAM_SIP",
     "STREAM_STUN",
     "STREAM_UNDECIDED",
-    "STUN_MAGIC",
     "StunStreamFramer",
     "TcpDirection",
 ]
-
-STUN_MAGIC = b"\x21\x12\xa4\x42"
 
 TCP_FIN = 0x01
 TCP_SYN = 0x02
@@ -88,11 +93,11 @@ class StunStreamFramer:
         buf += data
         while len(buf) >= 4:
             first = buf[0]
-            length = (buf[2] << 8) | buf[3]
-            if first < 0x40:
+            if is_stun_byte(first):
                 if len(buf) < 8:
                     break
-                if buf[4:8] != STUN_MAGIC or length % 4:
+                total = announced_size(buf)
+                if not has_magic_cookie(buf) or total % 4:
                     out.append(
                         FramingError(self._base, "not a STUN message; rest of the stream skipped")
                     )
@@ -100,12 +105,11 @@ class StunStreamFramer:
                     self._base += len(buf)
                     buf.clear()
                     break
-                total = 20 + length
                 if len(buf) < total:
                     break
                 out.append((self._base, bytes(buf[:total])))
-            elif first < 0x80:
-                total = 4 + ((length + 3) & ~3)
+            elif is_channel_data_byte(first):
+                total = channel_data_size(buf)
                 if len(buf) < total:
                     break
             else:
@@ -359,10 +363,10 @@ class TcpDirection:
             return
         first = probe[0]
         start = -1
-        if first < 0x40:
+        if is_stun_byte(first):
             if len(probe) < 8:
                 return
-            if probe[4:8] == STUN_MAGIC:
+            if has_magic_cookie(probe):
                 self._start(STREAM_STUN, 0)
                 return
         head = bytes(probe[:4096])

@@ -17,9 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from siptool.addr import (
+    ALL_FAMILIES,
+    format_address,
+    in_families,
+    is_ip_address,
+    port_number,
+    split_host_port,
+)
 from siptool.errors import ResolveError
-from siptool.numbers import is_decimal
-from siptool.sip.target import DEFAULT_PORT, Target, hostport, is_ip_address
+from siptool.sip.target import DEFAULT_PORT, Target
 
 # RFC 3263 §4.1 / RFC 3261 §26: the NAPTR services siptool can use, and their transports.
 NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
@@ -62,7 +69,7 @@ class Candidate:
 
     @property
     def hostport(self) -> str:
-        return hostport(self.address, self.port)
+        return format_address(self.address, self.port)
 
     def to_dict(self) -> dict[str, str]:
         return {"transport": self.transport, "address": self.hostport, "hostname": self.hostname}
@@ -118,11 +125,6 @@ def read_hosts_file(path: str = "/etc/hosts") -> dict[str, list[str]]:
     return table
 
 
-def _family_ok(address: str, families: Sequence[int]) -> bool:
-    is6 = ":" in address
-    return (socket.AF_INET6 if is6 else socket.AF_INET) in families
-
-
 class Resolver:
     """RFC 3263 §4 for one target.  ``families`` from -4/-6 (both by default, IPv6 first only
     when the name has only AAAA records: A is asked first, as most SIP deployments expect)."""
@@ -131,7 +133,7 @@ class Resolver:
         self,
         lookup: Lookup,
         *,
-        families: Sequence[int] = (socket.AF_INET, socket.AF_INET6),
+        families: Sequence[int] = ALL_FAMILIES,
         hosts: dict[str, list[str]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -149,9 +151,10 @@ class Resolver:
         if target.is_numeric:
             transport = target.transport or default_transport
             port = target.port or DEFAULT_PORT[transport]
-            if not _family_ok(host, self.families):
+            if not in_families(host, self.families):
                 raise ResolveError(f"{host} is not of the address family asked for (-4/-6)")
-            result.path.append(f"numeric host {hostport(host, port)} over {transport}: no DNS")
+            numeric = format_address(host, port)
+            result.path.append(f"numeric host {numeric} over {transport}: no DNS")
             result.candidates.append(Candidate(transport, host, port, host))
             return result
 
@@ -159,7 +162,7 @@ class Resolver:
         if hosts_entry:
             transport = target.transport or default_transport
             port = target.port or DEFAULT_PORT[transport]
-            usable = [a for a in hosts_entry if _family_ok(a, self.families)]
+            usable = [a for a in hosts_entry if in_families(a, self.families)]
             result.path.append(f"/etc/hosts {host} -> {', '.join(hosts_entry)}: no DNS")
             result.candidates += [Candidate(transport, a, port, host) for a in usable]
             if not result.candidates:
@@ -319,30 +322,25 @@ class DnsLookup:
 def parse_dns_server(text: str) -> tuple[str, int]:
     """``ip``, ``ip:port``, ``v6`` or ``[v6]:port`` (default port 53); ValueError naming the
     problem otherwise (the --dns-server flag turns it into a usage error)."""
-    port_text = ""
-    if text.startswith("["):
-        address, close, rest = text[1:].partition("]")
-        if not close or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad DNS server {text!r} (use ip, ip:port or [v6]:port)")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        address, _, port_text = text.partition(":")
-    else:
-        address = text
+    try:
+        address, port_text = split_host_port(text)
+    except ValueError:
+        raise ValueError(f"bad DNS server {text!r} (use ip, ip:port or [v6]:port)") from None
     if not is_ip_address(address):
         raise ValueError(f"DNS server {address!r} is not an IP address")
     if not port_text:
         return address, 53
-    if not is_decimal(port_text, 5) or not 0 < int(port_text) < 65536:
+    port = port_number(port_text)
+    if port is None:
         raise ValueError(f"bad DNS server port {port_text!r}")
-    return address, int(port_text)
+    return address, port
 
 
 async def resolve_target(
     target: Target,
     *,
     dns_server: str | None = None,
-    families: Sequence[int] = (socket.AF_INET, socket.AF_INET6),
+    families: Sequence[int] = ALL_FAMILIES,
     timeout: float = 5.0,
 ) -> Resolution:
     """Resolve with the system's resolver (or ``dns_server``); ``ResolveError`` on failure."""

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.addr import family_of, format_address
 from siptool.errors import LocalBindError
-from siptool.sip.target import hostport
 
 __all__ = [
     "PACKET_INTERVAL",
@@ -239,7 +239,7 @@ class RtpSession:
     async def open(cls, host: str, port: int = 0) -> RtpSession:
         """Bind a UDP socket on ``host``; an even port when ``port`` is 0 (RFC 3550 §11).
         ``LocalBindError`` when it cannot be bound."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        family = family_of(host)
         odd: list[socket.socket] = []  # held open while looking, so they are not handed back
         try:
             sock = _bound(family, host, port)
@@ -248,7 +248,7 @@ class RtpSession:
                 sock = _bound(family, host, 0)
         except OSError as exc:
             raise LocalBindError(
-                f"cannot bind the RTP port {hostport(host, port)}: {exc.strerror}"
+                f"cannot bind the RTP port {format_address(host, port)}: {exc.strerror}"
             ) from None
         finally:
             for extra in odd:
@@ -303,7 +303,7 @@ class RtpSession:
             return
         stream = self.streams.get(header.ssrc)
         if stream is None:
-            stream = StreamStats(header.ssrc, hostport(addr[0], addr[1]))
+            stream = StreamStats(header.ssrc, format_address(addr[0], addr[1]))
             self.streams[header.ssrc] = stream
         stream.add(header, arrival)
 
@@ -319,7 +319,7 @@ class RtpSession:
     def stats(self) -> RtpStats:
         stats = summarize(self.sent, self.ssrc, self.streams)
         if self.remote is not None:
-            stats.remote = hostport(self.remote[0], self.remote[1])
+            stats.remote = format_address(self.remote[0], self.remote[1])
         return stats
 
     def close(self) -> None:

@@ -34,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from siptool.addr import family_of, format_address, wildcard_address
 from siptool.errors import LocalBindError, ParseError, TransportError
 from siptool.net.tls import TlsOptions
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
-from siptool.sip.target import hostport
 from siptool.terminal import terminal_safe
 
 
@@ -164,11 +164,11 @@ class SipFlow:
 
     @property
     def local_text(self) -> str:
-        return hostport(self.local[0], self.local[1])
+        return format_address(self.local[0], self.local[1])
 
     @property
     def remote_text(self) -> str:
-        return hostport(self.remote[0], self.remote[1])
+        return format_address(self.remote[0], self.remote[1])
 
     def send(self, data: bytes) -> None:
         transport = self._writer
@@ -185,7 +185,7 @@ class SipFlow:
 
     def deliver(self, data: bytes, source: tuple[str, int] | None = None) -> None:
         src = self.remote if source is None else source
-        src_text = hostport(src[0], src[1])
+        src_text = format_address(src[0], src[1])
         self.log("recv", self.transport_name, self.local_text, src_text, data)
         if not data.strip(b"\r\n"):
             return  # RFC 5626 §3.5.1 keep-alive CRLFs
@@ -355,10 +355,6 @@ class _StreamProtocol(asyncio.Protocol):
         )
 
 
-def _family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
-
-
 async def open_flow(
     transport: str,
     remote: tuple[str, int],
@@ -373,13 +369,10 @@ async def open_flow(
     """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure."""
     loop = asyncio.get_running_loop()
     flow = SipFlow(transport, remote, log or WireLog(False))
-    family = _family(remote[0])
+    family = family_of(remote[0])
     local = None
     if local_address or local_port:
-        local = (
-            local_address or ("::" if family == socket.AF_INET6 else "0.0.0.0"),
-            local_port or 0,
-        )
+        local = (local_address or wildcard_address(family), local_port or 0)
     try:
         if transport == "udp":
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -418,27 +411,10 @@ async def open_flow(
         raise TransportError(f"tls to {flow.remote_text}: {exc.reason or exc}") from None
     except OSError as exc:
         if local is not None and exc.errno in (98, 99, 13):  # EADDRINUSE, EADDRNOTAVAIL, EACCES
-            raise LocalBindError(f"cannot bind {hostport(*local)}: {exc.strerror}") from None
+            raise LocalBindError(f"cannot bind {format_address(*local)}: {exc.strerror}") from None
         # asyncio puts "Connect call failed (addr)" in strerror; the errno says it better.
         reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
         raise TransportError(f"{transport} to {flow.remote_text}: {reason}") from None
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])
     return flow
-
-
-async def next_message(flow: SipFlow, deadline: float) -> Received | None:
-    """The next message before ``deadline`` (monotonic), None at the deadline.
-    Raises the ``TransportError`` the flow reported; skips what was dropped."""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        try:
-            item = await asyncio.wait_for(flow.inbox.get(), remaining)
-        except TimeoutError:
-            return None
-        if isinstance(item, TransportError):
-            raise item
-        if isinstance(item, Received):
-            return item

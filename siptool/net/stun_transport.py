@@ -34,9 +34,7 @@ Decisions:
 * ``-v`` output goes through ``siptool.terminal.terminal_safe``: a SOFTWARE or reason phrase
   with terminal control sequences is shown escaped.
 
-SERVER text (shared/cli-contract.md): ``host``, ``host:port``, ``[v6]:port`` or an RFC 7064
-``stun:``/``stuns:`` URI.  ``?transport=udp|tcp`` on a ``stun:`` URI is accepted as well (RFC 7065
-puts it on ``turn:`` URIs, and people copy it over).
+SERVER text is parsed by ``siptool.stun.servers``; ``resolve_server`` looks the name up.
 """
 
 from __future__ import annotations
@@ -54,17 +52,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from siptool.errors import LocalBindError, ParseError, TransportError
-from siptool.net.tls import TlsOptions
-from siptool.numbers import is_decimal
-from siptool.stun.message import (
-    HEADER_LENGTH,
-    MAGIC_COOKIE,
-    StunClass,
-    StunMessage,
+from siptool.addr import (
+    families_from_flags,  # re-exported for commands/ until issue 9's migration lands
+    family_of,
     format_address,
-    parse_stun,
-    stun_frame_length,
+    normalize_address,
+    wildcard_address,
+)
+from siptool.errors import (
+    LocalBindError,  # re-exported for commands/ until issue 9's migration lands
+    ParseError,
+    TransportError,
+)
+from siptool.net.tls import (
+    TlsOptions,  # re-exported for commands/ until issue 9's migration lands
+)
+from siptool.stun.framing import HEADER_LENGTH, is_stun_byte, stun_frame_length, transaction_id
+from siptool.stun.message import StunClass, StunMessage, parse_stun
+from siptool.stun.servers import (
+    DEFAULT_SERVERS,  # re-exported for commands/ until issue 9's migration lands
+    StunServer,  # re-exported for commands/ until issue 9's migration lands
+    parse_server,  # re-exported for commands/ until issue 9's migration lands
+    split_server_list,  # re-exported for commands/ until issue 9's migration lands
 )
 from siptool.stun.transaction import (
     DEFAULT_RC,
@@ -77,116 +86,11 @@ from siptool.stun.transaction import (
     Retransmit,
     StunClientTransaction,
     TimedOut,
-    normalize_address,
     rejection,
 )
 from siptool.terminal import terminal_safe
 
 Address = tuple[str, int]
-
-DEFAULT_PORT = {"udp": 3478, "tcp": 3478, "tls": 5349}  # RFC 8489 §18.1, RFC 7064 §3.2
-
-# Used when no SERVER is given (README "stun-probe"); --server-list or SIPTOOL_STUN_SERVERS
-# replace it.  Well-known public servers run by large operators, over UDP.
-DEFAULT_SERVERS = (
-    "stun:stun.l.google.com:19302",
-    "stun:stun1.l.google.com:19302",
-    "stun:stun.cloudflare.com:3478",
-)
-
-
-def split_server_list(text: str) -> list[str]:
-    """A list given as text: commas and/or whitespace between servers."""
-    return [item for item in text.replace(",", " ").split() if item]
-
-
-def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
-    """-4 / -6 as address families to try, in order."""
-    if only4 and not only6:
-        return (socket.AF_INET,)
-    if only6 and not only4:
-        return (socket.AF_INET6,)
-    return (socket.AF_INET, socket.AF_INET6)
-
-
-_COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
-
-
-# ------------------------------------------------------------------------------- SERVER text
-
-
-@dataclass(frozen=True)
-class StunServer:
-    """One SERVER as the user gave it: host without brackets, port, transport."""
-
-    text: str
-    host: str
-    port: int
-    transport: str  # udp, tcp, tls
-
-    @property
-    def hostport(self) -> str:
-        return format_address(self.host, self.port)
-
-
-def parse_server(text: str, transport: str | None = None) -> StunServer:
-    """Parse SERVER; ``transport`` is the --transport flag, which a URI's scheme overrides.
-
-    ``ParseError`` names what is wrong.
-    """
-    raw = text.strip()
-    if not raw:
-        raise ParseError("empty STUN server")
-    chosen = (transport or "udp").lower()
-    rest = raw
-    scheme = raw.split(":", 1)[0].lower() if ":" in raw else ""
-    if scheme in ("stun", "stuns"):
-        rest = raw.split(":", 1)[1]
-        if rest.startswith("//"):
-            raise ParseError(f"{raw!r}: a stun: URI has no '//' (RFC 7064: stun:host[:port])")
-        rest, _, query = rest.partition("?")
-        if scheme == "stuns":
-            chosen = "tls"
-        else:
-            chosen = "udp" if transport is None or transport.lower() == "tls" else chosen
-        for item in filter(None, query.split("&")):
-            key, _, value = item.partition("=")
-            if key.lower() != "transport" or value.lower() not in ("udp", "tcp"):
-                raise ParseError(f"{raw!r}: unsupported URI parameter {item!r}")
-            if scheme == "stun":
-                chosen = value.lower()
-    if chosen not in DEFAULT_PORT:
-        raise ParseError(f"unsupported transport {chosen!r} (udp, tcp or tls)")
-    port: int | None = None
-    if rest.startswith("["):
-        host, sep, tail = rest[1:].partition("]")
-        if not sep:
-            raise ParseError(f"{raw!r}: unclosed '[' in IPv6 address")
-        if tail:
-            if not tail.startswith(":"):
-                raise ParseError(f"{raw!r}: junk after ']'")
-            port = _port(tail[1:], raw)
-    elif rest.count(":") > 1:
-        host = rest  # a bare IPv6 address
-    elif ":" in rest:
-        host, _, port_text = rest.partition(":")
-        port = _port(port_text, raw)
-    else:
-        host = rest
-    if not host:
-        raise ParseError(f"{raw!r}: no host")
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host.split("%", 1)[0])
-        except ValueError:
-            raise ParseError(f"{raw!r}: not an IPv6 address: {host!r}") from None
-    return StunServer(raw, host, port or DEFAULT_PORT[chosen], chosen)
-
-
-def _port(text: str, raw: str) -> int:
-    if not is_decimal(text, 5) or not 0 < int(text) < 65536:
-        raise ParseError(f"{raw!r}: bad port {text!r}")
-    return int(text)
 
 
 async def resolve_server(
@@ -312,14 +216,9 @@ class Unreachable:
 _Item = tuple[bytes, Address, float] | TransportError | Unreachable
 
 
-def _transaction_id(data: bytes) -> bytes | None:
-    if len(data) < HEADER_LENGTH or data[0] >= 0x40:
-        return None
-    return data[8:HEADER_LENGTH] if data[4:8] == _COOKIE else data[4:HEADER_LENGTH]
-
-
 def _is_response(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] < 0x40 and bool(data[0] & 0x01)  # class bit C1 (RFC 8489 §5)
+    # The class bit C1 (RFC 8489 §5): success and error responses.
+    return len(data) >= 2 and is_stun_byte(data[0]) and bool(data[0] & 0x01)
 
 
 class StunEndpoint:
@@ -349,7 +248,7 @@ class StunEndpoint:
     def _on_message(self, data: bytes, source: Address) -> None:
         arrived = time.monotonic()
         self.log("recv", self.transport_name, self.local, source, data)
-        tid = _transaction_id(data)
+        tid = transaction_id(data)
         if tid is not None and (tid in self._waiters or tid in self._ours):
             if _is_response(data):
                 self.responses[tid] += 1
@@ -375,7 +274,7 @@ class StunEndpoint:
 
     def _on_unreachable(self, payload: bytes, item: Unreachable) -> None:
         """An ICMP error about ``payload`` (what the error quoted of the request we sent)."""
-        tid = _transaction_id(payload) if len(payload) >= HEADER_LENGTH else None
+        tid = transaction_id(payload)
         if tid is not None and tid in self._waiters:
             self._waiters[tid].put_nowait(item)
             return
@@ -413,7 +312,7 @@ class StunEndpoint:
         raise NotImplementedError
 
     def _count_sent(self, data: bytes) -> None:
-        tid = _transaction_id(data)
+        tid = transaction_id(data)
         if tid is not None:
             self.sent[tid] += 1
 
@@ -621,10 +520,7 @@ class UdpEndpoint(StunEndpoint):
         endpoint = cls(log)
         loop = asyncio.get_running_loop()
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        bind_to = (
-            local_address or ("::" if family == socket.AF_INET6 else "0.0.0.0"),
-            local_port or 0,
-        )
+        bind_to = (local_address or wildcard_address(family), local_port or 0)
         try:
             if family == socket.AF_INET6:
                 with contextlib.suppress(OSError):
@@ -700,7 +596,7 @@ def source_address_toward(destination: Address) -> str | None:
     """The local IP the kernel would use toward ``destination`` (a connected UDP socket
     sends nothing).  For a wildcard-bound socket this is the address a server sees when there
     is no NAT."""
-    family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
+    family = family_of(destination[0])
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect(destination)
@@ -771,8 +667,7 @@ class StreamEndpoint(StunEndpoint):
         loop = asyncio.get_running_loop()
         local = None
         if local_address or local_port:
-            wildcard = "::" if ":" in remote[0] else "0.0.0.0"
-            local = (local_address or wildcard, local_port or 0)
+            local = (local_address or wildcard_address(family_of(remote[0])), local_port or 0)
         context = (tls or TlsOptions()).context() if transport_name == "tls" else None
         started = time.monotonic()
         try:
@@ -852,7 +747,7 @@ async def open_endpoint_for(
     """The endpoint to reach ``server`` at ``address``: the shared UDP socket of that address
     family (``udp(family)`` gives it), or a new TCP/TLS connection."""
     if server.transport == "udp":
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        family = family_of(address[0])
         endpoint: StunEndpoint = await udp(family)
         return endpoint
     return await StreamEndpoint.open(
@@ -868,7 +763,6 @@ async def open_endpoint_for(
 
 
 __all__ = [
-    "DEFAULT_PORT",
     "DEFAULT_SERVERS",
     "Exchange",
     "LocalBindError",

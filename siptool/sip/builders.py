@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from siptool import __version__
+from siptool.addr import format_address, format_host
 from siptool.sip.message import Header, SipMessage
-from siptool.sip.uri import format_host
 
 USER_AGENT = f"siptool/{__version__}"
 # RFC 3261 §8.1.1.7: every branch of an RFC 3261 client starts with the magic cookie.
@@ -38,7 +38,7 @@ class LocalEndpoint:
 
     @property
     def hostport(self) -> str:
-        return f"{format_host(self.host)}:{self.port}"
+        return format_address(self.host, self.port)
 
     def via(self, branch: str) -> str:
         # RFC 3581 §3: ";rport" asks the server to tell us the source port it saw.

@@ -7,9 +7,12 @@ with a stable ``code`` that scripts can match on.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
+from siptool.addr import (
+    is_private_address,  # re-exported for commands/ until issue 9's migration lands
+    is_public_address,
+)
 from siptool.errors import ParseError
 from siptool.sip.message import SipMessage
 
@@ -30,21 +33,6 @@ _RESPONSE_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
 _SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
 # RFC 3261 §8.1.1.7: the branch of an RFC 3261 client starts with this magic cookie.
 _MAGIC_COOKIE = "z9hG4bK"
-# Addresses a NAT hides: RFC 1918, RFC 6598 (carrier-grade NAT), link-local (RFC 3927, RFC
-# 4291) and RFC 4193 unique-local.  Listed explicitly because ipaddress.is_private also counts
-# the documentation ranges (RFC 5737 TEST-NET), which the NAT testbeds use as "public".
-_PRIVATE_NETWORKS = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-    )
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,33 +45,6 @@ class LintWarning:
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "severity": self.severity, "message": self.message}
-
-
-def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not text:
-        return None
-    host = text
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host[1:]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def is_private_address(text: str | None) -> bool:
-    """True for an address behind a NAT: RFC 1918, RFC 6598, link-local, unique-local."""
-    ip = _ip(text)
-    return ip is not None and any(ip in net for net in _PRIVATE_NETWORKS)
-
-
-def _is_public(text: str | None) -> bool:
-    ip = _ip(text)
-    if ip is None or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
-        return False
-    return not any(ip in net for net in _PRIVATE_NETWORKS)
 
 
 def lint_message(
@@ -276,9 +237,9 @@ def _unparseable(msg: SipMessage) -> list[LintWarning]:
 def _nat(msg: SipMessage, src: str | None, dst: str | None) -> list[LintWarning]:
     """A private address announced toward (or seen arriving from) a public peer cannot be
     reached: the classic cause of one-way audio and of calls dropped after 32 s."""
-    if not (_is_public(src) or _is_public(dst)):
+    if not (is_public_address(src) or is_public_address(dst)):
         return []
-    peer = src if _is_public(src) else dst
+    peer = src if is_public_address(src) else dst
     out = []
     try:
         contacts = msg.contacts

@@ -6,11 +6,26 @@ TARGET is a SIP or SIPS URI (``sip:alice@example.com;transport=tcp``), or ``host
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
+from siptool.addr import (
+    format_address as hostport,  # re-exported for commands/ until issue 9's migration lands
+)
+from siptool.addr import (
+    is_ip_address,  # also re-exported for commands/ until issue 9's migration lands
+)
 from siptool.errors import ParseError
-from siptool.sip.uri import Uri, format_host, parse_uri
+from siptool.sip.uri import Uri, parse_uri
+
+__all__ = [
+    "DEFAULT_PORT",
+    "TRANSPORTS",
+    "Target",
+    "hostport",
+    "is_ip_address",
+    "parse_target",
+    "redact_password",
+]
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -30,14 +45,6 @@ class Target:
 
     def __str__(self) -> str:
         return str(self.uri)
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_target(text: str, transport: str | None = None) -> Target:
@@ -91,8 +98,3 @@ def redact_password(text: str) -> str:
     if not at or not colon:
         return text
     return f"{prefix}{user}:***@{host}"
-
-
-def hostport(host: str, port: int) -> str:
-    """``ip:port`` with IPv6 in brackets (the contract's address format)."""
-    return f"{format_host(host)}:{port}"

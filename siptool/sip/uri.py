@@ -17,10 +17,20 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from siptool.addr import (
+    format_address,
+    format_host,  # re-exported for commands/ until issue 9's migration lands
+)
 from siptool.errors import ParseError
 from siptool.numbers import is_decimal
 
-__all__ = ["Uri", "format_host", "parse_port", "parse_uri", "unescape"]
+__all__ = [
+    "Uri",
+    "format_host",
+    "parse_port",
+    "parse_uri",
+    "unescape",
+]
 
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
@@ -67,8 +77,7 @@ class Uri:
     @property
     def hostport(self) -> str:
         """``host[:port]`` with an IPv6 host in brackets."""
-        host = format_host(self.host)
-        return host if self.port is None else f"{host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def to_text(self) -> str:
         """The URI rebuilt from its fields."""
@@ -89,11 +98,6 @@ class Uri:
         if self.headers:
             out += ["?", "&".join(f"{k}={v}" for k, v in self.headers.items())]
         return "".join(out)
-
-
-def format_host(host: str) -> str:
-    """``host`` as it appears in a URI or Via: IPv6 addresses in brackets (RFC 3261 §25.1)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def unescape(text: str) -> str:

@@ -54,7 +54,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass, field
 
-from siptool.stun.message import format_address, split_address
+from siptool.addr import format_address, split_address
 
 __all__ = [
     "LOSS_RISK",

@@ -38,14 +38,17 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from siptool.addr import (
+    format_address,  # re-exported for commands/ until issue 9's migration lands
+    split_address,  # re-exported for commands/ until issue 9's migration lands
+)
 from siptool.errors import ParseError
+from siptool.stun.framing import COOKIE, HEADER_LENGTH, has_magic_cookie, stun_frame_length
 
 __all__ = [
     "ATTRIBUTES",
     "ATTRIBUTE_NAMES",
     "ATTRIBUTE_TYPES",
-    "HEADER_LENGTH",
-    "MAGIC_COOKIE",
     "METHOD_NAMES",
     "StunAttribute",
     "StunClass",
@@ -58,19 +61,14 @@ __all__ = [
     "encode_xor_address",
     "format_address",
     "long_term_key",
-    "looks_like_stun",
     "new_transaction_id",
     "parse_stun",
     "short_term_key",
     "split_address",
-    "stun_frame_length",
     "verify_message_integrity",
     "verify_message_integrity_sha256",
 ]
 
-MAGIC_COOKIE = 0x2112A442
-_COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
-HEADER_LENGTH = 20
 # RFC 8489 §14.7
 FINGERPRINT_XOR = 0x5354554E
 
@@ -137,19 +135,6 @@ class _Malformed(Exception):
 
 # A decoder gets the value bytes and the 16-byte XOR key (header bytes 4..20).
 _Decoder = Callable[[bytes, bytes], object]
-
-
-def format_address(ip: str, port: int) -> str:
-    """``"ip:port"``, IPv6 in brackets (the JSON contract's address form)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """Inverse of ``format_address``: ``"[::1]:3478"`` -> ``("::1", 3478)``."""
-    host, _, port = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 def _address_bytes(value: bytes) -> tuple[int, bytes, bytes]:
@@ -504,41 +489,6 @@ def _join_type(msg_class: StunClass, method: int) -> int:
     )
 
 
-# RFC 3489 §11.1 message types: Binding and Shared Secret request/response/error.
-_CLASSIC_TYPES = frozenset({0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112})
-
-
-def looks_like_stun(data: bytes) -> bool:
-    """A cheap test for one STUN message at the start of ``data`` (RFC 8489 §6, RFC 7983 §7).
-
-    Two zero bits, a length that is a multiple of 4 and fits, and either the magic cookie or
-    (RFC 3489) a classic Binding/Shared Secret type with the datagram exactly that long.
-    """
-    size = len(data)
-    if size < HEADER_LENGTH or data[0] >= 0x40 or data[3] & 3:
-        return False
-    total = HEADER_LENGTH + ((data[2] << 8) | data[3])
-    if data[4:8] == _COOKIE:
-        return size >= total
-    return size == total and ((data[0] << 8) | data[1]) in _CLASSIC_TYPES
-
-
-def stun_frame_length(data: bytes) -> int | None:
-    """Size of the STUN message starting ``data`` on a stream (RFC 8489 §6.2.2).
-
-    None while fewer than the 20 header bytes are there; ``ParseError`` when the header cannot
-    be STUN (first two bits set, length not a multiple of 4), as the stream is then unframeable.
-    """
-    if len(data) < HEADER_LENGTH:
-        return None
-    if data[0] >= 0x40:
-        raise ParseError("not STUN: the first two bits of the message are not zero", offset=0)
-    length = (data[2] << 8) | data[3]
-    if length % 4:
-        raise ParseError(f"STUN message length {length} is not a multiple of 4", offset=2)
-    return HEADER_LENGTH + length
-
-
 # --------------------------------------------------------------------------------------------
 # Parsing
 
@@ -553,20 +503,16 @@ def parse_stun(data: bytes) -> StunMessage:
     """Parse exactly one STUN message.  Raises only ``ParseError`` (with the byte offset)."""
     data = bytes(data)
     size = len(data)
-    if size < HEADER_LENGTH:
+    end = stun_frame_length(data)  # ParseError when the header cannot be STUN
+    if end is None:
         raise ParseError(f"truncated STUN header: {size} of 20 bytes", offset=size)
     message_type, length = struct.unpack_from("!HH", data)
-    if message_type & 0xC000:
-        raise ParseError("not STUN: the first two bits of the message are not zero", offset=0)
-    if length % 4:
-        raise ParseError(f"STUN message length {length} is not a multiple of 4", offset=2)
-    end = HEADER_LENGTH + length
     if size < end:
         raise ParseError(f"truncated STUN message: {size} of {end} bytes", offset=size)
     if size > end:
         raise ParseError(f"{size - end} bytes after the STUN message", offset=end)
     msg_class, method = _split_type(message_type)
-    legacy = data[4:8] != _COOKIE
+    legacy = not has_magic_cookie(data)
     transaction_id = data[4:HEADER_LENGTH] if legacy else data[8:HEADER_LENGTH]
     key = data[4:HEADER_LENGTH]
 
@@ -689,7 +635,7 @@ def _new_legacy_transaction_id() -> bytes:
     # RFC 3489 §11.1: 128 random bits.  One starting with the cookie would read as RFC 8489.
     while True:
         candidate = os.urandom(16)
-        if candidate[:4] != _COOKIE:
+        if candidate[:4] != COOKIE:
             return candidate
 
 
@@ -711,7 +657,7 @@ def encode_address(ip: str, port: int) -> bytes:
 
 def _xor_key(transaction_id: bytes) -> bytes:
     if len(transaction_id) == 12:
-        return _COOKIE + transaction_id
+        return COOKIE + transaction_id
     if len(transaction_id) == 16:
         return transaction_id  # legacy: what pre-RFC 5389 servers XOR with
     raise ValueError(f"transaction id of {len(transaction_id)} bytes, 12 or 16 expected")
@@ -753,7 +699,7 @@ def encode_message(
     asked: RFC 8489 §14.5-14.7 order, each computed with the length field covering itself.
     """
     if len(transaction_id) == 12:
-        id_field = _COOKIE + transaction_id
+        id_field = COOKIE + transaction_id
     elif len(transaction_id) == 16:
         id_field = transaction_id
     else:

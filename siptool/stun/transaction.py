@@ -36,12 +36,12 @@ Decisions:
 from __future__ import annotations
 
 import enum
-import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from siptool.addr import normalize_address
 from siptool.errors import ParseError
 from siptool.stun.message import StunClass, StunMessage, parse_stun
 
@@ -59,7 +59,6 @@ __all__ = [
     "TimedOut",
     "TransactionState",
     "Waiting",
-    "normalize_address",
     "rejection",
     "retransmission_schedule",
 ]
@@ -163,21 +162,6 @@ def retransmission_schedule(
     return sends, sends[-1] + rm * rto
 
 
-def normalize_address(address: tuple[Any, ...]) -> Address:
-    """``(host, port)`` in the form every comparison of addresses uses."""
-    # recvfrom gives (host, port) for IPv4 and (host, port, flowinfo, scope_id) for IPv6;
-    # compare the host in canonical form, without a zone, and the port.
-    host, port = str(address[0]), int(address[1])
-    host = host.strip("[]").split("%", 1)[0]
-    try:
-        host = ipaddress.ip_address(host).compressed
-    except ValueError:
-        host = host.lower()
-    return host, port
-
-
-_normalize = normalize_address
-
 # Ignored.reason -> what it says about the peer that sent the datagram.
 _REJECTIONS = {
     "transaction id mismatch": "wrong transaction id",
@@ -223,8 +207,8 @@ class StunClientTransaction:
         self.reliable = reliable
         self.deadline_cap = deadline_cap
         self.accept_any_source = accept_any_source
-        self._accepted = {_normalize(destination)}
-        self._accepted.update(_normalize(a) for a in accept_from or ())
+        self._accepted = {normalize_address(destination)}
+        self._accepted.update(normalize_address(a) for a in accept_from or ())
         self._offsets, self._final = (
             ([0.0], ti) if reliable else retransmission_schedule(rto, rc, rm)
         )
@@ -303,7 +287,7 @@ class StunClientTransaction:
             return Ignored("transaction id mismatch")
         if message.msg_class in (StunClass.REQUEST, StunClass.INDICATION):
             return Ignored(f"a {message.msg_class.label}, not a response")
-        if not self.accept_any_source and _normalize(source) not in self._accepted:
+        if not self.accept_any_source and normalize_address(source) not in self._accepted:
             return Ignored(UNEXPECTED_SOURCE)
         if message.fingerprint_ok is False:
             return Ignored("FINGERPRINT does not match")
@@ -317,7 +301,7 @@ class StunClientTransaction:
         self._deadline = None
         return Response(
             message=message,
-            source=_normalize(source),
+            source=normalize_address(source),
             rtt=now - self._last_send,
             retransmitted=self.sends > 1,
             sends=self.sends,

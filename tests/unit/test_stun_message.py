@@ -8,9 +8,10 @@ import struct
 
 import pytest
 
+from siptool.addr import split_address
 from siptool.errors import ParseError
+from siptool.stun.framing import MAGIC_COOKIE, looks_like_stun, stun_frame_length
 from siptool.stun.message import (
-    MAGIC_COOKIE,
     METHOD_NAMES,
     StunClass,
     binding_request,
@@ -20,12 +21,9 @@ from siptool.stun.message import (
     encode_message,
     encode_xor_address,
     long_term_key,
-    looks_like_stun,
     new_transaction_id,
     parse_stun,
     short_term_key,
-    split_address,
-    stun_frame_length,
     verify_message_integrity,
     verify_message_integrity_sha256,
 )

@@ -12,17 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siptool.errors import ParseError
+from siptool.stun.framing import MAGIC_COOKIE, looks_like_stun, stun_frame_length
 from siptool.stun.message import (
     ATTRIBUTE_NAMES,
-    MAGIC_COOKIE,
     StunClass,
     encode_address,
     encode_change_request,
     encode_message,
     encode_xor_address,
-    looks_like_stun,
     parse_stun,
-    stun_frame_length,
     verify_message_integrity,
     verify_message_integrity_sha256,
 )
