@@ -26,9 +26,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.addr import format_address
 from siptool.errors import ParseError
 from siptool.numbers import is_decimal
-from siptool.sip.uri import Uri, format_host, parse_port, parse_uri
+from siptool.sip.uri import Uri, parse_port, parse_uri
 
 __all__ = [
     "NameAddr",
@@ -130,8 +131,7 @@ class Via:
     @property
     def sent_by(self) -> str:
         """``host[:port]`` with an IPv6 host in brackets."""
-        host = format_host(self.host)
-        return host if self.port is None else f"{host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def __str__(self) -> str:
         return self.to_text()
