@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from siptool.cli.options import NagiosFlags, OutputFlags
@@ -39,23 +38,30 @@ R = TypeVar("R")
 INTERRUPTED = 130  # ExitCode.INTERRUPTED, without importing siptool.errors' enum at --help time
 
 
-class CommandResult(Protocol):
-    """What the runner reads from every result: the verdicts the command computed."""
+if TYPE_CHECKING:
 
-    @property
-    def exit_code(self) -> int: ...
+    class CommandResult(Protocol):
+        """What the runner reads from every result: the verdicts the command computed."""
 
-    @property
-    def nagios(self) -> NagiosVerdict | None: ...
+        @property
+        def exit_code(self) -> int: ...
+
+        @property
+        def nagios(self) -> NagiosVerdict | None: ...
 
 
-@dataclass
 class Job(Generic[R]):
-    """One command run: where it is shown, who draws it, and the work itself."""
+    """One command run: where it is shown, who draws it, and the work itself.  (A plain
+    class: a dataclass or a generic NamedTuple here costs milliseconds at every start.)"""
 
-    output: Output
-    renderer: Renderer[R]
-    work: Callable[[], Awaitable[R] | R]
+    __slots__ = ("output", "renderer", "work")
+
+    def __init__(
+        self, output: Output, renderer: Renderer[R], work: Callable[[], Awaitable[R] | R]
+    ) -> None:
+        self.output = output
+        self.renderer = renderer
+        self.work = work
 
 
 def output_for(
