@@ -1,22 +1,37 @@
-"""`siptool register` options; the work is in siptool.commands.register."""
+"""`siptool register`: its flags, as typed ``RegisterOptions``; the work is in
+siptool.commands.register, the drawing in siptool.render.register."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from siptool.cli.options import (
+    DnsFlags,
+    NagiosFlags,
+    NetworkFlags,
+    OutputFlags,
+    SipFlags,
+    TimerFlags,
     dns_options,
     nagios_options,
     network_options,
     output_options,
     sip_options,
+    sip_settings,
+    thresholds,
     timer_options,
 )
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.commands.register import RegisterResult
+
+COMMAND = "register"
 
 
-@click.command("register")
+@click.command(COMMAND)
 @click.argument("target", metavar="TARGET")
 @click.option(
     "--expires",
@@ -44,7 +59,20 @@ from siptool.cli.options import (
 @sip_options
 @nagios_options
 @output_options
-def register(**kwargs: Any) -> None:
+def register(
+    target: str,
+    expires: int,
+    contact: str | None,
+    auth_user: str | None,
+    domain: str | None,
+    mode: str | None,
+    dns: DnsFlags,
+    timers: TimerFlags,
+    network: NetworkFlags,
+    sip: SipFlags,
+    nagios: NagiosFlags,
+    output: OutputFlags,
+) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.
 
     Registers --user at TARGET (the registrar: a SIP URI or host[:port]), answering 401/407
@@ -52,7 +80,39 @@ def register(**kwargs: Any) -> None:
     reports the granted expiry, the bindings the registrar holds, Service-Route and Path.
     A second challenge after credentials were sent is reported as wrong credentials.
     """
-    from siptool.cli.options import flatten
-    from siptool.commands.register_cli import main
 
-    raise SystemExit(main(flatten(kwargs)))
+    def prepare() -> Job[RegisterResult]:
+        import dataclasses
+
+        from siptool.commands.register import RegisterMode, RegisterOptions, run_register
+        from siptool.commands.sip_common import read_password
+        from siptool.errors import ParseError, UsageError
+        from siptool.render.register import RegisterRenderer
+        from siptool.sip.target import parse_target, redact_password
+
+        shown = output_for(COMMAND, output, nagios=nagios)
+        try:
+            parsed = parse_target(target, sip.transport)
+        except ParseError as exc:
+            raise UsageError(f"bad target {redact_password(target)!r}: {exc.message}") from None
+        user = sip.user or parsed.uri.user
+        if not user:
+            raise UsageError("--user is required (or a user in the TARGET URI)")
+        chosen = RegisterMode(mode) if mode else RegisterMode.REGISTER
+        options = RegisterOptions(
+            target=parsed,
+            settings=dataclasses.replace(sip_settings(network, sip, dns, timers), user=user),
+            user=user,
+            # InputError (exit 3) when --password-file cannot be read.
+            password=read_password(sip.password_file, prompt=chosen is not RegisterMode.QUERY),
+            auth_user=auth_user,
+            domain=domain,
+            expires=expires,
+            contact=contact,
+            mode=chosen,
+            thresholds=thresholds(nagios),
+        )
+        renderer = RegisterRenderer(shown)
+        return Job(shown, renderer, lambda: run_register(options))
+
+    run_command(COMMAND, prepare)

@@ -9,7 +9,14 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.errors import LocalBindError, ParseError, ResolveError, SiptoolError, TransportError
+from siptool.errors import (
+    InputError,
+    LocalBindError,
+    ParseError,
+    ResolveError,
+    SiptoolError,
+    TransportError,
+)
 from siptool.net.failover import OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
@@ -227,14 +234,19 @@ def local_endpoint(flow: SipFlow) -> LocalEndpoint:
 
 
 def read_password(password_file: str | None, *, prompt: bool) -> str | None:
-    """--password-file, else SIPTOOL_PASSWORD, else an interactive prompt (when a terminal)."""
+    """--password-file, else SIPTOOL_PASSWORD, else an interactive prompt (when a terminal).
+    ``InputError`` (exit 3) when the --password-file cannot be read."""
     if password_file:
         try:
             with open(password_file, encoding="utf-8") as handle:
                 return handle.readline().rstrip("\r\n")
         except OSError as exc:
-            raise SiptoolError(
+            raise InputError(
                 f"cannot read --password-file {password_file}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"cannot read --password-file {password_file}: not UTF-8 text ({exc.reason})"
             ) from None
     env = os.environ.get("SIPTOOL_PASSWORD")
     if env is not None:
