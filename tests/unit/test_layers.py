@@ -119,3 +119,22 @@ def test_every_command_is_three_files_and_no_middle_one() -> None:
         assert (commands / cli_file.name).exists(), f"commands/{cli_file.name} missing"
         renderers = list((PACKAGE / "render").glob(f"{cli_file.stem}*.py"))
         assert renderers, f"no render/{cli_file.stem}*.py"
+
+
+# The documented hot-path parsers, where one long loop beats a call per field (issue 9).
+LONG_FUNCTIONS_ALLOWED = ("sip/message.py", "sip/sdp.py", "capture/")
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_80_lines_outside_the_hot_path_parsers() -> None:
+    long: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith(LONG_FUNCTIONS_ALLOWED):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
