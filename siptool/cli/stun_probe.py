@@ -1,20 +1,33 @@
-"""`siptool stun-probe` options; the work is in siptool.commands.stun_probe."""
+"""`siptool stun-probe`: its flags, as typed ``ProbeOptions``; the work is in
+siptool.commands.stun_probe, the drawing in siptool.render.stun_probe."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from siptool.cli.options import (
+    NagiosFlags,
+    NetworkFlags,
+    OutputFlags,
+    RepeatFlags,
     nagios_options,
     network_options,
     output_options,
     repeat_options,
+    thresholds,
 )
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.commands.stun_probe import ProbeResult
+    from siptool.stun.servers import StunServer
+
+COMMAND = "stun-probe"
 
 
-@click.command("stun-probe")
+@click.command(COMMAND)
 @click.argument("servers", nargs=-1, metavar="[SERVER...]")
 @repeat_options("Binding requests", "server")
 @click.option(
@@ -39,17 +52,75 @@ from siptool.cli.options import (
 @network_options
 @nagios_options
 @output_options
-def stun_probe(**kwargs: Any) -> None:
+def stun_probe(
+    servers: tuple[str, ...],
+    repeat: RepeatFlags,
+    transport: str | None,
+    insecure: bool,
+    ca_file: str | None,
+    server_list: str | None,
+    software: str | None,
+    jsonl: bool,
+    network: NetworkFlags,
+    nagios: NagiosFlags,
+    output: OutputFlags,
+) -> None:
     """STUN Binding to one or more servers: mapped address, RTT, capabilities.
 
     Every UDP server is asked concurrently from one local socket, so their answers show
     whether the NAT mapping is the same toward every destination (mapping_consistent) and
     whether the NAT kept the local port. Per server: local and mapped address, RTT
-    (min/avg/max/loss with -c), SOFTWARE, RESPONSE-ORIGIN, OTHER-ADDRESS (RFC 5780 support).
+    (min/avg/max/loss with -n), SOFTWARE, RESPONSE-ORIGIN, OTHER-ADDRESS (RFC 5780 support).
     SERVER is host, host:port, [v6]:port, stun:host[:port] or stuns:host[:port] (TLS).
-    -c is the count, as in ping: with --nagios the critical threshold is --critical.
+    -n is the count (check_icmp's letter); -w/-c are the --nagios thresholds in milliseconds.
     """
-    from siptool.cli.options import flatten
-    from siptool.commands.stun_probe_cli import main
 
-    raise SystemExit(main(flatten(kwargs)))
+    def prepare() -> Job[ProbeResult]:
+        from siptool.commands.stun_probe import ProbeOptions, run_probe
+        from siptool.errors import UsageError
+        from siptool.net.tls import TlsOptions
+        from siptool.render.stun_probe import ProbeRenderer
+
+        shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios)
+        parsed, used_default = read_servers(servers, server_list, transport)
+        if network.local_port and len(parsed) > 1 and any(s.transport != "udp" for s in parsed):
+            raise UsageError("--local-port with TCP/TLS: give one server")
+        options = ProbeOptions(
+            servers=tuple(parsed),
+            used_default_list=used_default,
+            timeout=network.timeout,
+            families=network.families,
+            local_address=network.local_address,
+            local_port=network.local_port,
+            verbose=network.verbose,
+            count=repeat.count,
+            interval=repeat.interval,
+            tls=TlsOptions(insecure=insecure, ca_file=ca_file),
+            software=software,
+            thresholds=thresholds(nagios),
+        )
+        renderer = ProbeRenderer(shown)
+        return Job(shown, renderer, lambda: run_probe(options, renderer.reply))
+
+    run_command(COMMAND, prepare)
+
+
+def read_servers(
+    args: tuple[str, ...], server_list: str | None, transport: str | None
+) -> tuple[list[StunServer], bool]:
+    """The SERVERs given, else --server-list (or SIPTOOL_STUN_SERVERS), else the defaults;
+    and whether the list was used (no SERVER given).  ``UsageError`` names a bad SERVER."""
+    from siptool.errors import ParseError, UsageError
+    from siptool.stun.servers import DEFAULT_SERVERS, parse_server, split_server_list
+
+    texts = list(args)
+    used_default = not texts
+    if used_default:
+        texts = (split_server_list(server_list) if server_list else []) or list(DEFAULT_SERVERS)
+    parsed = []
+    for text in texts:
+        try:
+            parsed.append(parse_server(text, transport))
+        except ParseError as exc:
+            raise UsageError(f"bad SERVER {text!r}: {exc.message}") from None
+    return parsed, used_default

@@ -76,12 +76,6 @@ class Thresholds:
             f"loss{suffix}={loss_pct:g}%;{self.loss_warning_pct:g};{self.loss_critical_pct:g};0;100",
         ]
 
-    # TEMPORARY (issue 9 migration): the old name, until stun-probe uses ping_perfdata.
-    perfdata = ping_perfdata
-
-
-LABELS = tuple(s.name for s in NagiosState)  # TEMPORARY (issue 9 migration)
-
 
 def verdict(
     service: str, state: NagiosState, summary: str, perfdata: Iterable[str] = ()

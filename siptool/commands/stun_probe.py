@@ -17,45 +17,63 @@ Decisions:
   said).  An ICMP error ends the wait at once ("no STUN server at ...: port unreachable"), and
   answers refused by the transaction (wrong transaction id, bad FINGERPRINT, not STUN) are
   named ("answers rejected: ...") instead of "no answer".
+* --nagios: the worst server's state (commands/nagios.py); every server answering with a
+  mapping that differs between them is a WARNING even when each one alone is OK.
+* Ctrl-C: the sockets and connections are closed on the way out (``finally``), then the
+  runner says "interrupted" and exits 130.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import enum
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.commands.nagios import LABELS, Thresholds
-from siptool.errors import TransportError
+from siptool.addr import ALL_FAMILIES, format_address, split_address
+from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
+from siptool.errors import ExitCode, LocalBindError, SiptoolError, TransportError
 from siptool.net.stun_transport import (
-    DEFAULT_SERVERS,
     Exchange,
-    LocalBindError,
     Schedule,
+    StreamEndpoint,
     StunEndpoint,
     StunLog,
-    StunServer,
-    TlsOptions,
     UdpEndpoint,
+    open_endpoint_for,
     resolve_server,
     source_address_toward,
-    split_server_list,
 )
-
-__all__ = ["DEFAULT_SERVERS", "ProbeResult", "ProbeSettings", "run_probe", "split_server_list"]
+from siptool.net.tls import TlsOptions
 from siptool.stun.behavior import mapped_address_problem
-from siptool.stun.message import StunClass, binding_request, format_address, split_address
+from siptool.stun.message import StunClass, StunMessage, binding_request
+from siptool.stun.servers import StunServer
 
-EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 3
+__all__ = [
+    "BindingReply",
+    "MappedFrom",
+    "ProbeOptions",
+    "ProbeResult",
+    "ServerProbe",
+    "StunErrorResponse",
+    "run_probe",
+]
+
+SERVICE = "STUN"  # the Nagios service name
+
+Address = tuple[str, int]
 
 
 @dataclass(frozen=True)
-class ProbeSettings:
+class ProbeOptions:
+    """Everything one run needs, checked by the CLI before it starts."""
+
+    servers: tuple[StunServer, ...]
+    used_default_list: bool = False  # no SERVER given: --server-list, its variable or defaults
     timeout: float = 5.0
-    families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
+    families: tuple[int, ...] = ALL_FAMILIES
     local_address: str | None = None
     local_port: int | None = None
     verbose: bool = False
@@ -63,6 +81,45 @@ class ProbeSettings:
     interval: float = 1.0
     tls: TlsOptions = field(default_factory=TlsOptions)
     software: str | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+class MappedFrom(enum.Enum):
+    """The attribute that gave a server's ``mapped`` address."""
+
+    XOR_MAPPED_ADDRESS = "XOR-MAPPED-ADDRESS"
+    MAPPED_ADDRESS = "MAPPED-ADDRESS"
+
+
+@dataclass(frozen=True)
+class StunErrorResponse:
+    """An error response's ERROR-CODE (RFC 8489 §14.8); both None when it had none."""
+
+    code: int | None
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class BindingReply:
+    """One request's outcome, as it comes (--jsonl streams these)."""
+
+    seq: int
+    transaction_id: str
+    mapped: str | None
+    rtt_ms: float | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "transaction_id": self.transaction_id,
+            "mapped": self.mapped,
+            "rtt_ms": self.rtt_ms,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -74,7 +131,7 @@ class ServerProbe:
     address: str | None = None
     local: str | None = None
     mapped: str | None = None
-    mapped_from: str | None = None  # which attribute gave ``mapped``
+    mapped_from: MappedFrom | None = None
     xor_mapped_address: str | None = None
     mapped_address: str | None = None
     sent: int = 0
@@ -87,11 +144,11 @@ class ServerProbe:
     source_address: str | None = None
     legacy_reply: bool | None = None
     fingerprint: bool | None = None
-    error_response: dict[str, Any] | None = None
+    error_response: StunErrorResponse | None = None
     connect_ms: float | None = None
     tls_version: str | None = None
     mappings_seen: list[str] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
+    errors: list[SiptoolError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -124,6 +181,15 @@ class ServerProbe:
             return None
         return round(100.0 * (self.sent - self.received) / self.sent, 1)
 
+    @property
+    def rtt_avg_ms(self) -> float | None:
+        return round(statistics.fmean(self.rtts_ms), 3) if self.rtts_ms else None
+
+    @property
+    def failure(self) -> str:
+        """Why the server gave no usable answer, in a few words."""
+        return self.errors[-1].message if self.errors else "no answer"
+
     def to_dict(self) -> dict[str, Any]:
         r = self.rtts_ms
         return {
@@ -132,13 +198,13 @@ class ServerProbe:
             "address": self.address,
             "local": self.local,
             "mapped": self.mapped,
-            "mapped_from": self.mapped_from,
+            "mapped_from": None if self.mapped_from is None else self.mapped_from.value,
             "xor_mapped_address": self.xor_mapped_address,
             "mapped_address": self.mapped_address,
             "alg_suspected": self.alg_suspected,
             "rtt_ms": r[0] if r else None,
             "rtt_min_ms": min(r) if r else None,
-            "rtt_avg_ms": round(statistics.fmean(r), 3) if r else None,
+            "rtt_avg_ms": self.rtt_avg_ms,
             "rtt_max_ms": max(r) if r else None,
             "sent": self.sent,
             "received": self.received,
@@ -152,20 +218,28 @@ class ServerProbe:
             "legacy_reply": self.legacy_reply,
             "fingerprint_ok": self.fingerprint,
             "port_preserved": self.port_preserved,
-            "error_response": self.error_response,
+            "error_response": None
+            if self.error_response is None
+            else self.error_response.to_dict(),
             "connect_ms": self.connect_ms,
             "tls_version": self.tls_version,
             "warnings": self.warnings,
-            "errors": self.errors,
+            "errors": [e.to_dict() for e in self.errors],
         }
 
 
 @dataclass
 class ProbeResult:
     servers: list[ServerProbe]
-    exit_code: int = EXIT_OK
-    errors: list[dict[str, str]] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+    errors: list[SiptoolError] = field(default_factory=list)
     used_default_list: bool = False
+    nagios: NagiosVerdict | None = None
+
+    @property
+    def all_errors(self) -> list[SiptoolError]:
+        """The run's errors, then each server's with the server in front."""
+        return self.errors + [e.prefixed(p.server) for p in self.servers for e in p.errors]
 
     @property
     def mapping_consistent(self) -> bool | None:
@@ -198,7 +272,11 @@ class ProbeResult:
         return any(local != mapped for local, mapped in pairs)
 
 
-def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> None:
+# ------------------------------------------------------------------------ one response
+
+
+def _record(probe: ServerProbe, exchange: Exchange, local: Address) -> None:
+    """What one response says, into ``probe``."""
     message = exchange.response
     if message is None:
         return
@@ -209,15 +287,31 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         probe.warnings.append(
             "rtt after a retransmission: it may time an earlier copy (Karn's problem)"
         )
-    if message.error_code is not None:
-        code, reason = message.error_code
-        probe.error_response = {"code": code, "reason": reason}
-        probe.errors.append({"code": "error_response", "message": f"{code} {reason}"})
-    elif message.msg_class is StunClass.ERROR_RESPONSE:
-        probe.error_response = {"code": None, "reason": None}
-        _add_error(probe, "error_response", "an error response without ERROR-CODE")
+    _record_error_response(probe, message)
     probe.legacy_reply = message.legacy
     probe.fingerprint = message.fingerprint_ok
+    _record_mapping(probe, message)
+    probe.software = message.software
+    probe.other_address = message.other_address or None
+    probe.changed_address = message.changed_address
+    probe.response_origin = message.response_origin
+    probe.source_address = message.source_address
+    probe.local = format_address(*local)
+    _record_warnings(probe, exchange)
+
+
+def _record_error_response(probe: ServerProbe, message: StunMessage) -> None:
+    if message.error_code is not None:
+        code, reason = message.error_code
+        probe.error_response = StunErrorResponse(code, reason)
+        probe.errors.append(SiptoolError(f"{code} {reason}", code="error_response"))
+    elif message.msg_class is StunClass.ERROR_RESPONSE:
+        probe.error_response = StunErrorResponse(None, None)
+        _add_error(probe, "error_response", "an error response without ERROR-CODE")
+
+
+def _record_mapping(probe: ServerProbe, message: StunMessage) -> None:
+    """The mapped address, checked for use (RFC 8489 §14.2 prefers the XOR form)."""
     probe.xor_mapped_address = message.xor_mapped_address
     probe.mapped_address = message.mapped_address
     probe.mapped = message.reflexive_address
@@ -226,13 +320,12 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         if problem is not None:
             _add_error(probe, "unusable_mapped_address", problem)
             probe.mapped = None
-    probe.mapped_from = (
-        "XOR-MAPPED-ADDRESS"
-        if message.xor_mapped_address
-        else "MAPPED-ADDRESS"
-        if message.mapped_address
-        else None
-    )
+    if message.xor_mapped_address:
+        probe.mapped_from = MappedFrom.XOR_MAPPED_ADDRESS
+    elif message.mapped_address:
+        probe.mapped_from = MappedFrom.MAPPED_ADDRESS
+    else:
+        probe.mapped_from = None
     if (
         probe.mapped is None
         and probe.error_response is None
@@ -250,36 +343,39 @@ def _record(probe: ServerProbe, exchange: Exchange, local: tuple[str, int]) -> N
         note = "the mapping changed between requests: " + ", ".join(probe.mappings_seen)
         probe.warnings = [w for w in probe.warnings if not w.startswith("the mapping changed")]
         probe.warnings.append(note)
-    probe.software = message.software
-    probe.other_address = message.other_address or None
-    probe.changed_address = message.changed_address
-    probe.response_origin = message.response_origin
-    probe.source_address = message.source_address
-    probe.local = format_address(*local)
+
+
+def _record_warnings(probe: ServerProbe, exchange: Exchange) -> None:
+    """An ALG rewriting MAPPED-ADDRESS, a RESPONSE-ORIGIN that is not the sender."""
     if probe.alg_suspected:
-        warning = (
+        _add_warning(
+            probe,
             f"MAPPED-ADDRESS {probe.mapped_address} differs from XOR-MAPPED-ADDRESS "
-            f"{probe.xor_mapped_address}: an ALG on the path rewrites addresses in packets"
+            f"{probe.xor_mapped_address}: an ALG on the path rewrites addresses in packets",
         )
-        if warning not in probe.warnings:
-            probe.warnings.append(warning)
     origin = probe.response_origin
     if origin and exchange.source and origin != format_address(*exchange.source):
-        warning = (
+        _add_warning(
+            probe,
             f"RESPONSE-ORIGIN {origin} is not where the response came from "
-            f"({format_address(*exchange.source)}): the server is behind a NAT or misconfigured"
+            f"({format_address(*exchange.source)}): the server is behind a NAT or misconfigured",
         )
-        if warning not in probe.warnings:
-            probe.warnings.append(warning)
+
+
+def _add_warning(probe: ServerProbe, warning: str) -> None:
+    if warning not in probe.warnings:
+        probe.warnings.append(warning)
 
 
 def _add_error(probe: ServerProbe, code: str, message: str) -> None:
-    error = {"code": code, "message": message}
-    if error not in probe.errors:
-        probe.errors.append(error)
+    if not any(e.code == code and e.message == message for e in probe.errors):
+        probe.errors.append(SiptoolError(message, code=code))
 
 
-def _local_for(endpoint: StunEndpoint, address: tuple[str, int]) -> tuple[str, int]:
+# ------------------------------------------------------------------------ one server
+
+
+def _local_for(endpoint: StunEndpoint, address: Address) -> Address:
     """The socket's address with the IP the kernel uses toward ``address`` when wildcard."""
     ip, port = endpoint.local
     if ip in ("0.0.0.0", "::"):
@@ -290,8 +386,8 @@ def _local_for(endpoint: StunEndpoint, address: tuple[str, int]) -> tuple[str, i
 class _UdpSockets:
     """One UDP socket per address family, opened on first use."""
 
-    def __init__(self, settings: ProbeSettings, log: StunLog) -> None:
-        self.settings = settings
+    def __init__(self, options: ProbeOptions, log: StunLog) -> None:
+        self.options = options
         self.log = log
         self.sockets: dict[int, UdpEndpoint] = {}
         self.locks: dict[int, asyncio.Lock] = {}
@@ -302,8 +398,8 @@ class _UdpSockets:
             if family not in self.sockets:
                 self.sockets[family] = await UdpEndpoint.open(
                     family,
-                    local_address=self.settings.local_address,
-                    local_port=self.settings.local_port,
+                    local_address=self.options.local_address,
+                    local_port=self.options.local_port,
                     log=self.log,
                 )
         return self.sockets[family]
@@ -313,165 +409,179 @@ class _UdpSockets:
             endpoint.close()
 
 
-ReplyCallback = Callable[[ServerProbe, dict[str, Any]], None]
+ReplyCallback = Callable[[ServerProbe, BindingReply], None]
 
 
 async def probe_server(
     server: StunServer,
-    settings: ProbeSettings,
+    options: ProbeOptions,
     udp: _UdpSockets,
     log: StunLog,
     on_reply: ReplyCallback | None = None,
 ) -> ServerProbe:
-    from siptool.net.stun_transport import StreamEndpoint
-
+    """Resolve ``server``, reach it (the shared UDP socket or a connection of its own) and
+    send it ``options.count`` Binding requests.  ``LocalBindError`` (and so a --ca-file
+    siptool cannot use) is raised: the check cannot run."""
     probe = ServerProbe(server.text, server.transport)
     try:
-        addresses = await resolve_server(server, settings.families, settings.timeout)
+        addresses = await resolve_server(server, options.families, options.timeout)
     except TransportError as exc:
-        probe.errors.append({"code": "dns_error", "message": exc.message})
+        probe.errors.append(SiptoolError(exc.message, code="dns_error"))
         return probe
     address = addresses[0]
     probe.address = format_address(*address)
-    endpoint: StunEndpoint
-    if server.transport == "udp":
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        endpoint = await udp.get(family)
-    else:
-        try:
-            stream = await StreamEndpoint.open(
-                server.transport,
-                address,
-                server_name=server.host,
-                tls=settings.tls,
-                local_address=settings.local_address,
-                local_port=settings.local_port,
-                timeout=settings.timeout,
-                log=log,
-            )
-        except LocalBindError:
-            raise
-        except TransportError as exc:
-            probe.errors.append({"code": "transport_error", "message": exc.message})
-            return probe
-        endpoint = stream
-        probe.connect_ms = (
-            round(stream.connect_time * 1000, 3) if stream.connect_time is not None else None
-        )
-        probe.tls_version = stream.tls_version
-    local = _local_for(endpoint, address)
-    probe.local = format_address(*local)
-    schedule = Schedule(cap=settings.timeout)
-    last_error: str | None = None
-    failure: tuple[str, str] | None = None
     try:
-        for n in range(settings.count):
-            if n:
-                await asyncio.sleep(settings.interval)
-            tid, wire = binding_request(software=settings.software, fingerprint=True)
-            probe.sent += 1
-            exchange = await endpoint.request(address, wire, tid, schedule)
-            if on_reply is not None:
-                answer = exchange.response
-                on_reply(
-                    probe,
-                    {
-                        "seq": n + 1,
-                        "transaction_id": tid.hex(),
-                        "mapped": None if answer is None else answer.reflexive_address,
-                        "rtt_ms": None
-                        if answer is None or exchange.rtt is None
-                        else round(exchange.rtt * 1000, 3),
-                        "error": None if answer is not None else exchange.error or "no answer",
-                    },
-                )
-            if exchange.response is None:
-                last_error = exchange.error or "no answer"
-                failure = _failure(exchange, probe.address or server.hostport)
-                if server.transport != "udp" and last_error != "timeout" and failure is None:
-                    break  # the connection is gone; the rest would fail the same way
-                continue
-            _record(probe, exchange, local)
+        endpoint = await open_endpoint_for(
+            server,
+            address,
+            udp=udp.get,
+            tls=options.tls,
+            local_address=options.local_address,
+            local_port=options.local_port,
+            timeout=options.timeout,
+            log=log,
+        )
+    except LocalBindError:
+        raise
+    except TransportError as exc:
+        probe.errors.append(SiptoolError(exc.message, code="transport_error"))
+        return probe
+    try:
+        if isinstance(endpoint, StreamEndpoint):
+            connect = endpoint.connect_time
+            probe.connect_ms = round(connect * 1000, 3) if connect is not None else None
+            probe.tls_version = endpoint.tls_version
+        await _ask(probe, server, endpoint, address, options, on_reply)
     finally:
         if server.transport != "udp":
-            endpoint.close()
-    if not probe.received and failure is not None:
-        probe.errors.append({"code": failure[0], "message": failure[1]})
-    elif not probe.received:
-        code = "timeout" if last_error == "timeout" else "transport_error"
-        message = (
-            f"no answer from {probe.address} within {settings.timeout:g} s"
-            f" ({probe.sent} request{'s' if probe.sent != 1 else ''})"
-            if code == "timeout"
-            else f"{probe.address}: {last_error}"
-        )
-        probe.errors.append({"code": code, "message": message})
+            endpoint.close()  # the UDP sockets are shared: run_probe closes them
     return probe
 
 
-def _failure(exchange: Exchange, address: str) -> tuple[str, str] | None:
-    """(error code, message) of an exchange that ended with an ICMP error or only with answers
-    it refused; None for silence or a transport failure."""
+async def _ask(
+    probe: ServerProbe,
+    server: StunServer,
+    endpoint: StunEndpoint,
+    address: Address,
+    options: ProbeOptions,
+    on_reply: ReplyCallback | None,
+) -> None:
+    """``options.count`` requests ``options.interval`` apart over ``endpoint``."""
+    local = _local_for(endpoint, address)
+    probe.local = format_address(*local)
+    schedule = Schedule(cap=options.timeout)
+    last_error: str | None = None
+    failure: SiptoolError | None = None
+    for n in range(options.count):
+        if n:
+            await asyncio.sleep(options.interval)
+        tid, wire = binding_request(software=options.software, fingerprint=True)
+        probe.sent += 1
+        exchange = await endpoint.request(address, wire, tid, schedule)
+        if on_reply is not None:
+            on_reply(probe, _reply(n + 1, tid, exchange))
+        if exchange.response is None:
+            last_error = exchange.error or "no answer"
+            failure = _failure(exchange, probe.address or server.hostport)
+            if server.transport != "udp" and last_error != "timeout" and failure is None:
+                break  # the connection is gone; the rest would fail the same way
+            continue
+        _record(probe, exchange, local)
+    if not probe.received:
+        probe.errors.append(failure or _no_answer(probe, last_error, options.timeout))
+
+
+def _reply(seq: int, tid: bytes, exchange: Exchange) -> BindingReply:
+    answer = exchange.response
+    return BindingReply(
+        seq=seq,
+        transaction_id=tid.hex(),
+        mapped=None if answer is None else answer.reflexive_address,
+        rtt_ms=None if answer is None or exchange.rtt is None else round(exchange.rtt * 1000, 3),
+        error=None if answer is not None else exchange.error or "no answer",
+    )
+
+
+def _no_answer(probe: ServerProbe, last_error: str | None, timeout: float) -> SiptoolError:
+    """Silence until the timeout, or the transport failure that ended the wait."""
+    if last_error == "timeout":
+        requests = f"{probe.sent} request{'s' if probe.sent != 1 else ''}"
+        return SiptoolError(
+            f"no answer from {probe.address} within {timeout:g} s ({requests})", code="timeout"
+        )
+    return SiptoolError(f"{probe.address}: {last_error}", code="transport_error")
+
+
+def _failure(exchange: Exchange, address: str) -> SiptoolError | None:
+    """The error of an exchange that ended with an ICMP error or only with answers it
+    refused; None for silence or a transport failure."""
     if exchange.unreachable:
         sender = exchange.unreachable_from
         if exchange.unreachable == "port unreachable" and sender in (
             None,
             split_address(address)[0],
         ):
-            return "unreachable", f"no STUN server at {address}: port unreachable"
+            return SiptoolError(
+                f"no STUN server at {address}: port unreachable", code="unreachable"
+            )
         via = f" (ICMP from {sender})" if sender else ""
-        return "unreachable", f"{address}: {exchange.unreachable}{via}"
+        return SiptoolError(f"{address}: {exchange.unreachable}{via}", code="unreachable")
     if exchange.rejected:
-        return "rejected", f"answers rejected: {', '.join(exchange.rejected)}"
+        return SiptoolError(f"answers rejected: {', '.join(exchange.rejected)}", code="rejected")
     return None
 
 
-async def run_probe(
-    servers: list[StunServer], settings: ProbeSettings, on_reply: ReplyCallback | None = None
-) -> ProbeResult:
-    log = StunLog(settings.verbose)
-    udp = _UdpSockets(settings, log)
+# ------------------------------------------------------------------------ the run
+
+
+async def run_probe(options: ProbeOptions, on_reply: ReplyCallback | None = None) -> ProbeResult:
+    """Probe every server concurrently; ``on_reply`` sees each request's outcome as it comes.
+    The sockets are closed whatever happens, Ctrl-C included."""
+    log = StunLog(options.verbose)
+    udp = _UdpSockets(options, log)
+    tasks = [
+        asyncio.ensure_future(probe_server(s, options, udp, log, on_reply)) for s in options.servers
+    ]
     try:
-        probes = await asyncio.gather(
-            *(probe_server(s, settings, udp, log, on_reply) for s in servers)
-        )
+        probes = await asyncio.gather(*tasks)
     except LocalBindError as exc:
-        return ProbeResult([], EXIT_NOT_RUN, [{"code": exc.code, "message": exc.message}])
+        result = ProbeResult([], ExitCode.NOT_RUN, [exc], options.used_default_list)
+    else:
+        ok = all(p.answered for p in probes)
+        code = ExitCode.OK if ok else ExitCode.FAILED
+        result = ProbeResult(list(probes), code, used_default_list=options.used_default_list)
     finally:
-        udp.close()
-    ok = all(p.answered for p in probes)
-    return ProbeResult(list(probes), EXIT_OK if ok else EXIT_FAILED)
+        # gather leaves the other probes running when one raises: stop them (their
+        # connections close in probe_server's finally) before the shared sockets go.
+        for task in tasks:
+            task.cancel()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            udp.close()
+    result.nagios = nagios_verdict(result, options.thresholds)
+    return result
 
 
-def nagios_state(
-    result: ProbeResult,
-    warning_ms: float | None,
-    critical_ms: float | None,
-    loss_warning: float,
-    loss_critical: float,
-) -> tuple[int, str, str]:
-    """(exit status 0-3, status text, perfdata) for --nagios."""
+def nagios_verdict(result: ProbeResult, limits: Thresholds) -> NagiosVerdict:
+    """The --nagios line: the worst server's state, every server's summary and perfdata;
+    a mapping that differs between servers is at least a WARNING."""
     if not result.servers:
-        return 3, "STUN UNKNOWN - " + "; ".join(e["message"] for e in result.errors), ""
-    limits = Thresholds(warning_ms, critical_ms, loss_warning, loss_critical)
-    worst = 0
+        return unknown(SERVICE, result.errors)
+    worst = NagiosState.OK
     parts: list[str] = []
     perf: list[str] = []
     many = len(result.servers) > 1
     for index, probe in enumerate(result.servers, 1):
-        d = probe.to_dict()
-        avg = d["rtt_avg_ms"]
-        loss = d["loss_pct"] if d["loss_pct"] is not None else 100.0
-        state = limits.state(probe.answered, avg, loss)
-        worst = max(worst, state)
+        avg = probe.rtt_avg_ms
+        loss = probe.loss_pct if probe.loss_pct is not None else 100.0
+        worst = max(worst, limits.state(probe.answered, avg, loss))
         if probe.answered and avg is not None:
             parts.append(f"{probe.server} mapped {probe.mapped} in {avg:.1f} ms")
         else:
-            reason = probe.errors[-1]["message"] if probe.errors else "no answer"
-            parts.append(f"{probe.server}: {reason}")
-        perf += limits.perfdata(f"_{index}" if many else "", avg, loss)
-    if result.mapping_consistent is False and worst == 0:
-        worst = 1
+            parts.append(f"{probe.server}: {probe.failure}")
+        perf += limits.ping_perfdata(f"_{index}" if many else "", avg, loss)
+    if result.mapping_consistent is False and worst is NagiosState.OK:
+        worst = NagiosState.WARNING
         parts.append("mapping differs between servers")
-    label = LABELS[worst]
-    return worst, f"STUN {label} - " + "; ".join(parts), " ".join(perf)
+    return verdict(SERVICE, worst, "; ".join(parts), perf)
