@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from siptool.errors import ParseError
-from siptool.sip.builders import USER_AGENT
+from siptool.sip.builders import assemble_request, closing_headers
 from siptool.sip.message import Header, SipMessage
 from siptool.sip.nameaddr import parse_name_addr
 from siptool.sip.uri import Uri, parse_uri
@@ -145,23 +145,20 @@ class Dialog:
         content_type: str | None = None,
     ) -> SipMessage:
         request_uri, routes = self.request_uri_and_routes()
-        headers = [
-            Header("Via", via),
-            Header("Max-Forwards", "70"),
-            Header("From", self.local),
-            Header("To", self.remote),
-            Header("Call-ID", self.call_id),
-            Header("CSeq", f"{seq} {method}"),
-        ]
-        headers += [Header("Route", r) for r in routes]
-        if contact is not None:
-            headers.append(Header("Contact", contact))
-        headers += [Header(name, value) for name, value in extra]
-        headers.append(Header("User-Agent", USER_AGENT))
-        if body:
-            headers.append(Header("Content-Type", content_type or "application/sdp"))
-        headers.append(Header("Content-Length", str(len(body))))
-        return SipMessage.request(method, request_uri, headers, body)
+        return assemble_request(
+            method,
+            request_uri,
+            via=via,
+            from_=self.local,
+            to=self.remote,
+            call_id=self.call_id,
+            seq=seq,
+            routes=routes,
+            contact=contact,
+            extra=extra,
+            body=body,
+            content_type=content_type,
+        )
 
     def ack(self, invite: SipMessage, via: str) -> SipMessage:
         """The ACK for a 2xx to ``invite`` (RFC 3261 §13.2.2.4): built like any in-dialog
@@ -234,11 +231,7 @@ def build_response(
         if name == "To" and to_tag is not None and _tag_of(value) is None:
             value = f"{value};tag={to_tag}"
         headers.append(Header(name, value))
-    headers += [Header(name, value) for name, value in extra]
-    headers.append(Header("Server", USER_AGENT))
-    if body:
-        headers.append(Header("Content-Type", content_type or "application/sdp"))
-    headers.append(Header("Content-Length", str(len(body))))
+    headers += closing_headers("Server", extra, body, content_type)
     return SipMessage.response(status, reason, headers, body)
 
 

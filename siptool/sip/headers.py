@@ -22,6 +22,7 @@ __all__ = [
     "COMMA_LIST_HEADERS",
     "COMPACT_FORMS",
     "KNOWN_HEADERS",
+    "MANDATORY_REQUEST_HEADERS",
     "canonical_name",
     "compact_form",
     "header_key",
@@ -29,6 +30,10 @@ __all__ = [
     "is_valid_header_name",
     "split_comma_list",
 ]
+
+# RFC 3261 §8.1.1: "A valid SIP request formulated by a UAC MUST, at a minimum, contain the
+# following header fields: To, From, CSeq, Call-ID, Max-Forwards, and Via" (in that order).
+MANDATORY_REQUEST_HEADERS = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Via")
 
 # RFC 3261 §7.3.3 plus the compact forms registered later (RFC 3265 o/u, RFC 3515 r,
 # RFC 3892 b, RFC 3841 a/j/d, RFC 4028 x, RFC 4474 y/n).  Keys are lower-case: compact forms

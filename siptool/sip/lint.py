@@ -14,6 +14,8 @@ from siptool.addr import (
     is_public_address,
 )
 from siptool.errors import ParseError
+from siptool.sip.builders import BRANCH_COOKIE
+from siptool.sip.headers import MANDATORY_REQUEST_HEADERS
 from siptool.sip.message import SipMessage
 
 __all__ = [
@@ -24,15 +26,12 @@ __all__ = [
     "malformed_fields",
 ]
 
-# RFC 3261 §8.1.1: a UAC request MUST contain To, From, CSeq, Call-ID, Max-Forwards and Via.
-# Max-Forwards is checked on its own below so that it gets its own code.
-_REQUEST_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
-# RFC 3261 §8.2.6.2 / §20: a response copies From, To, Call-ID, CSeq and Via from the request.
-_RESPONSE_MANDATORY = ("To", "From", "CSeq", "Call-ID", "Via")
+# RFC 3261 §8.1.1 for requests; §8.2.6.2 / §20: a response copies From, To, Call-ID, CSeq and
+# Via from the request.  Max-Forwards (requests only) is checked on its own below so that it
+# gets its own code.
+_MANDATORY = tuple(name for name in MANDATORY_REQUEST_HEADERS if name != "Max-Forwards")
 # Headers that may appear at most once (RFC 3261 §7.3: only the comma-list headers repeat).
 _SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
-# RFC 3261 §8.1.1.7: the branch of an RFC 3261 client starts with this magic cookie.
-_MAGIC_COOKIE = "z9hG4bK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ def lint_message(
         )
 
     present = {h.name for h in msg.headers}
-    for name in _REQUEST_MANDATORY if is_request else _RESPONSE_MANDATORY:
+    for name in _MANDATORY:
         if name not in present:
             out.append(
                 LintWarning(
@@ -182,11 +181,11 @@ def _via(msg: SipMessage) -> list[LintWarning]:
         return [
             LintWarning("branch", "top Via has no branch parameter (RFC 3261 §8.1.1.7)", "error")
         ]
-    if not top.branch.startswith(_MAGIC_COOKIE):
+    if not top.branch.startswith(BRANCH_COOKIE):
         return [
             LintWarning(
                 "branch",
-                f"top Via branch {top.branch!r} lacks the z9hG4bK magic cookie "
+                f"top Via branch {top.branch!r} lacks the {BRANCH_COOKIE} magic cookie "
                 "(RFC 3261 §8.1.1.7): the peer falls back to RFC 2543 transaction matching",
             )
         ]

@@ -35,11 +35,11 @@ Decisions:
 from __future__ import annotations
 
 import enum
-import secrets
 from dataclasses import dataclass
 from typing import ClassVar
 
 from siptool.errors import ParseError
+from siptool.sip.builders import MAX_FORWARDS, mandatory_headers
 from siptool.sip.headers import split_comma_list
 from siptool.sip.message import Header, SipMessage
 
@@ -63,18 +63,7 @@ __all__ = [
     "build_ack",
     "build_cancel",
     "match_response",
-    "new_branch",
 ]
-
-# RFC 3261 §8.1.1.7: the branch of every RFC 3261 request starts with this magic cookie.
-BRANCH_COOKIE = "z9hG4bK"
-
-
-def new_branch() -> str:
-    """A fresh Via branch: the magic cookie plus 96 random bits (unique over space and time,
-    RFC 3261 §8.1.1.7)."""
-    return BRANCH_COOKIE + secrets.token_hex(12)
-
 
 # -- timers -------------------------------------------------------------------------------------
 
@@ -336,12 +325,15 @@ def _derived_request(original: SipMessage, method: str, to_value: str) -> SipMes
     from_ = original.header("From")
     if cseq is None or call_id is None or from_ is None:
         raise ValueError("request lacks CSeq, Call-ID or From")
-    headers = [Header("Via", _first_via_value(original))]
-    headers.append(Header("Max-Forwards", original.header("Max-Forwards") or "70"))
-    headers.append(Header("From", from_))
-    headers.append(Header("To", to_value))
-    headers.append(Header("Call-ID", call_id))
-    headers.append(Header("CSeq", f"{cseq.seq} {method}"))
+    headers = mandatory_headers(
+        method,
+        via=_first_via_value(original),
+        max_forwards=original.header("Max-Forwards") or str(MAX_FORWARDS),
+        from_=from_,
+        to=to_value,
+        call_id=call_id,
+        seq=cseq.seq,
+    )
     headers += _copy_headers(original, "Route")
     headers.append(Header("Content-Length", "0"))
     return SipMessage.request(method, original.request_uri, headers)

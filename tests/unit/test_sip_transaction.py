@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from siptool.sip.builders import new_branch
 from siptool.sip.message import SipMessage, parse_message
 from siptool.sip.transaction import (
     INVITE_TRANSITIONS,
@@ -24,7 +25,6 @@ from siptool.sip.transaction import (
     TransportFailed,
     build_cancel,
     match_response,
-    new_branch,
 )
 
 BRANCH = "z9hG4bK776asdhds"
