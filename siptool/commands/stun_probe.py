@@ -58,6 +58,7 @@ __all__ = [
     "ProbeResult",
     "ServerProbe",
     "StunErrorResponse",
+    "nagios_verdict",
     "run_probe",
 ]
 
