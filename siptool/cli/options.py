@@ -67,11 +67,19 @@ class NagiosFlags(NamedTuple):
     critical: float | None = None
 
 
-class RepeatFlags(NamedTuple):
-    """-n/--count and -i/--interval of the ping-like commands."""
+class RepeatFlags:
+    """-n/--count and -i/--interval of the ping-like commands.  (Not a NamedTuple: a field
+    named ``count`` would hide ``tuple.count``.)"""
 
-    count: int = 1
-    interval: float = 1.0
+    __slots__ = ("count", "interval")
+    _fields = __slots__
+
+    def __init__(self, count: int = 1, interval: float = 1.0) -> None:
+        self.count = count
+        self.interval = interval
+
+    def _asdict(self) -> dict[str, Any]:
+        return {"count": self.count, "interval": self.interval}
 
 
 class DnsFlags(NamedTuple):
