@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.kamailio import start_kamailio  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.support.kamailio import start_kamailio  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 
 def timed(command: list[str], **kw: object) -> tuple[float, subprocess.CompletedProcess[str]]:

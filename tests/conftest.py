@@ -1,9 +1,4 @@
-from __future__ import annotations
+"""The peers every test module shares (Kamailio, coturn, stund, SIPp, hostile peers) are the
+fixtures of tests/support/fixtures.py, registered here for the whole tree."""
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+pytest_plugins = ("tests.support.fixtures",)

@@ -1,6 +1,6 @@
 """Digest authentication against a real registrar: Kamailio 5.x with
 tests/fixtures/capture-recipes/kamailio-registrar.cfg (in-memory usrloc, one shared password),
-started here on 127.0.0.1 at a free UDP port and stopped by PID.
+started here on 127.0.0.1 at a free UDP port (tests/support/kamailio.py) and stopped by PID.
 
 REGISTERs go out over a plain UDP socket; ``AuthState`` / ``DigestSession`` answer the 401.
 Kamailio's auth module checks our response, so a 200 proves the digest (qop=auth with nc and
@@ -11,150 +11,49 @@ implementation; a wrong password must get a second 401 that ``AuthState`` calls
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from siptool.errors import ParseError
 from siptool.sip.auth import AuthState, DigestCredentials, parse_challenge
 from siptool.sip.message import SipMessage, parse_message
-from tests.conftest import FIXTURES
-from tests.peers import require_tool
+from tests.support.kamailio import Kamailio, start_kamailio
 
 pytestmark = pytest.mark.peer
 
 HOST = "127.0.0.1"
-CONFIG = FIXTURES / "capture-recipes" / "kamailio-registrar.cfg"
 PASSWORD = "s3cret-for-tests"
 
 
 @dataclass
 class Registrar:
-    pid: int
-    port: int
-    log: Path
+    kamailio: Kamailio
     qop: bool
+
+    @property
+    def port(self) -> int:
+        return self.kamailio.udp
 
     @property
     def address(self) -> tuple[str, int]:
         return HOST, self.port
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def _options(sock: socket.socket, port: int) -> bytes:
-    local_port = sock.getsockname()[1]
-    return (
-        f"OPTIONS sip:ping@{HOST}:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{secrets.token_hex(6)}\r\n"
-        "Max-Forwards: 70\r\n"
-        f"From: <sip:probe@{HOST}>;tag={secrets.token_hex(4)}\r\n"
-        f"To: <sip:ping@{HOST}>\r\n"
-        f"Call-ID: {secrets.token_hex(8)}\r\n"
-        "CSeq: 1 OPTIONS\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-
-
-def _wait_until_answering(process: subprocess.Popen[bytes], log: Path, port: int) -> None:
-    deadline = time.monotonic() + 15
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        sock.settimeout(0.2)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"kamailio exited with {process.returncode}:\n{tail}")
-            sock.sendto(_options(sock, port), (HOST, port))
-            with contextlib.suppress(TimeoutError, ConnectionRefusedError):
-                data, _ = sock.recvfrom(65535)
-                if parse_message(data).status == 200:
-                    return
-    pytest.fail("kamailio did not answer OPTIONS within 15 s")
-
-
 @pytest.fixture(scope="module", params=[True, False], ids=["qop-auth", "no-qop"])
 def registrar(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registrar]:
-    binary = require_tool("kamailio", "kamailio")
-    if not CONFIG.exists():
-        pytest.fail(f"{CONFIG} is missing")
     qop: bool = request.param
-    work = tmp_path_factory.mktemp("kamailio")
-    port = _free_udp_port()
-    log = work / "kamailio.log"
-    argv = [
-        binary,
-        "-f",
-        str(CONFIG),
-        "-DD",  # stay in the foreground: the PID we hold is the main process
-        "-E",
-        "-Y",
-        str(work),
-        "-P",
-        str(work / "kamailio.pid"),
-        "-m",
-        "32",
-        "-M",
-        "4",
-        "-l",
-        f"udp:{HOST}:{port}",
-        "-A",
-        f'AUTH_PASSWORD="{PASSWORD}"',
-        "-A",
-        f'AUTH_QOP="{1 if qop else 0}"',
-    ]
-    with log.open("wb") as out:
-        # Its own process group: Kamailio's children are found by that group id at teardown.
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    kamailio = start_kamailio(tmp_path_factory.mktemp("kamailio"), password=PASSWORD, qop=qop)
     try:
-        _wait_until_answering(process, log, port)
-        yield Registrar(process.pid, port, log, qop)
+        yield Registrar(kamailio, qop)
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the main process; then SIGKILL whatever is left of its process group.
-
-    Under load, children that got the main process's SIGTERM have been seen to hang on a
-    shared-memory lock after the main process exited, orphaned; the group (created for this
-    process alone by start_new_session) catches them.
-    """
-    group = process.pid  # start_new_session: the main process leads its own group
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+        kamailio.stop()
 
 
 class Client:

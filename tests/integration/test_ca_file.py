@@ -9,16 +9,13 @@ the server's failure (exit 1), which proves the two are told apart."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.kamailio import make_test_ca
-from tests.servers import free_port
+from tests.support.kamailio import make_test_ca
+from tests.support.run import Run, siptool
+from tests.support.servers import free_port
 
 COMMANDS = {
     "options-ping": ["options-ping"],
@@ -34,18 +31,10 @@ def _target(command: str, port: int) -> list[str]:
     return [f"sip:127.0.0.1:{port};transport=tls"]
 
 
-def _run(command: str, ca_file: Path, *mode: str) -> subprocess.CompletedProcess[str]:
+def _run(command: str, ca_file: Path, *mode: str) -> Run:
     argv = [*COMMANDS[command], *mode, "--timeout", "2", "--ca-file", str(ca_file)]
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *argv, *_target(command, free_port("tcp"))],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "SIPTOOL_PASSWORD": "secret"},
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+    target = _target(command, free_port("tcp"))
+    return siptool(*argv, *target, timeout=30, env={"SIPTOOL_PASSWORD": "secret"})
 
 
 @pytest.fixture(params=["missing", "directory", "not-pem"])
@@ -81,7 +70,7 @@ def test_bad_ca_file_json_document_says_exit_3(command: str, bad_ca: tuple[Path,
     path, reason = bad_ca
     result = _run(command, path, "--json")
     assert result.returncode == 3, result.stderr
-    doc = json.loads(result.stdout)
+    doc = result.doc
     assert doc["command"] == command
     assert doc["ok"] is False and doc["exit_code"] == 3
     codes = [e["code"] for e in doc["errors"]]
@@ -107,5 +96,5 @@ def test_good_ca_file_and_a_closed_port_is_the_servers_failure(
     ca = make_test_ca(tmp_path)
     result = _run(command, ca.ca_cert, "--json")
     assert result.returncode == 1, result.stderr
-    doc = json.loads(result.stdout)
+    doc = result.doc
     assert all(e["code"] != "ca_file_error" for e in doc["errors"]), doc["errors"]

@@ -1,22 +1,24 @@
-"""`siptool decode` end to end: real captures in, the contract's output and exit codes out.
+"""`siptool decode` end to end: real captures in, the contract's output and exit codes out;
+damaged fixtures through every renderer (the in-process half is
+tests/unit/test_decode_robustness.py).
 
-Runs the installed entry point in a subprocess, as a user's script would, so the tests see
-exactly what stdout, stderr and the exit code carry.
+Runs siptool in a subprocess, as a user's script would, so the tests see exactly what stdout,
+stderr and the exit code carry.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.support.captures import ether, pcap_file, udp4
+from tests.support.paths import CAPTURES, FIXTURES
+from tests.support.run import STRICT_UTF8, Run, siptool
+from tests.unit.test_decode_robustness import SEEDS
 
-CAPTURES = FIXTURES / "captures"
 CALL = CAPTURES / "sip-call-sipp-uac-uas.pcap"
 REGISTER = CAPTURES / "sip-register-digest-auth.pcapng"
 ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
@@ -40,16 +42,8 @@ INVITE = (
 ) + SDP
 
 
-def decode(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", "decode", *args],
-        input=stdin.decode("latin-1") if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+def decode(*args: str, stdin: bytes | None = None) -> Run:
+    return siptool("decode", *args, input=stdin, timeout=120)
 
 
 def jsonl(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -144,8 +138,6 @@ def test_lint_flags_nat_and_rfc3261_faults_from_text_on_stdin() -> None:
 
 
 def test_lint_flags_private_contact_and_sdp_toward_a_public_peer(tmp_path: Path) -> None:
-    from tests.unit.test_capture_builders import ether, pcap_file, udp4
-
     frame = ether(udp4(INVITE, "192.168.1.20", "198.51.100.7"))
     capture = tmp_path / "nat.pcap"
     capture.write_bytes(pcap_file([frame]))
@@ -229,3 +221,26 @@ def test_malformed_from_is_invalid_but_the_message_is_still_shown() -> None:
     assert result.returncode == 1 and summary["summary"]["invalid"] == 1
     assert messages[0]["method"] == "INVITE" and messages[0]["from"] is None
     assert "invalid INVITE request: From: unterminated '<'" in result.stderr
+
+
+# The same picks as before the out-of-range timestamp fixtures came (they have their own
+# whole-CLI test in test_capture_timestamps.py).
+CLI_SEEDS = [path for path in SEEDS if not path.name.startswith("wrong-time-")]
+
+
+@pytest.mark.parametrize("seed", CLI_SEEDS[:6] + CLI_SEEDS[-5:], ids=lambda p: p.name)
+def test_cli_on_damaged_fixtures_exits_0_or_1_without_a_traceback(
+    tmp_path: Path, seed: Path
+) -> None:
+    data = bytearray(seed.read_bytes())
+    data[len(data) // 3] ^= 0x20
+    del data[len(data) * 2 // 3 :][:50]
+    path = tmp_path / seed.name
+    path.write_bytes(bytes(data) + b"\xff\xfe")
+    for flags in (["--jsonl", "--flow"], ["--json", "--lint"], ["--flow", "-v", "--lint"]):
+        result = siptool("decode", *flags, str(path), env=STRICT_UTF8, traceback_ok=True)
+        assert "Traceback" not in result.stderr and result.returncode in (0, 1), result.stderr
+        if "--jsonl" in flags:
+            assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == result.returncode
+        elif "--json" in flags:
+            assert result.doc["exit_code"] == result.returncode

@@ -4,7 +4,7 @@ Message by message, matched by (frame, position in frame): the same messages mus
 both sides, and each must agree on protocol, transport, src, dst and, for SIP, the request
 method or status code, Call-ID, CSeq number and method, From and To tags, top Via branch and
 SDP media ports; for STUN, class, method, transaction ID and XOR-MAPPED-ADDRESS.  tshark's view
-comes from tests/tshark_reference.py, whose EXCEPTIONS name the one place where tshark's own
+comes from tests/support/tshark_reference.py, whose EXCEPTIONS name the one place where tshark's own
 bytes are decoded by hand (XOR-MAPPED-ADDRESS in classic RFC 3489 messages, which tshark 4.0
 shows as an unknown attribute).  New captures are picked up automatically.
 """
@@ -12,20 +12,27 @@ shows as an unknown attribute).  New captures are picked up automatically.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
-from tests.tshark_reference import SIP_FIELDS, STUN_FIELDS, tshark_messages
-
-CAPTURES = sorted(
-    p for p in (FIXTURES / "captures").iterdir() if p.suffix in {".pcap", ".pcapng", ".cap"}
+from tests.support.captures import (
+    STUN_BINDING_REQUEST,
+    STUN_BINDING_SUCCESS,
+    ether,
+    ipv4,
+    pcap_file,
+    sdp,
+    sip_request,
+    tcp,
+    write,
 )
+from tests.support.paths import CAPTURE_FILES, CAPTURES
+from tests.support.run import siptool
+from tests.support.tshark_reference import SIP_FIELDS, STUN_FIELDS, tshark_messages
+
 COMMON_FIELDS = ("protocol", "transport", "src", "dst")
 
 pytestmark = pytest.mark.peer
@@ -33,13 +40,7 @@ pytestmark = pytest.mark.peer
 
 def siptool_messages(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The message objects and the final summary object of `siptool decode --jsonl PATH`."""
-    done = subprocess.run(
-        [sys.executable, "-m", "siptool", "decode", "--jsonl", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    done = siptool("decode", "--jsonl", str(path), timeout=300)
     assert done.returncode == 0, (
         f"decode exited {done.returncode} on {path.name}; stderr:\n{done.stderr}"
     )
@@ -137,7 +138,7 @@ def differences(
     return problems
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+@pytest.mark.parametrize("path", CAPTURE_FILES, ids=[p.name for p in CAPTURE_FILES])
 def test_decode_agrees_with_tshark_message_by_message(path: Path) -> None:
     theirs_list = tshark_messages(path)
     assert theirs_list, f"tshark finds no SIP or STUN in {path.name}: a useless fixture"
@@ -157,18 +158,6 @@ def test_several_messages_in_one_tcp_segment_are_matched_by_position(tmp_path: P
     """No real tool here puts two whole messages in one segment, so a synthetic stream does:
     OPTIONS and INVITE whole in frame 1 with the head of a MESSAGE finished in frame 2, and two
     STUN messages in one segment of another connection (RFC 8489 §6.2.2 framing)."""
-    from tests.unit.test_capture_builders import (
-        STUN_BINDING_REQUEST,
-        STUN_BINDING_SUCCESS,
-        ether,
-        ipv4,
-        pcap_file,
-        sdp,
-        sip_request,
-        tcp,
-        write,
-    )
-
     stream = (
         sip_request("OPTIONS", "multi-1@example.com", cseq=1)
         + sip_request("INVITE", "multi-2@example.com", body=sdp(2), cseq=2)
@@ -203,7 +192,7 @@ def test_several_messages_in_one_tcp_segment_are_matched_by_position(tmp_path: P
 
 def test_comparison_catches_a_changed_field_and_a_missing_message() -> None:
     """The comparison itself: one wrong branch and one message too few must both be reported."""
-    path = FIXTURES / "captures" / "sip-call-sipp-uac-uas.pcap"
+    path = CAPTURES / "sip-call-sipp-uac-uas.pcap"
     theirs = {(m["frame"], m["position"]): m for m in tshark_messages(path)}
     messages, _ = siptool_messages(path)
     ours = keyed_by_position(messages)

@@ -5,31 +5,17 @@ controls, and passwords written into the target URI."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.hostile_sip import hostile_uas
+from tests.support.hostile_sip import hostile_uas
+from tests.support.run import Run, siptool
 
 # ESC[2J clears the screen, ESC]0;…BEL retitles the terminal, CSI 31m colours.
 CLEAR = "\x1b[2J"
 TITLE = "\x1b]0;pwned\x07"
 HOSTILE_TEXT = f"OK{CLEAR}{TITLE}\x9b31m"
-
-
-def siptool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def no_controls(text: str) -> None:
@@ -148,7 +134,7 @@ def test_register_escapes_reason_auth_and_bindings() -> None:
     }
     with hostile_uas(script) as peer:
 
-        def register(*mode: str) -> subprocess.CompletedProcess[str]:
+        def register(*mode: str) -> Run:
             return siptool(
                 "register",
                 *mode,

@@ -7,13 +7,7 @@ whole process."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,35 +15,25 @@ from typing import Any
 import pytest
 
 from siptool.commands.invite_test import BYE_CUT_SHORT, CANCEL_CUT_SHORT, CLEANUP_ALLOWANCE
-from siptool.sip.message import parse_message
-from tests.dns import start_dnsmasq
+from tests.support.dns import dnsmasq, srv_zone
+from tests.support.hostile_sip import HostileUas, hostile_uas
+from tests.support.responders import closed_udp_port, idle_udp_socket
+from tests.support.run import siptool
 
 pytestmark = pytest.mark.peer
 
 
 def timed_call(*args: str) -> tuple[float, int, dict[str, Any]]:
     """(wall seconds of the whole process, exit code, JSON document)."""
-    start = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", "invite-test", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "SIPTOOL_PASSWORD": ""},
-    )
-    wall = time.monotonic() - start
-    assert "Traceback" not in result.stderr, result.stderr
-    return wall, result.returncode, json.loads(result.stdout)
+    result = siptool("invite-test", "--json", *args, env={"SIPTOOL_PASSWORD": ""})
+    return result.seconds, result.returncode, result.doc
 
 
 @pytest.fixture(scope="module")
 def start_up() -> float:
     """What starting and stopping siptool costs here: a call to a closed port fails at once
     on the ICMP error, so its wall time is all process start-up and shutdown."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_udp_port()
     runs = [timed_call("--timeout", "5", f"sip:x@127.0.0.1:{port}")[0] for _ in range(2)]
     return min(runs)
 
@@ -99,68 +83,29 @@ def test_cancel_answered_in_time_is_not_cut_short(sipp: Any) -> None:
     assert peer.finished() == 0, peer.server.log()
 
 
+def sdp_toward(media_port: int) -> bytes:
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+        f"t=0 0\r\nm=audio {media_port} RTP/AVP 0\r\n"
+    ).encode()
+
+
 @pytest.fixture
 def bye_ignoring_uas() -> Iterator[Callable[..., int]]:
     """``start(answer_after, media_port=None)``: a UAS that sends 100 Trying at once, 200 OK
     ``answer_after`` seconds later (with an SDP answer toward ``media_port`` if given), and
     then ignores everything (the ACK, every BYE); returns its port."""
-    stop = threading.Event()
-    started: list[tuple[threading.Thread, socket.socket]] = []
+    with contextlib.ExitStack() as stack:
 
-    def serve(sock: socket.socket, answer_after: float, media_port: int | None) -> None:
-        port = sock.getsockname()[1]
-        calls: set[str | None] = set()
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                continue
-            request = parse_message(data)
-            if request.method != "INVITE" or request.call_id in calls:
-                continue
-            calls.add(request.call_id)
-            via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
-            common = (
-                f"{via}From: {request.header('From')}\r\nCall-ID: {request.call_id}\r\n"
-                f"CSeq: {request.header('CSeq')}\r\n"
-            )
-            sock.sendto(
-                (
-                    f"SIP/2.0 100 Trying\r\n{common}To: {request.header('To')}\r\n"
-                    "Content-Length: 0\r\n\r\n"
-                ).encode(),
-                peer,
-            )
-            sdp = ""
+        def start(answer_after: float, media_port: int | None = None) -> int:
+            ok: tuple[int, str, list[str], bytes] = (200, "OK", [], b"")
             if media_port is not None:
-                sdp = (
-                    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                    f"t=0 0\r\nm=audio {media_port} RTP/AVP 0\r\n"
-                )
-            ok = (
-                f"SIP/2.0 200 OK\r\n{common}To: {request.header('To')};tag=deaf\r\n"
-                f"Contact: <sip:deaf@127.0.0.1:{port}>\r\n"
-                + ("Content-Type: application/sdp\r\n" if sdp else "")
-                + f"Content-Length: {len(sdp)}\r\n\r\n{sdp}"
-            ).encode()
-            threading.Timer(answer_after, sock.sendto, (ok, peer)).start()
+                ok = (200, "OK", ["Content-Type: application/sdp"], sdp_toward(media_port))
+            script = {"INVITE": [(100, "Trying", [], b""), ok]}
+            peer: HostileUas = stack.enter_context(hostile_uas(script, delays={200: answer_after}))
+            return peer.port
 
-    def start(answer_after: float, media_port: int | None = None) -> int:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(0.2)
-        thread = threading.Thread(target=serve, args=(sock, answer_after, media_port), daemon=True)
-        thread.start()
-        started.append((thread, sock))
-        return int(sock.getsockname()[1])
-
-    try:
         yield start
-    finally:
-        stop.set()
-        for thread, sock in started:
-            thread.join(5)
-            sock.close()
 
 
 def test_bye_never_answered_waits_timeout_as_before(bye_ignoring_uas: Any, start_up: float) -> None:
@@ -192,8 +137,7 @@ def test_bye_never_answered_after_a_late_answer_is_cut_short(
 def test_rtp_phase_and_bye_stay_within_the_bound(bye_ignoring_uas: Any, start_up: float) -> None:
     """--rtp toward a media port that sends nothing back, answered late: the hold, the RTP
     grace and the BYE all fit in --timeout + --hold + the cleanup allowance."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as media:
-        media.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as media:
         port = bye_ignoring_uas(1.7, media.getsockname()[1])
         wall, code, doc = timed_call(
             "--rtp", "--timeout", "2", "--hold", "0.3", f"sip:deaf@127.0.0.1:{port}"
@@ -206,28 +150,10 @@ def test_rtp_phase_and_bye_stay_within_the_bound(bye_ignoring_uas: Any, start_up
 @pytest.fixture
 def two_silent_servers(tmp_path: Path) -> Iterator[str]:
     """sip:service@voip.test with two SRV targets that read everything and answer nothing."""
-    socks = []
-    for _ in range(2):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        socks.append(sock)
-    ports = [s.getsockname()[1] for s in socks]
-    server, dns = start_dnsmasq(
-        tmp_path,
-        [
-            f"--srv-host=_sip._udp.voip.test,one.voip.test,{ports[0]},10,0",
-            f"--srv-host=_sip._udp.voip.test,two.voip.test,{ports[1]},20,0",
-            "--host-record=one.voip.test,127.0.0.1",
-            "--host-record=two.voip.test,127.0.0.1",
-        ],
-        "one.voip.test",
-    )
-    try:
-        yield dns
-    finally:
-        server.stop()
-        for sock in socks:
-            sock.close()
+    with idle_udp_socket() as one, idle_udp_socket() as two:
+        ports = [("one", one.getsockname()[1]), ("two", two.getsockname()[1])]
+        with dnsmasq(tmp_path, srv_zone("voip.test", ports), "one.voip.test") as dns:
+            yield dns
 
 
 def test_failover_shares_the_timeout(two_silent_servers: str, start_up: float) -> None:

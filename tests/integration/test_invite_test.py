@@ -7,15 +7,12 @@ scenarios that must see our ACK end only once it came, so SIPp's exit status 0 p
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +20,13 @@ import pytest
 from siptool.sip.auth import AuthState, DigestCredentials
 from siptool.sip.builders import LocalEndpoint, build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage, parse_message
-from tests.kamailio import PASSWORD, Kamailio
-from tests.servers import free_port
+from tests.support.kamailio import PASSWORD, Kamailio
+from tests.support.responders import idle_udp_socket
+from tests.support.run import SIPTOOL, Env, siptool
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.peer
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "sipp"
 ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 CONTRACT_KEYS = (
     "final_status",
@@ -46,27 +44,9 @@ CONTRACT_KEYS = (
 )
 
 
-def siptool(
-    *args: str, timeout: float = 60, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def call_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+def call_json(*args: str, env: Env | None = None) -> tuple[int, dict[str, Any]]:
     result = siptool("invite-test", "--json", *args, env=env)
-    try:
-        doc = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"no JSON on stdout: {result.stdout!r}\n{result.stderr}")
-    return result.returncode, doc
+    return result.returncode, result.doc
 
 
 def _assert_contract(doc: dict[str, Any]) -> None:
@@ -263,8 +243,7 @@ def test_text_summary(sipp: Any) -> None:
 
 
 def test_silent_peer_is_no_answer() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
-        silent.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as silent:
         port = silent.getsockname()[1]
         code, doc = call_json("--timeout", "0.6", f"sip:x@127.0.0.1:{port}")
     assert code == 1
@@ -273,8 +252,7 @@ def test_silent_peer_is_no_answer() -> None:
 
 
 def test_busy_local_port_cannot_run() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
-        busy.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as busy:
         port = busy.getsockname()[1]
         result = siptool(
             "invite-test",
@@ -443,7 +421,7 @@ def test_call_through_kamailio_record_routes_ack_and_bye(sipp: Any, kamailio: Ka
     register_contact(kamailio, "sippuser", f"sip:sippuser@127.0.0.1:{peer.port}")
     target = f"sip:sippuser@{kamailio.host}:{kamailio.udp}"
     result = siptool("invite-test", "--json", "-v", "--hold", "0.3", target)
-    doc = json.loads(result.stdout)
+    doc = result.doc
     assert result.returncode == 0, (doc["errors"], result.stderr[-3000:])
     assert doc["final_status"] == 200 and doc["bye_status"] == 200
     assert doc["resolved"]["address"] == f"127.0.0.1:{kamailio.udp}"
@@ -524,7 +502,7 @@ def test_tls_call_through_kamailio(sipp: Any, kamailio: Kamailio) -> None:
 def test_ctrl_c_during_the_hold_hangs_up_with_bye(sipp: Any) -> None:
     peer = sipp()
     process = subprocess.Popen(
-        [sys.executable, "-m", "siptool", "invite-test", "--hold", "30", peer.uri()],
+        [*SIPTOOL, "invite-test", "--hold", "30", peer.uri()],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

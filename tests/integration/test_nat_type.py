@@ -7,64 +7,29 @@ port, none of which is "udp-blocked"; and --timeout as the bound of the whole co
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from siptool.errors import ParseError
-from siptool.stun.message import binding_response, parse_stun
-from tests.stun_peers import (
+from siptool.stun.message import StunMessage, binding_response
+from tests.support.responders import Address, closed_udp_port, idle_udp_socket
+from tests.support.run import siptool
+from tests.support.stun_peers import (
     HOSTILE_TEXT,
     PRIMARY,
     StunPeer,
-    closed_udp_port,
     hostile_stun_server,
-    require_alternate_loopback,
-    start_coturn,
-    start_stund,
+    stun_responder,
 )
 
 pytestmark = pytest.mark.peer
 
 
 def nat_type(*args: str, timeout: float = 60) -> tuple[int, dict[str, Any], float]:
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", "nat-type", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    elapsed = time.monotonic() - started
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout), elapsed
-
-
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
-    require_alternate_loopback()
-    peer = start_coturn(tmp_path_factory.mktemp("coturn"), ipv6="::1")
-    try:
-        yield peer
-    finally:
-        peer.stop()
-
-
-@pytest.fixture(scope="module")
-def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
-    require_alternate_loopback()
-    peer = start_stund(tmp_path_factory.mktemp("stund"))
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    result = siptool("nat-type", "--json", *args, timeout=timeout)
+    return result.returncode, result.doc, result.seconds
 
 
 @contextlib.contextmanager
@@ -77,37 +42,18 @@ def fake_server(
     """A one-socket STUN server: answers everything from its one address, CHANGE-REQUEST or
     not, and claims ``other`` as OTHER-ADDRESS.  With ``stray`` it answers CHANGE-REQUEST
     from a third address (127.0.0.3) instead; ``mapped`` replaces the mapped address."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((PRIMARY, 0))
-    sock.settimeout(0.1)
-    port = sock.getsockname()[1]
-    third = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    third.bind(("127.0.0.3", 0))
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(2048)
-            except TimeoutError:
-                continue
-            with contextlib.suppress(ParseError):
-                request = parse_stun(data)
-                sender = third if stray and request.attribute("CHANGE-REQUEST") else sock
-                reply = binding_response(
-                    request, mapped or peer, response_origin=(PRIMARY, port), other_address=other
-                )
-                sender.sendto(reply, peer)
+    def answer(request: StunMessage, peer: Address) -> tuple[bytes, socket.socket | None]:
+        sender = third if stray and request.attribute("CHANGE-REQUEST") else None
+        reply = binding_response(
+            request, mapped or peer, response_origin=(PRIMARY, port), other_address=other
+        )
+        return reply, sender
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
-        third.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as third:
+        third.bind(("127.0.0.3", 0))
+        with stun_responder(answer) as port:
+            yield port
 
 
 def test_loopback_against_coturn_is_open_internet_in_well_under_a_second(
@@ -190,12 +136,8 @@ def test_a_mapped_address_we_cannot_send_to_leaves_hairpinning_unknown(
 
 
 def test_silent_server_is_udp_blocked_after_the_timeout() -> None:
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind((PRIMARY, 0))
-    try:
+    with idle_udp_socket() as silent:
         code, doc, elapsed = nat_type("--timeout", "1", f"{PRIMARY}:{silent.getsockname()[1]}")
-    finally:
-        silent.close()
     assert code == 1
     assert doc["classic"] == "udp-blocked"
     assert doc["errors"][0]["code"] == "timeout"
@@ -214,15 +156,11 @@ def test_pystun3_engine_and_compare(coturn: StunPeer) -> None:
 
 
 def test_pystun3_watchdog_kills_a_slow_run() -> None:
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind((PRIMARY, 0))
-    try:
+    with idle_udp_socket() as silent:
         # pystun3 waits 4 x 2 s on a silent server; the watchdog ends it after 1 s.
         code, doc, elapsed = nat_type(
             "--engine", "pystun3", "--watchdog", "1", f"{PRIMARY}:{silent.getsockname()[1]}"
         )
-    finally:
-        silent.close()
     assert code == 1
     assert "watchdog" in doc["pystun3"]["error"]
     assert elapsed < 5
@@ -237,20 +175,10 @@ def test_lifetime_search_is_bounded_by_its_maximum(coturn: StunPeer) -> None:
 
 
 def test_text_output_and_usage_errors(coturn: StunPeer) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", "nat-type", "--no-color", coturn.primary],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = siptool("nat-type", "--no-color", coturn.primary, timeout=30)
     assert result.returncode == 0
     assert "open-internet" in result.stdout and "mapping" in result.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "siptool", "nat-type", f"stuns:{coturn.primary}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad = siptool("nat-type", f"stuns:{coturn.primary}", timeout=30)
     assert bad.returncode == 2
 
 
@@ -299,12 +227,7 @@ def test_an_unspecified_mapped_address_is_no_mapping() -> None:
 def test_terminal_escapes_in_an_error_reason_never_reach_the_terminal() -> None:
     with hostile_stun_server("error") as port:
         target = f"{PRIMARY}:{port}"
-        text = subprocess.run(
-            [sys.executable, "-m", "siptool", "nat-type", "--no-color", "--timeout", "1", target],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        text = siptool("nat-type", "--no-color", "--timeout", "1", target, timeout=30)
         _, doc, _ = nat_type("--timeout", "1", target)
     assert "Traceback" not in text.stderr
     for stream in (text.stdout, text.stderr):
@@ -318,14 +241,10 @@ def test_timeout_bounds_the_whole_command(timeout: float) -> None:
     # Issue 8 measured 2.3 s at --timeout 1 and 6.2 s at --timeout 3 against a silent server.
     # The bound is the behaviour: the run's own clock within 10 %, the process's within a
     # generous allowance for a loaded machine.
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind((PRIMARY, 0))
-    try:
+    with idle_udp_socket() as silent:
         code, doc, elapsed = nat_type(
             "--timeout", f"{timeout:g}", f"{PRIMARY}:{silent.getsockname()[1]}"
         )
-    finally:
-        silent.close()
     assert code == 1 and doc["classic"] == "udp-blocked"
     assert doc["elapsed_ms"] <= timeout * 1000 * 1.1
     assert elapsed < timeout + 1.5

@@ -3,36 +3,27 @@ and side by side with sipsak."""
 
 from __future__ import annotations
 
-import json
 import re
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dns import start_dnsmasq
-from tests.kamailio import Kamailio
-from tests.peers import require_tool
-from tests.servers import free_port
+from tests.support.dns import dnsmasq, srv_zone
+from tests.support.hostile_sip import HostileUas, hostile_peer, response
+from tests.support.kamailio import Kamailio
+from tests.support.peers import require_tool
+from tests.support.responders import idle_udp_socket
+from tests.support.run import siptool, siptool_json
+from tests.support.servers import free_port
 
 ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 
 
-def siptool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
 def ping_json(*args: str) -> tuple[int, dict[str, Any]]:
-    result = siptool("options-ping", "--json", *args)
-    return result.returncode, json.loads(result.stdout)
+    return siptool_json("options-ping", *args)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -62,7 +53,7 @@ def test_ping_ipv6_loopback(kamailio: Kamailio) -> None:
 
 def test_count_streams_one_jsonl_line_per_reply(kamailio: Kamailio) -> None:
     result = siptool("options-ping", "--jsonl", "-n", "3", "-i", "0.05", kamailio.uri("udp"))
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = result.lines
     assert result.returncode == 0
     assert [(x["seq"], x["status"]) for x in lines[:-1]] == [(1, 200), (2, 200), (3, 200)]
     stats = lines[-1]["targets"][0]["stats"]
@@ -107,8 +98,7 @@ def test_closed_tcp_port_is_connection_refused() -> None:
 
 
 def test_silent_peer_fails_with_no_answer_at_the_timeout() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
-        silent.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as silent:
         port = silent.getsockname()[1]
         code, doc = ping_json("--timeout", "0.8", f"127.0.0.1:{port}")
         received = []
@@ -163,8 +153,7 @@ def test_bad_target_is_a_usage_error() -> None:
 
 
 def test_busy_local_port_cannot_run(kamailio: Kamailio) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
-        busy.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as busy:
         port = busy.getsockname()[1]
         result = siptool(
             "options-ping",
@@ -180,21 +169,9 @@ def test_busy_local_port_cannot_run(kamailio: Kamailio) -> None:
 @pytest.fixture(scope="module")
 def dns(kamailio: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """dnsmasq with SRV records for the Kamailio: primary on a dead port, backup on Kamailio."""
-    dead = free_port("udp")
-    server, address = start_dnsmasq(
-        tmp_path_factory.mktemp("dns"),
-        [
-            f"--srv-host=_sip._udp.pbx.test,dead.pbx.test,{dead},10,0",
-            f"--srv-host=_sip._udp.pbx.test,live.pbx.test,{kamailio.udp},20,0",
-            "--host-record=dead.pbx.test,127.0.0.1",
-            "--host-record=live.pbx.test,127.0.0.1",
-        ],
-        "live.pbx.test",
-    )
-    try:
+    zone = srv_zone("pbx.test", [("dead", free_port("udp")), ("live", kamailio.udp)])
+    with dnsmasq(tmp_path_factory.mktemp("dns"), zone, "live.pbx.test") as address:
         yield address
-    finally:
-        server.stop()
 
 
 def test_resolve_only_prints_the_rfc3263_path(dns: str, kamailio: Kamailio) -> None:
@@ -235,36 +212,20 @@ def test_same_answer_as_sipsak(kamailio: Kamailio) -> None:
 def test_forged_and_garbage_replies_are_ignored_and_counted() -> None:
     """A peer that first answers with a forged branch and garbage, then correctly: the forged
     200 must not be taken for the answer (RFC 3261 §17.1.3), the garbage must not crash."""
-    import threading
 
-    from siptool.sip.message import parse_message
+    def forged_then_right(request: bytes, _: HostileUas) -> list[tuple[float, bytes]]:
+        if len(peer.received) > 1:  # answer the first request only
+            return []
+        forged = request.replace(b"branch=", b"branch=z9hG4bKforged", 1)
+        server = ["Server: hostile-test-peer"]
+        return [
+            (0.0, response(forged, 200, "Forged", server)),
+            (0.0, b"\x00\xffnot sip at all\r\n\r\n"),
+            (0.0, response(request, 200, "OK", server)),
+        ]
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
-        peer.bind(("127.0.0.1", 0))
-        peer.settimeout(10)
-        port = peer.getsockname()[1]
-
-        def serve() -> None:
-            data, source = peer.recvfrom(65535)
-            request = parse_message(data)
-            via = request.header("Via") or ""
-            forged = via.replace("branch=", "branch=z9hG4bKforged")
-
-            def reply(top_via: str, reason: str) -> bytes:
-                lines = [f"SIP/2.0 200 {reason}", f"Via: {top_via}"]
-                for name in ("From", "To", "Call-ID", "CSeq"):
-                    lines.append(f"{name}: {request.header(name)}")
-                lines += ["Server: hostile-test-peer", "Content-Length: 0", "", ""]
-                return "\r\n".join(lines).encode()
-
-            peer.sendto(reply(forged, "Forged"), source)
-            peer.sendto(b"\x00\xffnot sip at all\r\n\r\n", source)
-            peer.sendto(reply(via, "OK"), source)
-
-        thread = threading.Thread(target=serve)
-        thread.start()
-        code, doc = ping_json("--timeout", "5", f"127.0.0.1:{port}")
-        thread.join(10)
+    with hostile_peer(forged_then_right) as peer:
+        code, doc = ping_json("--timeout", "5", f"127.0.0.1:{peer.port}")
     assert code == 0, doc["errors"]
     target = doc["targets"][0]
     assert target["replies"][0]["status"] == 200 and target["replies"][0]["reason"] == "OK"

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.kamailio import PASSWORD, Kamailio
+from tests.support.kamailio import PASSWORD, Kamailio
+from tests.support.run import siptool
 
 
 def register(*args: str, password: str | None = PASSWORD) -> tuple[int, dict[str, Any], str]:
-    env = dict(os.environ)
-    env.pop("SIPTOOL_PASSWORD", None)
-    if password is not None:
-        env["SIPTOOL_PASSWORD"] = password
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", "register", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout), result.stderr
+    """``siptool register --json ARGS`` with SIPTOOL_PASSWORD ``password`` (None: unset)."""
+    result = siptool("register", "--json", *args, env={"SIPTOOL_PASSWORD": password})
+    return result.returncode, result.doc, result.stderr
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -107,26 +94,17 @@ def test_ipv6_registration(kamailio: Kamailio) -> None:
 
 
 def test_nagios_line(kamailio: Kamailio) -> None:
-    env = dict(os.environ, SIPTOOL_PASSWORD=PASSWORD)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "siptool",
-            "register",
-            "--nagios",
-            "--user",
-            "frank",
-            "-w",
-            "5000",
-            "-c",
-            "9000",
-            kamailio.uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+    result = siptool(
+        "register",
+        "--nagios",
+        "--user",
+        "frank",
+        "-w",
+        "5000",
+        "-c",
+        "9000",
+        kamailio.uri(),
+        env={"SIPTOOL_PASSWORD": PASSWORD},
     )
     assert result.returncode == 0
     assert result.stdout.startswith("SIP OK - 200 OK: sip:frank@127.0.0.1 for 300 s in ")

@@ -10,7 +10,7 @@ import pytest
 
 from siptool.net.resolver import resolve_target
 from siptool.sip.target import parse_target
-from tests.dns import start_dnsmasq
+from tests.support.dns import dnsmasq
 
 ZONE = [
     # NAPTR example.test: TCP preferred (order 10) over UDP (order 20), RFC 3263 §4.1.
@@ -32,11 +32,8 @@ ZONE = [
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, address = start_dnsmasq(tmp_path_factory.mktemp("dnsmasq"), ZONE, "plain.test")
-    try:
+    with dnsmasq(tmp_path_factory.mktemp("dnsmasq"), ZONE, "plain.test") as address:
         yield address
-    finally:
-        server.stop()
 
 
 def run(

@@ -3,72 +3,46 @@
 
 from __future__ import annotations
 
-import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from siptool.sip.message import SipMessage, parse_message
-from tests.dns import start_dnsmasq
-from tests.kamailio import PASSWORD, Kamailio
+from tests.support.dns import dnsmasq, srv_zone
+from tests.support.kamailio import PASSWORD, Kamailio
+from tests.support.responders import idle_udp_socket
+from tests.support.run import siptool_json
 
 
 @pytest.fixture
 def silent() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    with idle_udp_socket() as sock:
         yield sock.getsockname()[1]
 
 
-def run(*args: str) -> tuple[int, dict[str, Any]]:
-    env = dict(os.environ, SIPTOOL_PASSWORD=PASSWORD)
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout)
-
-
-def srv_zone(silent_port: int, live_port: int) -> list[str]:
-    return [
-        f"--srv-host=_sip._udp.voip.test,silent.voip.test,{silent_port},10,0",
-        f"--srv-host=_sip._udp.voip.test,live.voip.test,{live_port},20,0",
-        "--host-record=silent.voip.test,127.0.0.1",
-        "--host-record=live.voip.test,127.0.0.1",
-    ]
+def failover_json(
+    tmp_path: Path, silent_port: int, live_port: int, command: str, *args: str
+) -> tuple[int, dict[str, Any]]:
+    """``siptool COMMAND --json --timeout 1 ARGS`` with a DNS server in which voip.test's
+    first SRV target is ``silent_port`` and the second ``live_port``."""
+    zone = srv_zone("voip.test", [("silent", silent_port), ("live", live_port)])
+    with dnsmasq(tmp_path, zone, "live.voip.test") as dns:
+        options = ("--timeout", "1", "--dns-server", dns)
+        return siptool_json(command, *options, *args, env={"SIPTOOL_PASSWORD": PASSWORD})
 
 
 def test_register_fails_over_to_the_second_srv_target(
     kamailio: Kamailio, silent: int, tmp_path: Any
 ) -> None:
-    server, dns = start_dnsmasq(tmp_path, srv_zone(silent, kamailio.udp), "live.voip.test")
-    try:
-        code, doc = run(
-            "register",
-            "--json",
-            "--timeout",
-            "1",
-            "--dns-server",
-            dns,
-            "--user",
-            "gina",
-            "sip:voip.test",
-        )
-    finally:
-        server.stop()
+    code, doc = failover_json(
+        tmp_path, silent, kamailio.udp, "register", "--user", "gina", "sip:voip.test"
+    )
     assert code == 0, doc["errors"]
     assert doc["resolved"]["address"] == f"127.0.0.1:{kamailio.udp}"
     assert doc["status"] == 200 and doc["expires"] == 300
@@ -82,21 +56,9 @@ def test_invite_test_fails_over_to_the_second_srv_target(
     tmp_path: Any,
 ) -> None:
     peer = sipp()
-    server, dns = start_dnsmasq(tmp_path, srv_zone(silent, peer.port), "live.voip.test")
-    try:
-        code, doc = run(
-            "invite-test",
-            "--json",
-            "--timeout",
-            "1",
-            "--hold",
-            "0.2",
-            "--dns-server",
-            dns,
-            "sip:service@voip.test",
-        )
-    finally:
-        server.stop()
+    code, doc = failover_json(
+        tmp_path, silent, peer.port, "invite-test", "--hold", "0.2", "sip:service@voip.test"
+    )
     assert code == 0, doc["errors"]
     assert doc["answered"] is True and doc["bye_status"] == 200
     assert doc["errors"][0]["code"] == "timeout"
@@ -154,22 +116,11 @@ def test_invite_test_failover_offers_the_rtp_socket_it_listens_on(
 
     thread = threading.Thread(target=uas, daemon=True)
     thread.start()
-    server, dns = start_dnsmasq(tmp_path, srv_zone(silent, live), "live.voip.test")
     try:
-        code, doc = run(
-            "invite-test",
-            "--json",
-            "--timeout",
-            "1",
-            "--hold",
-            "0.5",
-            "--rtp",
-            "--dns-server",
-            dns,
-            "sip:service@voip.test",
+        code, doc = failover_json(
+            tmp_path, silent, live, "invite-test", "--hold", "0.5", "--rtp", "sip:service@voip.test"
         )
     finally:
-        server.stop()
         thread.join(15)
         sip.close()
         rtp.close()

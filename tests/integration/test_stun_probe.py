@@ -6,39 +6,31 @@ mapped addresses, terminal escapes) and a closed port."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from siptool.errors import ParseError
 from siptool.stun.message import (
     StunClass,
+    StunMessage,
     encode_address,
     encode_message,
     encode_xor_address,
-    parse_stun,
 )
-from tests.kamailio import make_test_ca
-from tests.servers import free_port
-from tests.stun_peers import (
+from tests.support.responders import Address, closed_udp_port, idle_udp_socket
+from tests.support.run import Env, siptool, siptool_json
+from tests.support.servers import free_port
+from tests.support.stun_peers import (
     ALTERNATE,
     HOSTILE_TEXT,
     PRIMARY,
     StunPeer,
-    closed_udp_port,
     hostile_stun_server,
-    require_alternate_loopback,
-    start_coturn,
-    start_stund,
+    stun_responder,
 )
 
 pytestmark = pytest.mark.peer
@@ -61,46 +53,8 @@ SERVER_KEYS = (
 )
 
 
-def siptool(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "siptool", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def probe_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    result = siptool("stun-probe", "--json", *args, env=env)
-    return result.returncode, json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
-    require_alternate_loopback()
-    work = tmp_path_factory.mktemp("coturn")
-    ca = make_test_ca(work)
-    peer = start_coturn(work, ipv6="::1", tls=(ca.server_cert, ca.server_key))
-    peer.extra["ca"] = str(ca.ca_cert)
-    try:
-        yield peer
-    finally:
-        peer.stop()
-
-
-@pytest.fixture(scope="module")
-def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
-    require_alternate_loopback()
-    peer = start_stund(tmp_path_factory.mktemp("stund"))
-    try:
-        yield peer
-    finally:
-        peer.stop()
+def probe_json(*args: str, env: Env | None = None) -> tuple[int, dict[str, Any]]:
+    return siptool_json("stun-probe", *args, env=env)
 
 
 def test_coturn_udp_reports_mapping_rtt_software_and_rfc5780(coturn: StunPeer) -> None:
@@ -203,16 +157,12 @@ def test_ipv6(coturn: StunPeer) -> None:
 def test_a_silent_port_fails_within_the_timeout_and_the_others_still_answer(
     coturn: StunPeer,
 ) -> None:
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind((PRIMARY, 0))
-    try:
+    with idle_udp_socket() as silent:
         started = time.monotonic()
         code, doc = probe_json(
             "--timeout", "1", coturn.primary, f"{PRIMARY}:{silent.getsockname()[1]}"
         )
         elapsed = time.monotonic() - started
-    finally:
-        silent.close()
     assert code == 1
     answered, dead = doc["servers"]
     assert answered["received"] == 1
@@ -224,7 +174,7 @@ def test_a_silent_port_fails_within_the_timeout_and_the_others_still_answer(
 
 
 def test_server_list_from_the_environment_replaces_the_defaults(coturn: StunPeer) -> None:
-    env = dict(os.environ, SIPTOOL_STUN_SERVERS=f"{coturn.primary}, stun:{coturn.other}")
+    env = {"SIPTOOL_STUN_SERVERS": f"{coturn.primary}, stun:{coturn.other}"}
     code, doc = probe_json(env=env)
     assert code == 0, doc["errors"]
     assert [s["server"] for s in doc["servers"]] == [coturn.primary, f"stun:{coturn.other}"]
@@ -243,7 +193,7 @@ def test_nagios_ok_and_critical(coturn: StunPeer) -> None:
 
 def test_verbose_shows_messages_on_stderr_and_json_stays_clean(coturn: StunPeer) -> None:
     result = siptool("stun-probe", "--json", "-v", coturn.primary)
-    assert json.loads(result.stdout)["ok"] is True
+    assert result.doc["ok"] is True
     assert "binding request" in result.stderr and "binding success_response" in result.stderr
     assert "XOR-MAPPED-ADDRESS" in result.stderr
 
@@ -260,14 +210,10 @@ def test_usage_errors_exit_2() -> None:
     assert siptool("stun-probe", "host:99999").returncode == 2
 
 
-def test_a_busy_local_port_exits_3(coturn: StunPeer, tmp_path: Path) -> None:
-    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    busy.bind(("0.0.0.0", 0))
-    try:
+def test_a_busy_local_port_exits_3(coturn: StunPeer) -> None:
+    with idle_udp_socket("0.0.0.0") as busy:
         port = str(busy.getsockname()[1])
         code, doc = probe_json("--local-port", port, coturn.primary)
-    finally:
-        busy.close()
     assert code == 3 and doc["errors"][0]["code"] == "bind_error"
 
 
@@ -279,53 +225,34 @@ def answering_server(
     ALG rewrites addresses it finds in packets (XOR-MAPPED-ADDRESS survives); with
     ``from_other_port`` it answers from another socket, as a spoofer would; with ``bare`` it
     answers with a response of that class and no attribute at all (a broken server)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((PRIMARY, 0))
-    sock.settimeout(0.1)
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    other.bind((PRIMARY, 0))
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(2048)
-            except TimeoutError:
-                continue
-            with contextlib.suppress(ParseError):
-                request = parse_stun(data)
-                tid = request.transaction_id
-                mapped = ("192.0.2.99", 1234) if alg else peer
-                reply = encode_message(
-                    StunClass.SUCCESS_RESPONSE,
-                    1,
-                    tid,
-                    [
-                        (0x0020, encode_xor_address(peer[0], peer[1], tid)),
-                        (0x0001, encode_address(*mapped)),
-                    ],
-                    fingerprint=True,
-                )
-                if bare is not None:
-                    reply = encode_message(bare, 1, tid, [], fingerprint=True)
-                (other if from_other_port else sock).sendto(reply, peer)
+    def answer(request: StunMessage, peer: Address) -> tuple[bytes, socket.socket | None]:
+        tid = request.transaction_id
+        mapped = ("192.0.2.99", 1234) if alg else peer
+        reply = encode_message(
+            StunClass.SUCCESS_RESPONSE,
+            1,
+            tid,
+            [
+                (0x0020, encode_xor_address(peer[0], peer[1], tid)),
+                (0x0001, encode_address(*mapped)),
+            ],
+            fingerprint=True,
+        )
+        if bare is not None:
+            reply = encode_message(bare, 1, tid, [], fingerprint=True)
+        return reply, other if from_other_port else None
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield int(sock.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
-        other.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind((PRIMARY, 0))
+        with stun_responder(answer) as port:
+            yield port
 
 
 def test_a_rewritten_mapped_address_is_reported_as_an_alg() -> None:
     with answering_server(alg=True) as port:
         result = siptool("stun-probe", "--json", f"{PRIMARY}:{port}")
-    doc = json.loads(result.stdout)
-    s = doc["servers"][0]
+    s = result.doc["servers"][0]
     assert s["mapped"] == s["xor_mapped_address"] == s["local"]  # XOR form wins
     assert s["mapped_address"] == "192.0.2.99:1234"
     assert s["alg_suspected"] is True
@@ -335,9 +262,8 @@ def test_a_rewritten_mapped_address_is_reported_as_an_alg() -> None:
 def test_a_response_from_another_port_is_not_accepted() -> None:
     with answering_server(from_other_port=True) as port:
         result = siptool("stun-probe", "--json", "-v", "--timeout", "0.6", f"{PRIMARY}:{port}")
-    doc = json.loads(result.stdout)
     assert result.returncode == 1
-    assert doc["servers"][0]["received"] == 0
+    assert result.doc["servers"][0]["received"] == 0
     assert "reply from unexpected address" in result.stderr
 
 
@@ -365,7 +291,7 @@ def test_jsonl_streams_each_reply_then_the_summary(coturn: StunPeer, stund: Stun
     result = siptool(
         "stun-probe", "--jsonl", "-n", "2", "-i", "0.05", coturn.primary, stund.primary
     )
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = result.lines
     assert result.returncode == 0, result.stderr
     replies, summary = lines[:-1], lines[-1]
     assert sorted((r["server"], r["seq"]) for r in replies) == sorted(

@@ -28,15 +28,16 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import Server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+from tests.support.peers import require_root, require_tool
+from tests.support.run import SIPTOOL
+from tests.support.servers import Server
+from tests.support.stun_peers import start_coturn
 
 CLIENT_IP = "10.0.0.2"
 ROUTER_LAN = "10.0.0.1"
@@ -65,8 +66,6 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
 
 def require_testbed_tools() -> None:
     """Skip on a laptop, fail under CI, without root, iproute2, iptables or coturn."""
-    from tests.peers import require_root, require_tool
-
     require_root()
     require_tool("ip", "iproute2")
     require_tool("iptables", "iptables")
@@ -177,19 +176,15 @@ class NatTestbed:
         self._start_coturn()
 
     def _start_coturn(self) -> None:
-        from tests.peers import require_tool
-
-        binary = require_tool("turnserver", "coturn")
-        argv = [
-            "ip", "netns", "exec", self.public, binary, "-n", "--stun-only", "--no-tls",
-            "--no-dtls", "--no-cli", "--listening-ip", SERVER_IP, "--listening-ip",
-            SERVER_ALT_IP, "--listening-port", str(STUN_PORT), "--alt-listening-port",
-            str(STUN_ALT_PORT), "--log-file", "stdout", "--simple-log",
-            "--pidfile", str(self.work / "turnserver.pid"), "--userdb", str(self.work / "turndb"),
-        ]  # fmt: skip
-        self.coturn = Server(argv, log=self.work / f"coturn-{self.variant}.log")
-        probe = [sys.executable, "-m", "siptool", "stun-probe", "--json", "--timeout", "0.3",
-                 self.server]  # fmt: skip
+        self.coturn = start_coturn(
+            self.work,
+            primary=SERVER_IP,
+            alternate=SERVER_ALT_IP,
+            netns=self.public,
+            port=STUN_PORT,
+            log=self.work / f"coturn-{self.variant}.log",
+        ).server
+        probe = [*SIPTOOL, "stun-probe", "--json", "--timeout", "0.3", self.server]
 
         def answers() -> bool:
             result = self.ns(self.public, *probe, check=False)
@@ -211,7 +206,7 @@ class NatTestbed:
     def siptool(self, *args: str, timeout: float = 120) -> tuple[int, dict[str, object], float]:
         """``siptool ARGS --json`` in the client namespace: exit code, document, wall time."""
         started = time.monotonic()
-        result = self.in_client(sys.executable, "-m", "siptool", *args, "--json", timeout=timeout)
+        result = self.in_client(*SIPTOOL, *args, "--json", timeout=timeout)
         elapsed = time.monotonic() - started
         if "Traceback" in result.stderr:
             raise AssertionError(result.stderr)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from siptool.capture import Problem, RawMessage, detect_format, iter_input
 from siptool.capture.hexdump import parse_hex_dump
-from tests.peers import require_tool
-from tests.unit.test_capture_builders import (
-    FIXTURES,
+from tests.support.captures import (
     STUN_BINDING_REQUEST,
     STUN_BINDING_SUCCESS,
+    raw,
     udp4,
 )
 
@@ -30,22 +27,6 @@ SIP = (
 def run(text: bytes) -> list[RawMessage | Problem]:
     assert detect_format(text) == "hex"
     return list(iter_input(text))
-
-
-def raw(items: list[RawMessage | Problem]) -> list[RawMessage]:
-    return [item for item in items if isinstance(item, RawMessage)]
-
-
-def problems(items: list[RawMessage | Problem]) -> list[Problem]:
-    return [item for item in items if isinstance(item, Problem)]
-
-
-def tool(command: list[str], data: bytes) -> bytes:
-    if shutil.which(command[0]) is None:
-        from tests.peers import unavailable
-
-        unavailable(f"{command[0]} not installed (Debian packages xxd, bsdextrautils)")
-    return subprocess.run(command, input=data, capture_output=True, check=True).stdout
 
 
 def test_plain_hex_with_spaces_and_newlines_is_stun() -> None:
@@ -135,70 +116,11 @@ def test_styles_with_ascii_columns_or_offsets_decode_exactly(text: bytes) -> Non
     assert [m.data for m in raw(run(text))] == [SIP]
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["xxd"],
-        ["xxd", "-p"],
-        ["xxd", "-i"],
-        ["xxd", "-c", "7"],
-        ["xxd", "-g", "1"],
-        ["hexdump", "-C"],
-        ["hexdump"],
-        ["od", "-An", "-tx1"],
-        ["od", "-x"],
-        ["od", "-Ax", "-tx1"],
-    ],
-    ids=lambda c: " ".join(c),
-)
-def test_real_tool_output_decodes_back_to_the_input(command: list[str]) -> None:
-    for payload, protocol in [(SIP, "sip"), (STUN_BINDING_SUCCESS, "stun"), (SIP + b"x", "sip")]:
-        text = tool(command, payload)
-        items = run(text)
-        assert [(m.protocol, m.data) for m in raw(items)] == [(protocol, payload)], text.decode()
-
-
-def test_hexdump_star_lines_are_expanded() -> None:
-    body = b"\0" * 200
-    message = b"MESSAGE sip:a@x SIP/2.0\r\nContent-Length: 200\r\n\r\n" + body
-    text = tool(["hexdump", "-C"], message)
-    assert b"*" in text
-    assert [m.data for m in raw(run(text))] == [message]
-    od = tool(["od", "-Ax", "-tx1"], message)
-    assert b"*" in od
-    assert [m.data for m in raw(run(od))] == [message]
-
-
 def test_a_single_line_whose_ascii_column_looks_like_hex() -> None:
     text = b"00000000: 6361 6665                                cafe\n"
     assert parse_hex_dump(text).blocks[0].data == b"cafe"
     text = b"00000000  63 61 66 65                                       |cafe|\n00000004\n"
     assert parse_hex_dump(text).blocks[0].data == b"cafe"
-
-
-def test_tcpdump_x_blocks_are_ip_packets() -> None:
-    path = FIXTURES / "sip-register-digest-auth.pcapng"
-    text = tool(["tcpdump", "-r", str(path), "-X"], b"")
-    from_hex = raw(run(text))
-    from_pcap = raw(list(iter_input(path.read_bytes())))
-    assert [m.data for m in from_hex] == [m.data for m in from_pcap]
-    assert [m.src for m in from_hex] == [m.src for m in from_pcap]
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["sip-call-sipp-uac-uas.pcap", "sip-options-tcp.pcap", "sip-register-digest-auth.pcapng"],
-)
-@pytest.mark.peer
-def test_tshark_x_of_a_capture_gives_the_same_messages_as_the_capture(name: str) -> None:
-    tshark = require_tool("tshark")
-    path = FIXTURES / name
-    text = subprocess.run([tshark, "-r", str(path), "-x"], capture_output=True, check=True).stdout
-    from_hex = raw(run(text))
-    from_pcap = raw(list(iter_input(path.read_bytes())))
-    assert [(m.frame, m.data, m.src, m.dst, m.transport) for m in from_hex] == [
-        (m.frame, m.data, m.src, m.dst, m.transport) for m in from_pcap
-    ]
 
 
 def test_wireshark_copy_as_hex_dump_without_ascii_and_colon_separated_bytes() -> None:

@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siptool.capture import Problem, RawMessage, iter_input
+from siptool.capture import iter_input
 from siptool.capture.ipfrag import FragmentReassembler
-from tests.unit.test_capture_builders import (
+from tests.support.captures import (
     ether,
     fragment_ipv4,
     fragment_ipv6,
     pcap_file,
+    problems,
+    raw,
     sdp,
     sip_request,
-    sip_response,
-    tshark_fields,
     udp,
-    udp4,
-    write,
 )
 
 INVITE = sip_request("INVITE", "big-invite@example.com", sdp(60))
 SRC, DST = "192.0.2.1", "192.0.2.2"
 SRC6, DST6 = "2001:db8::1", "2001:db8::2"
-
-
-def raw(items: list[RawMessage | Problem]) -> list[RawMessage]:
-    return [item for item in items if isinstance(item, RawMessage)]
-
-
-def problems(items: list[RawMessage | Problem]) -> list[Problem]:
-    return [item for item in items if isinstance(item, Problem)]
 
 
 def v4_fragments(message: bytes = INVITE, ident: int = 0x4242, size: int = 1480) -> list[bytes]:
@@ -193,24 +181,3 @@ def test_ipv6_fragments_with_headers_before_and_inside_the_fragmentable_part() -
         frames.append(ether(fixed + payload))
     [message] = raw(list(iter_input(pcap_file(frames))))
     assert message.data == INVITE
-
-
-@pytest.mark.parametrize("version", [4, 6])
-@pytest.mark.peer
-def test_fragment_reassembly_agrees_with_tshark(tmp_path: Path, version: int) -> None:
-    frames = v4_fragments() if version == 4 else v6_fragments()
-    frames = [
-        ether(udp4(sip_response(call_id="first"))),
-        *frames,
-        ether(udp4(sip_response(call_id="last"))),
-    ]
-    path = write(tmp_path, f"frag{version}.pcap", pcap_file(frames))
-    rows = tshark_fields(path, "frame.number", "sip.Call-ID")
-    assert [
-        [str(m.frame), cid]
-        for m, cid in zip(
-            raw(list(iter_input(path.read_bytes()))),
-            ["first", "big-invite@example.com", "last"],
-            strict=True,
-        )
-    ] == rows

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.extract import PacketExtractor
-from siptool.capture.layers import endpoint
-from tests.unit.test_capture_builders import (
+from tests.support.captures import (
     STUN_BINDING_REQUEST,
     STUN_BINDING_SUCCESS,
     ether,
@@ -22,15 +19,15 @@ from tests.unit.test_capture_builders import (
     loop_link,
     null_link,
     pcap_file,
+    problems,
+    raw,
     sip_request,
     sip_response,
     sll,
     sll2,
-    tshark_fields,
     udp,
     udp4,
     udp6,
-    write,
 )
 
 Wrap = Callable[[bytes], bytes]
@@ -50,14 +47,6 @@ LINKS: list[tuple[str, int, Wrap]] = [
     ("raw-12", 12, lambda p: p),
     ("raw-14", 14, lambda p: p),
 ]
-
-
-def raw(items: list[RawMessage | Problem]) -> list[RawMessage]:
-    return [item for item in items if isinstance(item, RawMessage)]
-
-
-def problems(items: list[RawMessage | Problem]) -> list[Problem]:
-    return [item for item in items if isinstance(item, Problem)]
 
 
 def extract(
@@ -84,25 +73,6 @@ def test_every_link_type_carries_sip_over_ipv4_and_ipv6(
 def test_raw_ipv4_and_ipv6_link_types(linktype: int) -> None:
     packet = udp4(sip_request()) if linktype == 228 else udp6(sip_request())
     assert len(raw(extract([packet], linktype))) == 1
-
-
-@pytest.mark.parametrize(("name", "linktype", "wrap"), LINKS, ids=[n for n, _, _ in LINKS])
-@pytest.mark.peer
-def test_every_link_type_agrees_with_tshark(
-    tmp_path: Path, name: str, linktype: int, wrap: Wrap
-) -> None:
-    frames = [
-        wrap(udp4(sip_request(call_id=f"{name}-4"))),
-        wrap(udp6(sip_response(call_id=f"{name}-6"))),
-    ]
-    path = write(tmp_path, f"{name}.pcap", pcap_file(frames, linktype=linktype))
-    rows = tshark_fields(path, "frame.number", "ip.src", "ipv6.src", "udp.srcport")
-    got = raw(list(iter_input(path.read_bytes())))
-    expected = [
-        (int(n), endpoint(ipaddress.ip_address(v4 or v6).packed, int(port)))
-        for n, v4, v6, port in rows
-    ]
-    assert [(m.frame, m.src) for m in got] == expected
 
 
 def test_stun_is_found_on_any_udp_port_and_rtp_dns_and_keepalives_are_skipped() -> None:

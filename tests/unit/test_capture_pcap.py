@@ -10,8 +10,7 @@ import pytest
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.pcap import iter_pcap, iter_pcapng
-from tests.unit.test_capture_builders import (
-    FIXTURES,
+from tests.support.captures import (
     ether,
     pcap_file,
     pcapng_epb,
@@ -20,26 +19,19 @@ from tests.unit.test_capture_builders import (
     pcapng_shb,
     pcapng_spb,
     pcapng_unknown,
+    problems,
+    raw,
     sip_request,
     sip_response,
     sll,
-    tshark_fields,
     udp4,
     udp6,
-    write,
 )
+from tests.support.paths import CAPTURES
 
-CALL = FIXTURES / "sip-call-sipp-uac-uas.pcap"
-TCP_OPTIONS = FIXTURES / "sip-options-tcp.pcap"
-REGISTER_NG = FIXTURES / "sip-register-digest-auth.pcapng"
-
-
-def raw(items: list[RawMessage | Problem]) -> list[RawMessage]:
-    return [item for item in items if isinstance(item, RawMessage)]
-
-
-def problems(items: list[RawMessage | Problem]) -> list[Problem]:
-    return [item for item in items if isinstance(item, Problem)]
+CALL = CAPTURES / "sip-call-sipp-uac-uas.pcap"
+TCP_OPTIONS = CAPTURES / "sip-options-tcp.pcap"
+REGISTER_NG = CAPTURES / "sip-register-digest-auth.pcapng"
 
 
 def call_ids(items: list[RawMessage | Problem]) -> list[str]:
@@ -52,16 +44,6 @@ def call_ids(items: list[RawMessage | Problem]) -> list[str]:
 
 
 # -- pcap --------------------------------------------------------------------------------------
-
-
-@pytest.mark.peer
-def test_real_pcap_records_have_tsharks_frame_numbers_and_times() -> None:
-    rows = tshark_fields(CALL, "frame.number", "frame.time_epoch", display_filter="frame")
-    records = list(iter_pcap(CALL.read_bytes()))
-    assert all(isinstance(r, tuple) for r in records)
-    assert [(str(r[0]), f"{r[1]:.6f}") for r in records if isinstance(r, tuple)] == [
-        (n, f"{float(t):.6f}") for n, t in rows
-    ]
 
 
 FRAMES = [
@@ -92,15 +74,6 @@ def test_pcap_in_both_byte_orders_and_resolutions_gives_the_same_messages(
     assert messages[0].offset == 24
 
 
-@pytest.mark.peer
-def test_pcap_nanosecond_times_match_tshark(tmp_path: Path) -> None:
-    path = write(tmp_path, "ns.pcap", pcap_file(FRAMES, nanos=True, step=0.000000007))
-    rows = tshark_fields(path, "frame.number", "frame.time_epoch")
-    assert [
-        (str(m.frame), f"{m.time:.9f}"[:-3]) for m in raw(list(iter_input(path.read_bytes())))
-    ] == [(n, t[:-3]) for n, t in rows]
-
-
 def test_modified_pcap_with_24_byte_record_headers_is_read() -> None:
     items = list(iter_input(pcap_file(FRAMES, modified=True)))
     assert [m.frame for m in raw(items)] == [1, 2, 4]
@@ -128,17 +101,6 @@ def test_pcap_with_a_corrupt_record_header_is_resynchronised() -> None:
 
 
 # -- pcapng ------------------------------------------------------------------------------------
-
-
-@pytest.mark.peer
-def test_real_pcapng_matches_tshark() -> None:
-    items = list(iter_input(REGISTER_NG.read_bytes()))
-    assert problems(items) == []
-    rows = tshark_fields(REGISTER_NG, "frame.number", "sip.Call-ID", "frame.time_epoch")
-    assert [(str(m.frame), cid) for m, cid in zip(raw(items), call_ids(items), strict=True)] == [
-        (n, c) for n, c, _ in rows
-    ]
-    assert [f"{m.time:.6f}" for m in raw(items)] == [f"{float(t):.6f}" for _, _, t in rows]
 
 
 def multi_interface(order: str) -> bytes:
@@ -175,15 +137,6 @@ def test_pcapng_several_interfaces_with_own_link_types_and_resolutions(order: st
     assert messages[3].time is None  # a Simple Packet Block has no timestamp
     assert messages[4].time == pytest.approx(3.0)
     assert messages[2].src == "[2001:db8::1]:5060"
-
-
-@pytest.mark.parametrize("order", ["<", ">"])
-@pytest.mark.peer
-def test_pcapng_multi_interface_agrees_with_tshark(tmp_path: Path, order: str) -> None:
-    path = write(tmp_path, "multi.pcapng", multi_interface(order))
-    rows = tshark_fields(path, "frame.number", "sip.Call-ID")
-    items = list(iter_input(path.read_bytes()))
-    assert [[str(m.frame), c] for m, c in zip(raw(items), call_ids(items), strict=True)] == rows
 
 
 def test_pcapng_sections_in_different_byte_orders_are_concatenable() -> None:
@@ -369,7 +322,7 @@ def test_every_real_record_header_passes_the_resync_prefilter(
     # The resync scans for a cheap pattern first; it must never skip a real record.
     from siptool.capture.pcap import _record_starts
 
-    for path in sorted(FIXTURES.glob("*.pcap")):
+    for path in sorted(CAPTURES.glob("*.pcap")):
         records = [r for r in iter_pcap(path.read_bytes()) if not isinstance(r, Problem)]
         frames = [path.read_bytes()[start:end] for _, _, _, start, end, _, _ in records]
         data = pcap_file(frames, order=order, nanos=nanos, modified=modified)

@@ -7,9 +7,13 @@ from hypothesis import strategies as st
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.errors import ParseError
-from tests.unit.test_capture_builders import FIXTURES, STUN_BINDING_REQUEST, STUN_BINDING_SUCCESS
+from tests.support.captures import (
+    STUN_BINDING_REQUEST,
+    STUN_BINDING_SUCCESS,
+)
+from tests.support.paths import CAPTURES
 
-SEEDS = [path.read_bytes() for path in sorted(FIXTURES.glob("*.pcap*"))] + [
+SEEDS = [path.read_bytes() for path in sorted(CAPTURES.glob("*.pcap*"))] + [
     STUN_BINDING_REQUEST + STUN_BINDING_SUCCESS,
     b"OPTIONS sip:a@x SIP/2.0\r\nContent-Length: 0\r\n\r\n",
     b"00000000: 4f50 5449 4f4e 5320 7369 703a 6140 7820  OPTIONS sip:a@x \n",

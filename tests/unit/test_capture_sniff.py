@@ -8,10 +8,14 @@ import pytest
 
 from siptool.capture import Problem, RawMessage, detect_format, iter_input
 from siptool.errors import ParseError
-from tests.unit.test_capture_builders import FIXTURES, STUN_BINDING_REQUEST, STUN_BINDING_SUCCESS
+from tests.support.captures import (
+    STUN_BINDING_REQUEST,
+    STUN_BINDING_SUCCESS,
+)
+from tests.support.paths import CAPTURES
 
-PCAP = (FIXTURES / "sip-call-sipp-uac-uas.pcap").read_bytes()
-PCAPNG = (FIXTURES / "sip-register-digest-auth.pcapng").read_bytes()
+PCAP = (CAPTURES / "sip-call-sipp-uac-uas.pcap").read_bytes()
+PCAPNG = (CAPTURES / "sip-register-digest-auth.pcapng").read_bytes()
 SIP = b"OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: s@x\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -112,28 +116,3 @@ def test_forced_formats_override_detection() -> None:
     assert list(iter_input(b"", input_format="sip")) == []
     problems = list(iter_input(SIP, input_format="pcap"))
     assert len(problems) == 1 and isinstance(problems[0], Problem) and problems[0].fatal
-
-
-@pytest.mark.peer
-def test_raw_stun_from_real_captures_round_trips() -> None:
-    """Every STUN payload tshark finds in the fixture captures, fed back as raw bytes."""
-    import subprocess
-
-    from tests.peers import require_tool
-
-    tshark = require_tool("tshark")
-    payloads = []
-    for path in sorted(FIXTURES.glob("*.pcap*")):
-        out = subprocess.run(
-            [tshark, "-r", str(path), "-Y", "stun && udp", "-T", "fields", "-e", "udp.payload"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        payloads += [bytes.fromhex(line.strip()) for line in out.splitlines() if line.strip()]
-    assert payloads, "the fixtures hold STUN captures (stun-coturn.pcap, stun-stund-legacy.pcap)"
-    for payload in payloads:
-        assert detect_format(payload) == "stun"
-        assert [m.data for m in iter_input(payload) if isinstance(m, RawMessage)] == [payload]
-    joined = b"".join(payloads)
-    assert [m.data for m in iter_input(joined) if isinstance(m, RawMessage)] == payloads

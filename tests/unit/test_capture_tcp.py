@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siptool.capture import Problem, RawMessage, iter_input
-from tests.unit.test_capture_builders import (
+from tests.support.captures import (
     ACK,
     FIN,
-    FIXTURES,
     PSH_ACK,
     RST,
     STUN_BINDING_REQUEST,
@@ -23,12 +21,12 @@ from tests.unit.test_capture_builders import (
     ipv4,
     ipv6,
     pcap_file,
+    problems,
+    raw,
     sdp,
     sip_request,
     sip_response,
     tcp,
-    tshark_fields,
-    write,
 )
 
 CLIENT, SERVER = ("192.0.2.1", 40000), ("192.0.2.2", 5060)
@@ -59,34 +57,6 @@ def run(frames: list[bytes | tuple[bytes, int]]) -> list[RawMessage | Problem]:
     return list(iter_input(pcap_file(frames)))
 
 
-def raw(items: list[RawMessage | Problem]) -> list[RawMessage]:
-    return [item for item in items if isinstance(item, RawMessage)]
-
-
-def problems(items: list[RawMessage | Problem]) -> list[Problem]:
-    return [item for item in items if isinstance(item, Problem)]
-
-
-@pytest.mark.peer
-def test_real_tcp_fixture_matches_tshark() -> None:
-    path = FIXTURES / "sip-options-tcp.pcap"
-    items = list(iter_input(path.read_bytes()))
-    assert problems(items) == []
-    rows = tshark_fields(path, "frame.number", "sip.Call-ID", "tcp.srcport")
-    messages = raw(items)
-    assert [
-        [
-            str(m.frame),
-            m.data.split(b"Call-ID: ")[1].split(b"\r\n")[0].decode(),
-            m.src.rsplit(":", 1)[1],
-        ]
-        for m in messages
-        if m.src
-    ] == rows
-    assert {m.transport for m in messages} == {"tcp"}
-    assert messages[2].src == "[::1]:5081"
-
-
 def test_many_messages_in_one_segment_complete_in_that_packet() -> None:
     frames = [*handshake(), c2s(ISN_C + 1, b"".join(OPTIONS))]
     messages = raw(run(frames))
@@ -111,19 +81,6 @@ def test_messages_straddling_segment_boundaries() -> None:
     stream = INVITE + OPTIONS[0] + OPTIONS[1] + INVITE
     frames = [*handshake(), *segments(stream, 700, ISN_C + 1)]
     assert [m.data for m in raw(run(frames))] == [INVITE, OPTIONS[0], OPTIONS[1], INVITE]
-
-
-@pytest.mark.peer
-def test_in_order_segmented_stream_agrees_with_tshark(tmp_path: Path) -> None:
-    stream = INVITE + OPTIONS[0] + OPTIONS[1]
-    frames = [*handshake(), *segments(stream, 700, ISN_C + 1), *segments(OK, 300, ISN_S + 1, s2c)]
-    path = write(tmp_path, "tcp.pcap", pcap_file(frames))
-    rows = tshark_fields(path, "frame.number", "sip.Call-ID")
-    got: dict[int, list[str]] = {}
-    for m in raw(list(iter_input(path.read_bytes()))):
-        assert m.frame is not None
-        got.setdefault(m.frame, []).append(m.data.split(b"Call-ID: ")[1].split(b"\r\n")[0].decode())
-    assert [[str(frame), ",".join(ids)] for frame, ids in got.items()] == rows
 
 
 def test_out_of_order_segments_wait_for_the_gap() -> None:

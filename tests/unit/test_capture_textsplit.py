@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.textsplit import split_sip_text
 
@@ -129,26 +127,3 @@ def test_utf8_bom_is_ignored() -> None:
 
 def test_iter_input_detects_sip_text() -> None:
     assert datas(list(iter_input(b"\r\n" + REGISTER + RINGING))) == [REGISTER, RINGING]
-
-
-@pytest.mark.peer
-def test_sip_text_of_a_real_capture_splits_into_its_messages() -> None:
-    """The UDP payloads of a real call, exported by tshark, pasted one after another."""
-    import subprocess
-
-    from tests.peers import require_tool
-    from tests.unit.test_capture_builders import FIXTURES
-
-    tshark = require_tool("tshark")
-    path = FIXTURES / "sip-call-sipp-uac-uas.pcap"
-    out = subprocess.run(
-        [tshark, "-r", str(path), "-Y", "sip", "-T", "fields", "-e", "udp.payload"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    payloads = [bytes.fromhex(line.strip()) for line in out.splitlines() if line.strip()]
-    assert len(payloads) == 6
-    assert datas(split(b"\r\n".join(payloads))) == payloads
-    as_log = b"\n".join(lf(p) for p in payloads)
-    assert datas(split(as_log)) == [lf(p) for p in payloads]

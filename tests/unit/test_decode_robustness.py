@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,7 @@ from siptool.capture import RawMessage, iter_input
 from siptool.commands.callflow import build_flows
 from siptool.commands.decode import DecodedMessage, DecodeOptions, decode_items, run
 from siptool.render.flow import render_flows
-from tests.conftest import FIXTURES, ROOT
-from tests.unit.test_capture_builders import (
+from tests.support.captures import (
     ether,
     pcap_file,
     pcapng_epb,
@@ -36,6 +33,7 @@ from tests.unit.test_capture_builders import (
     udp4,
     udp6,
 )
+from tests.support.paths import FIXTURES
 
 SEEDS = sorted(
     path
@@ -233,37 +231,6 @@ def test_ladder_keeps_long_ipv6_names_whole_and_apart() -> None:
     left = header.index(first) + len(first) // 2
     right = header.index(second) + len(second) // 2
     assert lines[2].index("|") == left and lines[2].rindex("|") == right
-
-
-# The same picks as before the out-of-range timestamp fixtures came (they have their own
-# whole-CLI test in test_capture_timestamps.py).
-CLI_SEEDS = [path for path in SEEDS if not path.name.startswith("wrong-time-")]
-
-
-@pytest.mark.parametrize("seed", CLI_SEEDS[:6] + CLI_SEEDS[-5:], ids=lambda p: p.name)
-def test_cli_on_damaged_fixtures_exits_0_or_1_without_a_traceback(
-    tmp_path: Path, seed: Path
-) -> None:
-    data = bytearray(seed.read_bytes())
-    data[len(data) // 3] ^= 0x20
-    del data[len(data) * 2 // 3 :][:50]
-    path = tmp_path / seed.name
-    path.write_bytes(bytes(data) + b"\xff\xfe")
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PYTHONPATH": str(ROOT)}
-    for flags in (["--jsonl", "--flow"], ["--json", "--lint"], ["--flow", "-v", "--lint"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "siptool", "decode", *flags, str(path)],
-            capture_output=True,
-            env=env,
-            timeout=60,
-        )
-        stderr = result.stderr.decode()
-        assert "Traceback" not in stderr and result.returncode in (0, 1), stderr
-        stdout = result.stdout.decode()
-        if "--jsonl" in flags:
-            assert json.loads(stdout.splitlines()[-1])["exit_code"] == result.returncode
-        elif "--json" in flags:
-            assert json.loads(stdout)["exit_code"] == result.returncode
 
 
 def test_a_truncated_record_is_named_by_its_packet_and_byte_offset() -> None:

@@ -26,7 +26,7 @@ from siptool.commands.decode import (
     decode_items,
 )
 from siptool.render import decode_text
-from tests.conftest import FIXTURES
+from tests.support.paths import FIXTURES
 
 VIEWS: list[dict[str, Any]] = [
     {},

@@ -9,8 +9,7 @@ from siptool.commands.invite_test import (
     _verdict,
     nagios_state,
 )
-from siptool.commands.sip_common import Expectation
-from siptool.commands.sip_common import SipSettings
+from siptool.commands.sip_common import Expectation, SipSettings
 from siptool.net.rtp import RtpStats
 from siptool.sip.sdp_offer import parse_codec_list
 from siptool.sip.target import parse_target

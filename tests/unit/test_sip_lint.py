@@ -9,7 +9,7 @@ import pytest
 from siptool.capture import RawMessage, iter_input
 from siptool.sip.lint import lint_message
 from siptool.sip.message import parse_message
-from tests.conftest import FIXTURES, ROOT
+from tests.support.paths import FIXTURES, ROOT
 
 REAL = sorted(
     [*(FIXTURES / "captures").iterdir(), *(FIXTURES / "text").iterdir()]

@@ -5,22 +5,19 @@ ports, waited for by a real Binding request, and stopped by PID.
 ``start_coturn`` also runs inside a network namespace: pass ``netns`` and the addresses there
 (the NAT testbed in tests/nat uses it on 198.51.100.2 and 198.51.100.3).
 
-``hostile_stun_server`` is a responder run by the test itself that answers wrongly on purpose
-(wrong transaction id, bad FINGERPRINT, 0.0.0.0:0 mapped, terminal escapes in SOFTWARE ...);
-``closed_udp_port`` gives a port that answers ICMP port unreachable.
+``stun_responder`` is a STUN server run by the test itself; ``hostile_stun_server`` one that
+answers wrongly on purpose (wrong transaction id, bad FINGERPRINT, 0.0.0.0:0 mapped, terminal
+escapes in SOFTWARE ...).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from siptool.errors import ParseError
 from siptool.stun.message import (
     ERROR_CODE,
     OTHER_ADDRESS,
@@ -34,8 +31,9 @@ from siptool.stun.message import (
     encode_xor_address,
     parse_stun,
 )
-from tests.peers import require_tool, unavailable
-from tests.servers import Server
+from tests.support.peers import require_tool, unavailable
+from tests.support.responders import Address, udp_responder
+from tests.support.servers import Server
 
 PRIMARY = "127.0.0.1"
 ALTERNATE = "127.0.0.2"
@@ -56,6 +54,11 @@ class StunPeer:
     @property
     def primary(self) -> str:
         return f"{self.primary_ip}:{self.port}"
+
+    @property
+    def address(self) -> Address:
+        """The primary address, for a socket."""
+        return self.primary_ip, self.port
 
     @property
     def other(self) -> str:
@@ -120,6 +123,7 @@ def start_coturn(
     tls: tuple[Path, Path] | None = None,
     netns: str | None = None,
     port: int | None = None,
+    log: Path | None = None,
 ) -> StunPeer:
     """coturn as a STUN-only server on ``primary`` and ``alternate`` (and ``ipv6``), with
     --alt-listening-port; TLS on the next port when ``tls`` is (certificate, key)."""
@@ -169,16 +173,12 @@ def start_coturn(
         argv.append("--no-tls")
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
-    server = Server(argv, log=work / "coturn.log")
+    server = Server(argv, log=log or work / "coturn.log")
     peer = StunPeer(
         "coturn", server, primary, alternate, port, alt_port, tls_port if tls else None, ipv6
     )
     if netns is None:
-        try:
-            server.wait_until(lambda: answers_binding(primary, port), what="(coturn)")
-        except RuntimeError:
-            server.stop()
-            raise
+        server.wait_until(lambda: answers_binding(primary, port), what="(coturn)")
     return peer
 
 
@@ -188,22 +188,8 @@ def start_stund(work: Path) -> StunPeer:
     argv = [binary, "-h", PRIMARY, "-a", ALTERNATE, "-p", str(port), "-o", str(port + 1)]
     server = Server(argv, log=work / "stund.log")
     peer = StunPeer("stund", server, PRIMARY, ALTERNATE, port, port + 1)
-    try:
-        server.wait_until(lambda: answers_binding(PRIMARY, port), what="(stund)")
-    except RuntimeError:
-        server.stop()
-        raise
+    server.wait_until(lambda: answers_binding(PRIMARY, port), what="(stund)")
     return peer
-
-
-def wait_for(predicate: object, timeout: float = 15.0) -> bool:
-    """Poll a zero-argument callable until true or ``timeout``; bounded."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ------------------------------------------------------------------------- hostile peers
@@ -212,16 +198,37 @@ def wait_for(predicate: object, timeout: float = 15.0) -> bool:
 HOSTILE_TEXT = "evil\x1b[2J\x1b]0;owned\x07server\nSTUN OK - forged"
 
 
+# (the request, where it came from) -> the reply, and the socket to send it from (None: the
+# server's own); None: no reply.
+StunAnswer = Callable[[StunMessage, Address], tuple[bytes, socket.socket | None] | None]
+
+
 @contextlib.contextmanager
+def stun_responder(answer: StunAnswer) -> Iterator[int]:
+    """A STUN server in a thread of the test process on 127.0.0.1 at a free port: every
+    request (CHANGE-REQUEST or not) that parses goes to ``answer``.  Yields the port."""
+
+    def handle(sock: socket.socket, data: bytes, peer: Address) -> None:
+        request = parse_stun(data)
+        if request.msg_class is not StunClass.REQUEST:
+            return
+        reply = answer(request, peer)
+        if reply is not None:
+            wire, sender = reply
+            (sender or sock).sendto(wire, peer)
+
+    with udp_responder(handle, PRIMARY) as sock:
+        yield int(sock.getsockname()[1])
+
+
 def hostile_stun_server(
     mode: str,
     *,
     mapped: tuple[str, int] | None = None,
     text: str = HOSTILE_TEXT,
     other: tuple[str, int] | None = None,
-) -> Iterator[int]:
-    """A STUN responder in a thread of the test process, on 127.0.0.1 at a free port, that
-    answers every request (CHANGE-REQUEST or not) from its one socket, wrongly:
+) -> contextlib.AbstractContextManager[int]:
+    """A ``stun_responder`` that answers every request from its one socket, wrongly:
 
     * ``wrong-tid``: a success response with another transaction id;
     * ``bad-fingerprint``: the right response with its FINGERPRINT's last byte flipped;
@@ -232,14 +239,8 @@ def hostile_stun_server(
     * ``oversized``: a valid response padded to about 60 KB by an unknown optional attribute.
 
     ``other`` is sent as OTHER-ADDRESS.  Yields the port; stops within 0.2 s at the end."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((PRIMARY, 0))
-    sock.settimeout(0.1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-    port = int(sock.getsockname()[1])
-    stop = threading.Event()
 
-    def answer(request: StunMessage, peer: tuple[str, int]) -> bytes:
+    def answer(request: StunMessage, peer: Address) -> tuple[bytes, None]:
         tid = request.transaction_id
         attributes = [(XOR_MAPPED_ADDRESS, encode_xor_address(*(mapped or peer), tid))]
         if other is not None:
@@ -250,52 +251,22 @@ def hostile_stun_server(
             attributes.append((0x8FF0, bytes(60000)))
         if mode == "error":
             reason = text.encode()
-            return encode_message(
+            error = encode_message(
                 StunClass.ERROR_RESPONSE,
                 1,
                 tid,
                 [(ERROR_CODE, bytes((0, 0, 4, 0)) + reason)],
                 fingerprint=True,
             )
+            return error, None
         if mode == "wrong-tid":
             tid = bytes(b ^ 0xFF for b in tid)
             attributes[0] = (XOR_MAPPED_ADDRESS, encode_xor_address(*peer, tid))
         if mode == "not-stun":
-            return b"\xff\xfe not a STUN message \x00" * 4
+            return b"\xff\xfe not a STUN message \x00" * 4, None
         reply = encode_message(StunClass.SUCCESS_RESPONSE, 1, tid, attributes, fingerprint=True)
         if mode == "bad-fingerprint":
             reply = reply[:-1] + bytes((reply[-1] ^ 0x01,))
-        return reply
+        return reply, None
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                request = parse_stun(data)
-            except ParseError:
-                continue
-            if request.msg_class is StunClass.REQUEST:
-                with contextlib.suppress(OSError):
-                    sock.sendto(answer(request, peer), peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
-
-
-def closed_udp_port(host: str = PRIMARY) -> int:
-    """A UDP port nobody listens on (the kernel answers ICMP port unreachable)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return stun_responder(answer)

@@ -4,7 +4,8 @@ ports, IPv4 and IPv6.
 
 The routing logic is tests/fixtures/capture-recipes/kamailio-registrar.cfg (the same config the
 fixture captures were made with); this module wraps it with the listen sockets and, for TLS, a
-test CA and server certificate made with openssl for the occasion.
+test CA and server certificate made with openssl for the occasion.  Nothing here imports
+pytest: the benchmarks start the same Kamailio.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import FIXTURES
-from tests.peers import require_tool
-from tests.servers import Server, free_port
+from tests.support.paths import FIXTURES
+from tests.support.peers import require_tool
+from tests.support.servers import Server, free_port
 
 REGISTRAR_CFG = FIXTURES / "capture-recipes" / "kamailio-registrar.cfg"
 PASSWORD = "secret"
@@ -144,7 +145,17 @@ def _options_answered(host: str, port: int) -> bool:
             return False
 
 
-def start_kamailio(directory: Path, *, tls: bool = False, ipv6: bool = False) -> Kamailio:
+def start_kamailio(
+    directory: Path,
+    *,
+    tls: bool = False,
+    ipv6: bool = False,
+    password: str = PASSWORD,
+    qop: bool = True,
+) -> Kamailio:
+    """Kamailio on 127.0.0.1 at a free port for UDP and TCP, with TLS (``tls``) and the same
+    on ::1 (``ipv6``); every user's password is ``password``, the
+    challenge carries qop=auth unless ``qop`` is false (RFC 2069 digest)."""
     binary = require_tool("kamailio", "kamailio")
     host = "127.0.0.1"
     udp = free_port("udp", host, both=True)
@@ -189,7 +200,7 @@ def start_kamailio(directory: Path, *, tls: bool = False, ipv6: bool = False) ->
             binary,
             "-f",
             str(config),
-            "-DD",
+            "-DD",  # stay in the foreground: the PID we hold is the main process
             "-E",
             "-Y",
             str(rundir),
@@ -202,16 +213,14 @@ def start_kamailio(directory: Path, *, tls: bool = False, ipv6: bool = False) ->
             "-w",
             str(rundir),
             "-A",
-            f'AUTH_PASSWORD="{PASSWORD}"',
+            f'AUTH_PASSWORD="{password}"',
+            "-A",
+            f'AUTH_QOP="{1 if qop else 0}"',
             *listen,
         ],
         log=directory / "kamailio.log",
     )
-    try:
-        server.wait_until(lambda: _options_answered(host, udp), what="(answering OPTIONS)")
-        if ipv6:
-            server.wait_until(lambda: _options_answered("::1", ports6["udp"]), what="(IPv6)")
-    except BaseException:
-        server.stop()
-        raise
+    server.wait_until(lambda: _options_answered(host, udp), what="(answering OPTIONS)")
+    if ipv6:
+        server.wait_until(lambda: _options_answered("::1", ports6["udp"]), what="(IPv6)")
     return Kamailio(server, host, udp, tcp, tls_port, ca, "::1" if ipv6 else None, ports6)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.support.run import siptool
+
 HEAVY = (
     "asyncio",
     "dns",
@@ -46,7 +48,6 @@ def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
 def test_version_prints_the_package_version() -> None:
     from siptool import __version__
 
-    out = subprocess.run(
-        [sys.executable, "-m", "siptool", "--version"], capture_output=True, text=True, check=True
-    )
+    out = siptool("--version")
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"siptool, version {__version__}"

@@ -1,4 +1,5 @@
-"""What tshark makes of a capture: one dict per SIP or STUN message, to check `siptool decode` by.
+"""What tshark makes of a capture: one dict per SIP or STUN message, to check `siptool decode` by;
+and ``tshark_fields``, the rows of ``tshark -T fields``, to check the capture reader by.
 
 ``tshark_messages(path)`` runs tshark once over the file with TCP reassembly, IP defragmentation
 and the SIP/STUN heuristic dissectors on (so SIP is found on any port, not just 5060), reads its
@@ -33,9 +34,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.peers import require_tool
+from tests.support.peers import require_tool
 
-__all__ = ["EXCEPTIONS", "SIP_FIELDS", "STUN_FIELDS", "tshark_messages"]
+__all__ = ["EXCEPTIONS", "SIP_FIELDS", "STUN_FIELDS", "tshark_fields", "tshark_messages"]
 
 SIP_FIELDS = (
     "method",
@@ -108,6 +109,16 @@ STUN_METHODS = {
 }
 XOR_MAPPED_ADDRESS = 0x0020
 MAGIC_COOKIE = bytes.fromhex("2112a442")
+
+
+def tshark_fields(path: Path, *fields: str, display_filter: str = "sip") -> list[list[str]]:
+    """Rows of ``tshark -T fields`` for the packets matching ``display_filter``."""
+    tshark = require_tool("tshark")
+    args = [tshark, "-r", str(path), "-Y", display_filter, "-T", "fields"]
+    for name in fields:
+        args += ["-e", name]
+    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
+    return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
 
 
 def tshark_messages(path: Path | str, decode_as: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -11,14 +11,14 @@ is no date shown as seconds since the epoch.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.support.paths import FIXTURES, ROOT
+from tests.support.run import STRICT_UTF8, Run, siptool
 
 BROKEN = FIXTURES / "broken"
 # fixture -> (the packet reported, the byte where its block starts, its time in the -v view)
@@ -31,15 +31,8 @@ CASES = {
 VIEWS = [["-v"], ["--json"], ["--jsonl"], ["--flow"], [], ["-v", "--lint"], ["--json", "--flow"]]
 
 
-def decode(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "siptool", "decode", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+def decode(*args: str) -> Run:
+    return siptool("decode", *args, env=STRICT_UTF8)
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: " ".join(v) or "table")

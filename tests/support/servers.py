@@ -60,7 +60,15 @@ class Server:
             return ""
 
     def wait_until(self, ready: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-        """Poll ``ready`` until it is true; fail with the server's log if it never is."""
+        """Poll ``ready`` until it is true; if it never is (or the process exits first), stop
+        the server and fail with its log."""
+        try:
+            self._poll(ready, timeout, what)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _poll(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -89,15 +97,3 @@ class Server:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         self._log.close()
-
-
-def udp_answers(host: str, port: int, payload: bytes, timeout: float = 0.3) -> bytes | None:
-    """Send one datagram and return the first reply, or None."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(payload, (host, port))
-        try:
-            return s.recv(65535)
-        except (TimeoutError, ConnectionRefusedError):
-            return None

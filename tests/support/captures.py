@@ -1,23 +1,17 @@
-"""Builders of synthetic packets and capture files for the capture tests, checked against tshark.
+"""Builders of synthetic packets and capture files for the capture tests.
 
-Other test_capture_* modules import these from ``tests.unit.test_capture_builders``.  The tests
-at the bottom prove that the builders make captures a real dissector reads the way the capture
-tests assume.
+tests/integration/test_capture_vs_tshark.py proves that the builders make captures a real
+dissector reads the way the capture tests assume.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import pytest
-
-from tests.peers import require_tool
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
+from siptool.capture import Problem, RawMessage
 
 STUN_BINDING_REQUEST = bytes.fromhex(
     "000100002112a442b7e7a701bc34d686fa87dfae"
@@ -367,57 +361,11 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def tshark_fields(path: Path, *fields: str, display_filter: str = "sip") -> list[list[str]]:
-    """Rows of ``tshark -T fields`` for the packets matching ``display_filter``."""
-    tshark = require_tool("tshark")
-    args = [tshark, "-r", str(path), "-Y", display_filter, "-T", "fields"]
-    for name in fields:
-        args += ["-e", name]
-    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
-    return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+def raw(items: Iterable[RawMessage | Problem]) -> list[RawMessage]:
+    """The messages among what ``iter_input`` gave."""
+    return [item for item in items if isinstance(item, RawMessage)]
 
 
-# -- the builders against tshark ---------------------------------------------------------------
-
-
-@pytest.mark.peer
-@pytest.mark.parametrize(
-    ("name", "linktype", "wrap"),
-    [
-        ("ethernet", 1, ether),
-        ("vlan", 1, lambda p: ether(p, vlans=[100])),
-        ("qinq", 1, lambda p: ether(p, vlans=[100, 200], tpid=0x88A8)),
-        ("sll", 113, sll),
-        ("sll2", 276, sll2),
-        ("null", 0, null_link),
-        ("loop", 108, loop_link),
-        ("raw", 101, lambda p: p),
-        ("raw-ipv4", 228, lambda p: p),
-    ],
-)
-def test_synthetic_link_types_are_read_by_tshark_as_sip(
-    tmp_path: Path, name: str, linktype: int, wrap
-) -> None:  # type: ignore[no-untyped-def]
-    frames = [
-        wrap(udp4(sip_request(call_id=f"{name}-1"))),
-        wrap(udp4(sip_response(call_id=f"{name}-1"))),
-    ]
-    path = write(tmp_path, f"{name}.pcap", pcap_file(frames, linktype=linktype))
-    assert tshark_fields(path, "frame.number", "sip.Call-ID") == [
-        ["1", f"{name}-1"],
-        ["2", f"{name}-1"],
-    ]
-
-
-@pytest.mark.peer
-def test_synthetic_ipv4_fragments_are_reassembled_by_tshark(tmp_path: Path) -> None:
-    message = sip_request("INVITE", "frag-1", sdp(40))
-    frames = [
-        ether(p)
-        for p in fragment_ipv4(
-            "192.0.2.1", "192.0.2.2", 17, udp(5060, 5060, message), ident=7, size=1480
-        )
-    ]
-    assert len(frames) > 2
-    path = write(tmp_path, "frag.pcap", pcap_file(frames))
-    assert tshark_fields(path, "frame.number", "sip.Call-ID") == [[str(len(frames)), "frag-1"]]
+def problems(items: Iterable[RawMessage | Problem]) -> list[Problem]:
+    """The problems among what ``iter_input`` gave."""
+    return [item for item in items if isinstance(item, Problem)]

@@ -1,16 +1,14 @@
 """siptool.net.stun_transport on loopback sockets: the RFC 8489 §6.2.2 Ti bound over TCP,
 answers from unexpected addresses, a connect failure that is not a bind failure, ICMP errors on
 unconnected sockets, rejected answers (wrong transaction id, bad FINGERPRINT, garbage) and late
-ones, the per-transaction counters and the escaped -v log."""
+ones, and the per-transaction counters (ICMP error parsing and the -v log:
+tests/unit/test_stun_transport_pure.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import socket
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -218,31 +216,3 @@ def test_a_late_answer_to_an_earlier_transaction_is_not_a_rejection() -> None:
     assert second.rejected == []
     assert endpoint.responses[first.transaction_id] == 1  # counted as a late response
     assert endpoint.sent[first.transaction_id] == 1 and endpoint.sent[second.transaction_id] == 1
-
-
-def _extended_err(origin: int, icmp_type: int, code: int, offender: str) -> bytes:
-    err = struct.pack("=IBBBBII", 111, origin, icmp_type, code, 0, 0, 0)
-    sockaddr = socket.AF_INET.to_bytes(2, sys.byteorder) + b"\0\0" + socket.inet_aton(offender)
-    return err + sockaddr + bytes(8)
-
-
-def test_icmp_error_reads_the_kind_and_the_sender() -> None:
-    assert stun_transport.icmp_error(_extended_err(2, 3, 3, "10.0.0.1")) == (
-        "port unreachable",
-        "10.0.0.1",
-    )
-    assert stun_transport.icmp_error(_extended_err(2, 3, 13, "10.0.0.1"))[0] == (  # type: ignore[index]
-        "administratively prohibited"
-    )
-    assert stun_transport.icmp_error(_extended_err(2, 11, 0, "10.0.0.1")) is None  # TTL
-    assert stun_transport.icmp_error(b"short") is None
-
-
-def test_verbose_log_escapes_terminal_controls_from_the_peer() -> None:
-    out = io.StringIO()
-    log = stun_transport.StunLog(True, out)
-    _tid, wire = binding_request(software="x\x1b[2Jy\x07")
-    log("recv", "udp", ("127.0.0.1", 1), ("127.0.0.1", 2), wire)
-    log.note("ignored: \x1b]0;title\x07")
-    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
-    assert "x\\x1b[2Jy\\x07" in out.getvalue()

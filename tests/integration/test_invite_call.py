@@ -1,4 +1,5 @@
-"""invite-test's call driver against a local UDP socket: what it leaves open on failure."""
+"""invite-test's call driver and its RTP session against local UDP sockets: what the driver
+leaves open on failure, the pacing and counting of the session."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import siptool.commands.invite_test as invite_test
 from siptool.commands.invite_test import InviteOptions, run_invite
 from siptool.commands.sip_common import SipSettings
 from siptool.errors import LocalBindError, TransportError
+from siptool.net.rtp import RtpSession
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.sdp_offer import parse_codec_list
 from siptool.sip.target import parse_target
@@ -42,3 +44,35 @@ def test_rtp_bind_failure_cannot_run_and_closes_the_sip_flow(
     assert len(flows) == 1
     with pytest.raises(TransportError, match="is closed"):
         flows[0].send(b"x")
+
+
+def test_session_sends_paced_packets_and_counts_an_echo() -> None:
+    async def scenario() -> tuple[int, int, float | None, int]:
+        loop = asyncio.get_running_loop()
+
+        class Echo(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+        echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        session = await RtpSession.open("127.0.0.1")
+        port = session.port
+        start = loop.time()
+        session.start(echo_transport.get_extra_info("sockname")[:2], duration=0.2)
+        await asyncio.sleep(0.3)
+        await session.stop(0.05)
+        elapsed = loop.time() - start
+        stats = session.stats()
+        session.close()
+        echo_transport.close()
+        assert elapsed < 1.0
+        return stats.sent, stats.received, stats.jitter_ms, port
+
+    sent, received, jitter, port = asyncio.run(scenario())
+    assert sent == 10  # 0.2 s of 20 ms packets, then it stops by itself
+    assert received == sent
+    assert jitter is not None and jitter >= 0
+    assert port % 2 == 0  # RFC 3550 §11: RTP on an even port

@@ -1,0 +1,88 @@
+"""The one way the tests run siptool: ``python -m siptool ARGS`` in a subprocess, as a user's
+script would, so that a test sees exactly what stdout, stderr and the exit code carry.
+
+Every run has its stdin on /dev/null (no prompt can wait for a terminal), a timeout, its wall
+time measured (``Run.seconds``: some bounds are the behaviour under test) and fails on a
+traceback unless told not to.  ``env`` is laid over the inherited environment; a value of None
+removes the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tests.support.paths import ROOT
+
+SIPTOOL = (sys.executable, "-m", "siptool")
+
+Env = Mapping[str, str | None]
+# The renderers write to a stream that refuses what a UTF-8 terminal cannot take.
+STRICT_UTF8: Env = {"PYTHONIOENCODING": "utf-8:strict"}
+
+
+class Run(subprocess.CompletedProcess[str]):
+    """A finished siptool process, with its wall time and its output read as JSON."""
+
+    seconds: float = 0.0
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """stdout as one JSON document (``--json``)."""
+        try:
+            doc: dict[str, Any] = json.loads(self.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no JSON on stdout: {self.stdout!r}\n{self.stderr}") from None
+        return doc
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """stdout as JSON Lines (``--jsonl``): one object a line, the summary last."""
+        return [json.loads(line) for line in self.stdout.splitlines()]
+
+
+def environment(env: Env | None = None) -> dict[str, str]:
+    merged = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+def siptool(
+    *args: str,
+    env: Env | None = None,
+    timeout: float = 60,
+    input: bytes | None = None,
+    traceback_ok: bool = False,
+) -> Run:
+    """Run ``siptool ARGS`` from the repository root; ``input`` is fed to its stdin."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*SIPTOOL, *args],
+        input=input.decode("latin-1") if input is not None else None,
+        stdin=subprocess.DEVNULL if input is None else None,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=environment(env),
+        cwd=ROOT,
+    )
+    result = Run(done.args, done.returncode, done.stdout, done.stderr)
+    result.seconds = time.monotonic() - started
+    if not traceback_ok:
+        assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def siptool_json(command: str, *args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+    """``siptool COMMAND --json ARGS``: the exit code and the JSON document."""
+    result = siptool(command, "--json", *args, **kw)
+    return result.returncode, result.doc
