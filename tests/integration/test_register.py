@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,25 @@ def test_nagios_line(kamailio: Kamailio) -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("SIP OK - 200 OK: sip:frank@127.0.0.1 for 300 s in ")
     assert ";5000;9000;0" in result.stdout
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--nagios"]])
+@pytest.mark.parametrize("content", [None, b"\xff\xfe not UTF-8\n"], ids=["missing", "not-utf8"])
+def test_unreadable_password_file_is_exit_3_with_one_line_and_nothing_sent(
+    tmp_path: Path, mode: list[str], content: bytes | None
+) -> None:
+    secret = tmp_path / "password"
+    if content is not None:
+        secret.write_bytes(content)
+    argv = ["register", *mode, "--user", "alice", "--password-file", str(secret)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+        registrar.bind(("127.0.0.1", 0))
+        port = registrar.getsockname()[1]
+        result = siptool(*argv, f"sip:127.0.0.1:{port}", env={"SIPTOOL_PASSWORD": None})
+        registrar.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            registrar.recv(65535)  # siptool stopped before sending anything
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"siptool register: cannot read --password-file {secret}: ")

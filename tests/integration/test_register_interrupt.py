@@ -7,10 +7,8 @@ the interruption always lands while a REGISTER is in flight."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.hostile_sip import HostileUas, hostile_peer, response
+from tests.support.paths import ROOT
+from tests.support.run import SIPTOOL, environment
 
 REALM = "pbx.test"
 NONCE = "4f1c0e2d"
@@ -94,17 +94,16 @@ class Interrupted:
 def interrupt(registrar: Registrar, *args: str, after: int) -> Interrupted:
     """Run ``siptool register ARGS`` against ``registrar``; SIGINT it once ``after``
     REGISTERs (told apart by CSeq) have arrived."""
-    env = {k: v for k, v in os.environ.items() if k != "SIPTOOL_PASSWORD"}
-    env["SIPTOOL_PASSWORD"] = PASSWORD
     with hostile_peer(registrar) as peer:
         argv = ["register", "--timeout", "30", "--user", "alice", *args, peer.uri("alice")]
         process = subprocess.Popen(
-            [sys.executable, "-m", "siptool", *argv],
+            [*SIPTOOL, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            cwd=ROOT,
+            env=environment({"SIPTOOL_PASSWORD": PASSWORD}),
         )
         try:
             registrar.wait_for(after)
