@@ -11,15 +11,16 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from siptool.sip.auth import AuthState, DigestCredentials
 from siptool.sip.builders import LocalEndpoint, build_request, new_call_id, new_tag
-from siptool.sip.message import SipMessage, parse_message
+from siptool.sip.message import parse_message
+from tests.support.hostile_sip import HostileUas, Script, hostile_peer, hostile_uas, response
 from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.responders import idle_udp_socket
 from tests.support.run import SIPTOOL, Env, siptool
@@ -200,6 +201,29 @@ def test_challenge_without_credentials_fails_clearly(sipp: Any) -> None:
     assert doc["errors"][0]["code"] == "auth_required"
 
 
+def test_unreadable_password_file_asked_for_by_a_challenge_cannot_run(
+    sipp: Any, tmp_path: Path
+) -> None:
+    peer = sipp("auth.xml")
+    missing = tmp_path / "no-such-secret"
+    result = siptool(
+        "invite-test", "--json", "--user", "alice", "--password-file", str(missing), peer.uri()
+    )
+    doc = result.doc
+    assert result.returncode == 3 and doc["exit_code"] == 3 and doc["ok"] is False
+    assert doc["errors"][0]["code"] == "input_error"
+    assert f"cannot read --password-file {missing}" in doc["errors"][0]["message"]
+    assert f"siptool invite-test: cannot read --password-file {missing}" in result.stderr
+
+
+def test_password_file_is_read_only_when_a_challenge_asks(sipp: Any, tmp_path: Path) -> None:
+    peer = sipp()
+    missing = tmp_path / "no-such-secret"
+    code, doc = call_json("--hold", "0", "--password-file", str(missing), peer.uri())
+    assert code == 0, doc["errors"]
+    assert doc["errors"] == []
+
+
 def test_ipv6_loopback_call(sipp: Any) -> None:
     peer = sipp(host="::1", rtp_echo=True)
     code, doc = call_json("--hold", "0.3", "--rtp", peer.uri())
@@ -271,54 +295,32 @@ def test_usage_errors() -> None:
     assert siptool("invite-test", "--expect", "99", "sip:x@127.0.0.1").returncode == 2
 
 
-# -- a Python UAS that retransmits its 2xx -------------------------------------------------
+# -- Python UASes: a 2xx retransmitted, a held answer, a Contact elsewhere -----------------
 
-
-def _response(request: SipMessage, status: str, to_tag: str, extra: str = "") -> bytes:
-    via = "".join(f"Via: {v}\r\n" for v in request.header_values("Via"))
-    return (
-        f"SIP/2.0 {status}\r\n{via}From: {request.header('From')}\r\n"
-        f"To: {request.header('To')};tag={to_tag}\r\nCall-ID: {request.call_id}\r\n"
-        f"CSeq: {request.header('CSeq')}\r\n{extra}Content-Length: 0\r\n\r\n"
-    ).encode()
+OK_TO_BYE: Script = {"BYE": [(200, "OK", [], b"")]}
 
 
 def test_retransmitted_2xx_is_acked_again() -> None:
     """RFC 3261 §13.2.2.4: the UAC re-sends the ACK for every retransmission of the 2xx,
     although its INVITE transaction is over.  This UAS sends its 200 twice."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
-    port = sock.getsockname()[1]
-    seen: list[SipMessage] = []
+    sent: list[bytes] = []
 
-    def uas() -> None:
-        try:
-            data, peer = sock.recvfrom(65535)
-            invite = parse_message(data)
-            seen.append(invite)
-            contact = f"Contact: <sip:uas@127.0.0.1:{port}>\r\n"
-            ok = _response(invite, "200 OK", "uas1", contact)
-            sock.sendto(ok, peer)
-            while True:
-                data, peer = sock.recvfrom(65535)
-                message = parse_message(data)
-                seen.append(message)
-                if message.method == "ACK" and sum(m.method == "ACK" for m in seen) == 1:
-                    sock.sendto(ok, peer)  # as if the first ACK had been lost
-                elif message.method == "BYE":
-                    sock.sendto(_response(message, "200 OK", "uas1"), peer)
-                    return
-        except TimeoutError:
-            return
+    def answer(request: bytes, uas: HostileUas) -> list[tuple[float, bytes]]:
+        method = request.split(b" ", 1)[0]
+        if method == b"INVITE" and not sent:
+            contact = f"Contact: <sip:uas@127.0.0.1:{uas.port}>"
+            sent.append(response(request, 200, "OK", [contact], tag="uas1"))
+            return [(0.0, sent[0])]
+        acks = sum(m.startswith(b"ACK ") for m in uas.received)
+        if method == b"ACK" and acks == 1:
+            return [(0.0, sent[0])]  # as if the first ACK had been lost
+        if method == b"BYE":
+            return [(0.0, response(request, 200, "OK", tag="uas1"))]
+        return []
 
-    thread = threading.Thread(target=uas, daemon=True)
-    thread.start()
-    try:
-        code, doc = call_json("--hold", "0.5", f"sip:uas@127.0.0.1:{port}")
-    finally:
-        thread.join(10)
-        sock.close()
+    with hostile_peer(answer) as uas:
+        code, doc = call_json("--hold", "0.5", uas.uri("uas"))
+    seen = [parse_message(data) for data in uas.received]
     assert code == 0, doc["errors"]
     acks = [m for m in seen if m.method == "ACK"]
     assert len(acks) == 2 and acks[0].serialize() == acks[1].serialize()
@@ -332,53 +334,36 @@ def test_retransmitted_2xx_is_acked_again() -> None:
 def test_rtp_is_not_sent_to_a_held_answer() -> None:
     """RFC 3264 §8.4: an answer with c=0.0.0.0 means "do not send".  Sent anyway, the packets
     land on this very host (Linux delivers 0.0.0.0 locally), here on a socket at that port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for s in (sock, media):
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(5)
-    port = sock.getsockname()[1]
-    sdp = (
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
-        f"m=audio {media.getsockname()[1]} RTP/AVP 0\r\n"
-    )
-
-    def uas() -> None:
-        try:
-            data, peer = sock.recvfrom(65535)
-            invite = parse_message(data)
-            ok = _response(invite, "200 OK", "held", f"Contact: <sip:uas@127.0.0.1:{port}>\r\n")
-            ok = ok.replace(
-                b"Content-Length: 0\r\n\r\n",
-                f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n"
-                f"{sdp}".encode(),
-            )
-            sock.sendto(ok, peer)
-            while True:
-                data, peer = sock.recvfrom(65535)
-                message = parse_message(data)
-                if message.method == "BYE":
-                    sock.sendto(_response(message, "200 OK", "held"), peer)
-                    return
-        except TimeoutError:
-            return
-
-    thread = threading.Thread(target=uas, daemon=True)
-    thread.start()
-    try:
-        code, doc = call_json("--rtp", "--hold", "0.3", f"sip:uas@127.0.0.1:{port}")
+    with idle_udp_socket() as media:
+        sdp = (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+            f"m=audio {media.getsockname()[1]} RTP/AVP 0\r\n"
+        ).encode()
+        held = (200, "OK", ["Content-Type: application/sdp"], sdp)
+        with hostile_uas({"INVITE": [held], **OK_TO_BYE}) as uas:
+            code, doc = call_json("--rtp", "--hold", "0.3", uas.uri("uas"))
         media.settimeout(0.2)
         with pytest.raises(TimeoutError):
             media.recvfrom(2048)
-    finally:
-        thread.join(10)
-        sock.close()
-        media.close()
     assert doc["answered"] is True and doc["bye_status"] == 200
     assert doc["rtp"]["sent"] == 0 and doc["rtp"]["verdict"] == "no media sent"
     assert "the answer puts the call on hold (c=0.0.0.0): no RTP sent" in doc["warnings"]
     # --rtp asked for a media check that could not be made.
     assert code == 1
+
+
+def test_contact_elsewhere_gets_ack_and_bye_directly() -> None:
+    """No Record-Route and a Contact that is not the peer the INVITE went to (a proxy that
+    does not record-route): the route set is empty, so ACK and BYE go to the Contact (RFC 3261
+    §12.2.1.1) from a flow of their own."""
+    with hostile_uas(OK_TO_BYE) as back:
+        contact = f"Contact: <sip:uas@127.0.0.1:{back.port}>"
+        with hostile_uas({"INVITE": [(200, "OK", [contact], b"")]}) as front:
+            code, doc = call_json("--hold", "0.2", front.uri("uas"))
+    at_back = [data.split(b" ", 1)[0].decode() for data in back.received]
+    assert code == 0, doc["errors"]
+    assert at_back == ["ACK", "BYE"] and doc["bye_status"] == 200
+    assert any(f"go to 127.0.0.1:{back.port} (the answer's Contact)" in w for w in doc["warnings"])
 
 
 # -- through Kamailio ----------------------------------------------------------------------
@@ -440,47 +425,6 @@ def test_call_through_kamailio_record_routes_ack_and_bye(sipp: Any, kamailio: Ka
     assert doc["warnings"] == []
     # SIPp saw the ACK and the BYE (relayed by Kamailio) and answered the BYE.
     assert peer.finished() == 0, peer.server.log()
-
-
-def test_contact_elsewhere_gets_ack_and_bye_directly() -> None:
-    """No Record-Route and a Contact that is not the peer the INVITE went to (a proxy that
-    does not record-route): the route set is empty, so ACK and BYE go to the Contact (RFC 3261
-    §12.2.1.1) from a flow of their own."""
-    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for s in (front, back):
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(5)
-    back_port = back.getsockname()[1]
-    at_back: list[str] = []
-
-    def uas() -> None:
-        try:
-            data, peer = front.recvfrom(65535)
-            invite = parse_message(data)
-            contact = f"Contact: <sip:uas@127.0.0.1:{back_port}>\r\n"
-            front.sendto(_response(invite, "200 OK", "uas2", contact), peer)
-            while True:
-                data, peer = back.recvfrom(65535)
-                message = parse_message(data)
-                at_back.append(message.method or "")
-                if message.method == "BYE":
-                    back.sendto(_response(message, "200 OK", "uas2"), peer)
-                    return
-        except TimeoutError:
-            return
-
-    thread = threading.Thread(target=uas, daemon=True)
-    thread.start()
-    try:
-        code, doc = call_json("--hold", "0.2", f"sip:uas@127.0.0.1:{front.getsockname()[1]}")
-    finally:
-        thread.join(10)
-        front.close()
-        back.close()
-    assert code == 0, doc["errors"]
-    assert at_back == ["ACK", "BYE"] and doc["bye_status"] == 200
-    assert any(f"go to 127.0.0.1:{back_port} (the answer's Contact)" in w for w in doc["warnings"])
 
 
 def test_tls_call_through_kamailio(sipp: Any, kamailio: Kamailio) -> None:

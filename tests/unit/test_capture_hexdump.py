@@ -14,6 +14,7 @@ from tests.support.captures import (
     raw,
     udp4,
 )
+from tests.support.spy import record_calls
 
 SIP = (
     b"OPTIONS sip:bob@cafe.example SIP/2.0\r\n"
@@ -222,14 +223,7 @@ def test_a_long_line_of_hex_tokens_ending_in_a_word_checks_two_ascii_columns_at_
     # took 14 s.  Only a remainder as long as the prefix's bytes can be its ASCII column.
     from siptool.capture import hexdump
 
-    calls: list[int] = []
-    real = hexdump._renders
-
-    def counting(rest: str, data: bytes) -> bool:
-        calls.append(len(data))
-        return real(rest, data)
-
-    monkeypatch.setattr(hexdump, "_renders", counting)
+    calls = record_calls(monkeypatch, hexdump, "_renders", lambda rest, data: len(data))
     text = (" ".join([token] * 100_000) + " " + word + "\n").encode()
     dump = parse_hex_dump(text)
     assert dump.blocks == [] and dump.other_lines == 1
@@ -241,14 +235,7 @@ def test_a_long_line_with_its_ascii_column_decodes_with_one_check(
 ) -> None:
     from siptool.capture import hexdump
 
-    calls: list[int] = []
-    real = hexdump._renders
-
-    def counting(rest: str, data: bytes) -> bool:
-        calls.append(len(data))
-        return real(rest, data)
-
-    monkeypatch.setattr(hexdump, "_renders", counting)
+    calls = record_calls(monkeypatch, hexdump, "_renders", lambda rest, data: len(data))
     # Every printable byte but the bar (hexdump -C's column marker), then spaces, which the
     # ASCII column may trim.
     data = bytes(b for b in range(32, 127) if b != 0x7C) * 100 + b"  "
@@ -261,14 +248,7 @@ def test_blank_text_makes_no_line_objects(monkeypatch: pytest.MonkeyPatch) -> No
     # 10 MB of mostly blank text took 1.9 GB: one object per line, blank or not.
     from siptool.capture import hexdump
 
-    made: list[int] = []
-    real = hexdump._Line
-
-    def counting(*args: object, **kwargs: object) -> object:
-        made.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(hexdump, "_Line", counting)
+    made = record_calls(monkeypatch, hexdump, "_Line")
     unit = b"\n" * 40 + b"   \t  \r\n" * 20 + STUN_BINDING_REQUEST.hex().encode() + b"\n"
     dump = parse_hex_dump(unit * 2000)
     assert [b.data for b in dump.blocks] == [STUN_BINDING_REQUEST] * 2000
@@ -309,14 +289,7 @@ def test_a_run_of_star_lines_is_one_line_object(monkeypatch: pytest.MonkeyPatch)
     # (10 MB of them took 500 MB), still counted line by line in the problem.
     from siptool.capture import hexdump
 
-    made: list[int] = []
-    real = hexdump._Line
-
-    def counting(*args: object, **kwargs: object) -> object:
-        made.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(hexdump, "_Line", counting)
+    made = record_calls(monkeypatch, hexdump, "_Line")
     text = b"0000 4142\n" + b"*\n" * 50_000 + b"0000 4344\n"
     dump = parse_hex_dump(text)
     assert [b.data for b in dump.blocks] == [bytes.fromhex("000041420000" + "4344")]

@@ -28,6 +28,7 @@ from tests.support.captures import (
     udp6,
 )
 from tests.support.paths import CAPTURES
+from tests.support.spy import record_calls
 
 CALL = CAPTURES / "sip-call-sipp-uac-uas.pcap"
 TCP_OPTIONS = CAPTURES / "sip-options-tcp.pcap"
@@ -272,14 +273,7 @@ def test_pcapng_damage_full_of_block_types_is_crossed_once(monkeypatch: pytest.M
     # candidate searched the rest of the file again for every block type (100 KB took 16 s).
     from siptool.capture import pcap
 
-    checked: list[int] = []
-    real = pcap._block_ok
-
-    def counting(data: bytes, offset: int, order: str) -> bool:
-        checked.append(offset)
-        return real(data, offset, order)
-
-    monkeypatch.setattr(pcap, "_block_ok", counting)
+    checked = record_calls(monkeypatch, pcap, "_block_ok", lambda data, offset, order: offset)
     head = pcapng_shb() + pcapng_idb(1)
     first = pcapng_epb(0, 1, ether(udp4(sip_request(call_id="before"))))
     after = pcapng_epb(0, 2, ether(udp4(sip_request(call_id="after"))))

@@ -28,6 +28,7 @@ from tests.support.captures import (
     sip_response,
     tcp,
 )
+from tests.support.spy import record_calls
 
 CLIENT, SERVER = ("192.0.2.1", 40000), ("192.0.2.2", 5060)
 ISN_C, ISN_S = 1000, 5000
@@ -323,15 +324,10 @@ def scanned_by_header_search(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes each search for the end of a header section looks at, in the framer."""
     from siptool.sip import framing
 
-    looked: list[int] = []
-    real = framing.find_header_end
+    def looked(buf: bytes | bytearray, start: int, end: int | None = None) -> int:
+        return (len(buf) if end is None else end) - start
 
-    def counting(buf: bytes | bytearray, start: int, end: int | None = None) -> int:
-        looked.append((len(buf) if end is None else end) - start)
-        return real(buf, start, end)
-
-    monkeypatch.setattr(framing, "find_header_end", counting)
-    return looked
+    return record_calls(monkeypatch, framing, "find_header_end", looked)
 
 
 @pytest.mark.parametrize(
@@ -386,14 +382,7 @@ def test_many_attribute_stun_over_tcp_checks_one_fingerprint_per_message(
     from siptool.commands.decode import DecodedMessage, decode_items
     from siptool.stun import message as stun
 
-    crcs: list[int] = []
-    real = stun._fingerprint_over
-
-    def counting(data: bytes, end: int) -> int:
-        crcs.append(end)
-        return real(data, end)
-
-    monkeypatch.setattr(stun, "_fingerprint_over", counting)
+    crcs = record_calls(monkeypatch, stun, "_fingerprint_over", lambda data, end: end)
     body = b"".join(struct.pack("!HHI", 0x8028, 4, k) for k in range(8000))
     messages = [
         struct.pack("!HHI12s", 0x0101, len(body), 0x2112A442, bytes([k]) * 12) + body

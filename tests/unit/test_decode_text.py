@@ -27,6 +27,7 @@ from siptool.commands.decode import (
 )
 from siptool.render import decode_text
 from tests.support.paths import FIXTURES
+from tests.support.spy import record_calls
 
 VIEWS: list[dict[str, Any]] = [
     {},
@@ -125,15 +126,7 @@ def test_wrapped_lines_and_collapsed_tables_are_what_rich_prints(seed: int) -> N
 
 
 def count_rich_prints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = Console.print
-
-    def counting(self: Console, *args: Any, **kwargs: Any) -> None:
-        calls.append(1)
-        real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Console, "print", counting)
-    return calls
+    return record_calls(monkeypatch, Console, "print")
 
 
 def test_a_message_of_many_header_lines_is_written_without_rich_per_line(
