@@ -46,15 +46,8 @@ from siptool.errors import ParseError
 from siptool.sip.framing import starts_like_sip
 from siptool.stun.framing import announced_size, has_magic_cookie, is_stun_header, looks_like_stun
 
-__all__ = [
-    "INPUT_FORMATS",
-    "PacketExtractor",
-    "Problem",
-    "RawMessage",
-    "detect_format",
-    "iter_capture",
-    "iter_input",
-]
+# The package (``siptool.capture``) exports these with the model and ``detect_format``.
+__all__ = ["INPUT_FORMATS", "PacketExtractor", "iter_capture", "iter_input"]
 
 INPUT_FORMATS = ("auto", "sip", "stun", "hex", "pcap", "pcapng")
 
@@ -65,6 +58,9 @@ _IPPROTO_IPV6 = 41
 _MAX_TUNNEL_DEPTH = 4
 _TCP_OPEN_CLOSE = TCP_SYN | TCP_FIN | TCP_RST
 _CRLF = b"\r\n"
+
+# Where a transport header is: protocol, buffer, start, end, bytes the snaplen cut, addresses.
+_Layer4 = tuple[int, bytes, int, int, int, bytes]
 
 
 class PacketExtractor:
@@ -187,115 +183,117 @@ class PacketExtractor:
     ) -> None:
         version = buf[ip] >> 4
         if version == 4:
-            ihl = (buf[ip] & 15) << 2
-            if ihl < 20 or ip + ihl > end:
-                return
-            total = (buf[ip + 2] << 8) | buf[ip + 3]
-            if total == 0:
-                ip_end = end  # TCP segmentation offload: the length field is left at 0
-            elif total < ihl:
-                return
-            else:
-                ip_end = ip + total
-            missing = 0
-            if ip_end > end:
-                missing = ip_end - end
-                ip_end = end
-            proto = buf[ip + 9]
-            fragment = (buf[ip + 6] << 8) | buf[ip + 7]
-            if fragment & 0x3FFF:
-                if missing:
-                    self._cut_fragment(frame, ip_end - ip, missing)
-                    return
-                key = buf[ip + 12 : ip + 20] + buf[ip + 4 : ip + 6] + bytes((proto,))
-                done = self._frags.add(
-                    key,
-                    (fragment & 0x1FFF) << 3,
-                    bool(fragment & 0x2000),
-                    buf[ip + ihl : ip_end],
-                    proto,
-                    frame,
-                    record,
-                    time,
-                )
-                if done is not None:
-                    payload, proto, _ = done
-                    self._transport(
-                        proto,
-                        payload,
-                        0,
-                        len(payload),
-                        0,
-                        buf[ip + 12 : ip + 20],
-                        frame,
-                        time,
-                        record,
-                        origlen,
-                        depth,
-                    )
-                return
-            self._transport(
-                proto,
-                buf,
-                ip + ihl,
-                ip_end,
-                missing,
-                buf[ip + 12 : ip + 20],
-                frame,
-                time,
-                record,
-                origlen,
-                depth,
-            )
+            l4 = self._ipv4(buf, ip, end, frame, time, record)
         elif version == 6:
-            if ip + 40 > end:
-                return
-            length = (buf[ip + 4] << 8) | buf[ip + 5]
-            ip_end = ip + 40 + length if length else end  # 0: a jumbogram (RFC 2675)
-            missing = 0
-            if ip_end > end:
-                missing = ip_end - end
-                ip_end = end
-            nh, pos, frag = ipv6_payload(buf, ip, ip_end)
-            if nh < 0:
-                return
-            addresses_v6 = buf[ip + 8 : ip + 40]
-            if frag >= 0:
-                if missing:
-                    self._cut_fragment(frame, ip_end - ip, missing)
-                    return
-                field = (buf[frag + 2] << 8) | buf[frag + 3]
-                done = self._frags.add(
-                    addresses_v6 + buf[frag + 4 : frag + 8],
-                    field & 0xFFF8,
-                    bool(field & 1),
-                    buf[pos:ip_end],
-                    nh,
-                    frame,
-                    record,
-                    time,
-                )
-                if done is not None:
-                    payload, nh, _ = done
-                    nh, pos, frag = ipv6_walk(payload, nh, 0, len(payload))
-                    if nh >= 0 and frag < 0:
-                        self._transport(
-                            nh,
-                            payload,
-                            pos,
-                            len(payload),
-                            0,
-                            addresses_v6,
-                            frame,
-                            time,
-                            record,
-                            origlen,
-                            depth,
-                        )
-                return
+            l4 = self._ipv6(buf, ip, end, frame, time, record)
+        else:
+            return
+        if l4 is not None:
+            proto, data, start, stop, missing, addresses = l4
             self._transport(
-                nh, buf, pos, ip_end, missing, addresses_v6, frame, time, record, origlen, depth
+                proto, data, start, stop, missing, addresses, frame, time, record, origlen, depth
             )
+
+    def _ipv4(
+        self, buf: bytes, ip: int, end: int, frame: int, time: float | None, record: int
+    ) -> _Layer4 | None:
+        """Where the IPv4 packet at ``ip`` carries its transport header: in ``buf``, or in the
+        datagram its last fragment completed."""
+        ihl = (buf[ip] & 15) << 2
+        if ihl < 20 or ip + ihl > end:
+            return None
+        total = (buf[ip + 2] << 8) | buf[ip + 3]
+        if total == 0:
+            ip_end = end  # TCP segmentation offload: the length field is left at 0
+        elif total < ihl:
+            return None
+        else:
+            ip_end = ip + total
+        missing = 0
+        if ip_end > end:
+            missing = ip_end - end
+            ip_end = end
+        proto = buf[ip + 9]
+        addresses = buf[ip + 12 : ip + 20]
+        fragment = (buf[ip + 6] << 8) | buf[ip + 7]
+        if not fragment & 0x3FFF:
+            return proto, buf, ip + ihl, ip_end, missing, addresses
+        done = self._fragment(
+            addresses + buf[ip + 4 : ip + 6] + bytes((proto,)),
+            (fragment & 0x1FFF) << 3,
+            bool(fragment & 0x2000),
+            buf[ip + ihl : ip_end],
+            proto,
+            frame,
+            time,
+            record,
+            ip_end - ip,
+            missing,
+        )
+        if done is None:
+            return None
+        payload, proto = done
+        return proto, payload, 0, len(payload), 0, addresses
+
+    def _ipv6(
+        self, buf: bytes, ip: int, end: int, frame: int, time: float | None, record: int
+    ) -> _Layer4 | None:
+        """Like ``_ipv4``, past the extension headers (RFC 8200 §4)."""
+        if ip + 40 > end:
+            return None
+        length = (buf[ip + 4] << 8) | buf[ip + 5]
+        ip_end = ip + 40 + length if length else end  # 0: a jumbogram (RFC 2675)
+        missing = 0
+        if ip_end > end:
+            missing = ip_end - end
+            ip_end = end
+        nh, pos, frag = ipv6_payload(buf, ip, ip_end)
+        if nh < 0:
+            return None
+        addresses = buf[ip + 8 : ip + 40]
+        if frag < 0:
+            return nh, buf, pos, ip_end, missing, addresses
+        field = (buf[frag + 2] << 8) | buf[frag + 3]
+        done = self._fragment(
+            addresses + buf[frag + 4 : frag + 8],
+            field & 0xFFF8,
+            bool(field & 1),
+            buf[pos:ip_end],
+            nh,
+            frame,
+            time,
+            record,
+            ip_end - ip,
+            missing,
+        )
+        if done is None:
+            return None
+        payload, nh = done
+        nh, pos, frag = ipv6_walk(payload, nh, 0, len(payload))
+        if nh < 0 or frag >= 0:
+            return None
+        return nh, payload, pos, len(payload), 0, addresses
+
+    def _fragment(
+        self,
+        key: bytes,
+        offset: int,
+        more: bool,
+        data: bytes,
+        proto: int,
+        frame: int,
+        time: float | None,
+        record: int,
+        got: int,
+        missing: int,
+    ) -> tuple[bytes, int] | None:
+        """One IP fragment to the reassembler: (payload, protocol) once its datagram is whole.
+        A fragment the snaplen cut loses its datagram."""
+        if missing:
+            self._cut_fragment(frame, got, missing)
+            return None
+        done = self._frags.add(key, offset, more, data, proto, frame, record, time)
+        return None if done is None else (done[0], done[1])
 
     def _cut_fragment(self, frame: int, got: int, missing: int) -> None:
         self.out.append(

@@ -233,6 +233,17 @@ def _parse_idb(data: bytes, offset: int, length: int, order: str) -> _Interface:
     return _Interface(linktype, snaplen, units, tsoffset, fcs)
 
 
+def _section_order(data: bytes, offset: int) -> str | None:
+    """The byte order of the Section Header Block at ``offset`` from its byte-order magic
+    (pcapng §4.1): ``"<"``, ``">"``, or None when the magic is neither."""
+    bom = data[offset + 8 : offset + 12]
+    if bom == b"\x4d\x3c\x2b\x1a":
+        return "<"
+    if bom == b"\x1a\x2b\x3c\x4d":
+        return ">"
+    return None
+
+
 def _block_ok(data: bytes, offset: int, order: str) -> bool:
     """A plausible block starts at ``offset``: known type, sane length, trailer equal."""
     size = len(data)
@@ -240,13 +251,10 @@ def _block_ok(data: bytes, offset: int, order: str) -> bool:
         return False
     btype = struct.unpack_from(order + "I", data, offset)[0]
     if btype == _SHB:
-        bom = data[offset + 8 : offset + 12]
-        if bom == b"\x4d\x3c\x2b\x1a":
-            order = "<"
-        elif bom == b"\x1a\x2b\x3c\x4d":
-            order = ">"
-        else:
+        section = _section_order(data, offset)
+        if section is None:
             return False
+        order = section
     elif btype not in _KNOWN_BLOCKS:
         return False
     length = struct.unpack_from(order + "I", data, offset + 4)[0]
@@ -298,16 +306,14 @@ def iter_pcapng(data: bytes) -> Iterator[PacketRecord | Problem]:
             return
         btype = u32(data, offset)[0]
         if btype == _SHB:
-            bom = data[offset + 8 : offset + 12]
-            if bom == b"\x4d\x3c\x2b\x1a":
-                order = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                order = ">"
-            else:
+            section = _section_order(data, offset)
+            if section is None:
+                bom = data[offset + 8 : offset + 12]
                 yield Problem(
                     f"byte {offset}", f"bad section header byte-order magic {bom.hex()}", fatal=True
                 )
                 return
+            order = section
             u32 = struct.Struct(order + "I").unpack_from
             epb = struct.Struct(order + "IIIII").unpack_from
             interfaces = []

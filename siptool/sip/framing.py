@@ -318,15 +318,10 @@ class SipStreamFramer:
             out.append(
                 FramingError(self._base + len(self._buf), f"{nbytes} bytes missing from the stream")
             )
-        self._base += len(self._buf) + nbytes
-        self._buf.clear()
-        self._need = -1
-        self._scan = 0
-        self._overlong = False
-        self._resync = True
-        self._quiet = True
         # Segments often end where messages end: a start line right after the hole counts.
-        self._line_start = True
+        self._skip(len(self._buf), resync=True)
+        self._base += nbytes
+        self._overlong = False
         return out
 
     def close(self) -> list[FramingError]:
@@ -346,19 +341,23 @@ class SipStreamFramer:
                     f"incomplete message: headers not finished after {len(self._buf)} bytes",
                 )
             )
-        self._base += len(self._buf)
-        self._buf.clear()
-        self._need = -1
-        self._scan = 0
+        self._skip(len(self._buf), resync=False)
         self._overlong = False
-        self._resync = False
-        self._quiet = False
-        self._line_start = True
         return out
 
     def _drop(self, n: int) -> None:
         del self._buf[:n]
         self._base += n
+
+    def _skip(self, n: int, *, resync: bool) -> None:
+        """Drop the ``n`` bytes that ended (or broke off) the message being read; the next one
+        may begin right after them.  With ``resync`` skip, without reporting, to the next start
+        line that begins a line."""
+        self._drop(n)
+        self._need = -1
+        self._scan = 0
+        self._resync = self._quiet = resync
+        self._line_start = True
 
     def _garbage(self, out: list[tuple[int, bytes] | FramingError]) -> None:
         if not self._quiet:
@@ -376,11 +375,7 @@ class SipStreamFramer:
                 if len(buf) < need:
                     return
                 out.append((self._base, bytes(buf[:need])))
-                self._drop(need)
-                self._need = -1
-                self._scan = 0
-                self._line_start = True
-                self._quiet = False
+                self._skip(need, resync=False)  # not resynchronising while a message is read
                 self._overlong = False
                 continue
             # RFC 5626 §3.5.1: CRLF keep-alives between messages.
@@ -436,11 +431,7 @@ class SipStreamFramer:
                 out.append(FramingError(self._base, problem or "Content-Length missing"))
                 out.append((self._base, bytes(buf[:end])))
                 self._overlong = False
-                self._drop(end)
-                self._scan = 0
-                self._resync = True
-                self._quiet = True
-                self._line_start = True
+                self._skip(end, resync=True)
                 continue
             if length > self._max_body:
                 out.append(
@@ -449,11 +440,7 @@ class SipStreamFramer:
                         f"Content-Length {length} is larger than {self._max_body}; skipping",
                     )
                 )
-                self._drop(end)
-                self._scan = 0
-                self._resync = True
-                self._quiet = True
-                self._line_start = True
+                self._skip(end, resync=True)
                 continue
             self._need = end + length
 

@@ -7,6 +7,7 @@ with a stable ``code`` that scripts can match on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from siptool.addr import (
@@ -192,45 +193,48 @@ def _via(msg: SipMessage) -> list[LintWarning]:
     return []
 
 
+# The parsed views decode shows of a message, in its order, with the lint code for one that does
+# not parse (None for CSeq and Via: ``_cseq`` and ``_via`` check them with codes of their own).
+_VIEWS: tuple[tuple[str, str | None, Callable[[SipMessage], object]], ...] = (
+    ("Request-URI", "bad-request-uri", lambda m: m.uri),
+    ("From", "bad-from", lambda m: m.from_),
+    ("To", "bad-to", lambda m: m.to),
+    ("CSeq", None, lambda m: m.cseq),
+    ("Via", None, lambda m: m.vias),
+    ("Contact", "bad-contact", lambda m: m.contacts),
+    ("SDP", "bad-sdp", lambda m: m.sdp),
+)
+
+
+def _view_errors(msg: SipMessage) -> list[tuple[str, str | None, ParseError]]:
+    """(view name, lint code, error) for each view of ``msg`` that does not parse."""
+    out = []
+    for name, code, view in _VIEWS:
+        try:
+            view(msg)
+        except ParseError as exc:
+            out.append((name, code, exc))
+    return out
+
+
 def malformed_fields(msg: SipMessage) -> list[str]:
     """What in a framed message does not parse: the Request-URI, the headers every message
     carries (RFC 3261 §8.1.1), Contact, the SDP body.  Empty for a message decoded cleanly."""
-    views = (
-        ("Request-URI", lambda: msg.uri),
-        ("From", lambda: msg.from_),
-        ("To", lambda: msg.to),
-        ("CSeq", lambda: msg.cseq),
-        ("Via", lambda: msg.vias),
-        ("Contact", lambda: msg.contacts),
-        ("SDP", lambda: msg.sdp),
-    )
     out = []
-    for name, view in views:
-        try:
-            view()
-        except ParseError as exc:
-            message = exc.message
-            # The views name their header already ("From: unterminated '<'"); SDP may not.
-            out.append(message if message.startswith(name) else f"{name}: {message}")
+    for name, _, exc in _view_errors(msg):
+        message = exc.message
+        # The views name their header already ("From: unterminated '<'"); SDP may not.
+        out.append(message if message.startswith(name) else f"{name}: {message}")
     return out
 
 
 def _unparseable(msg: SipMessage) -> list[LintWarning]:
     """Values decode shows as null because they do not parse (CSeq and Via have their own)."""
-    views = (
-        ("bad-request-uri", lambda: msg.uri),
-        ("bad-from", lambda: msg.from_),
-        ("bad-to", lambda: msg.to),
-        ("bad-contact", lambda: msg.contacts),
-        ("bad-sdp", lambda: msg.sdp),
-    )
-    out = []
-    for code, view in views:
-        try:
-            view()
-        except ParseError as exc:
-            out.append(LintWarning(code, f"unparseable {exc.message}", "error"))
-    return out
+    return [
+        LintWarning(code, f"unparseable {exc.message}", "error")
+        for _, code, exc in _view_errors(msg)
+        if code is not None
+    ]
 
 
 def _nat(msg: SipMessage, src: str | None, dst: str | None) -> list[LintWarning]:

@@ -486,6 +486,12 @@ def advice(
     return out
 
 
+def _udp_blocked_advice() -> list[str]:
+    return advice(
+        Mapping.UNKNOWN, Mapping.UNKNOWN, Classic.UDP_BLOCKED, hairpinning=None, port_preserved=None
+    )
+
+
 def _unanswered_verdict(
     mapping_obs: MappingObservations, filtering_obs: FilteringObservations
 ) -> tuple[Classic, list[str], list[str], str] | None:
@@ -516,10 +522,9 @@ def _unanswered_verdict(
             return (
                 Classic.UDP_BLOCKED,
                 [f"UDP to {server} refused on the path: {probe.unreachable} (ICMP from {sender})"],
-                advice(Mapping.UNKNOWN, Mapping.UNKNOWN, Classic.UDP_BLOCKED, hairpinning=None,
-                       port_preserved=None),
+                _udp_blocked_advice(),
                 "unreachable",
-            )  # fmt: skip
+            )
         if probe.unreachable == "port unreachable":
             why = f"no STUN server at {server}: port unreachable"
             hint = (
@@ -550,10 +555,9 @@ def _unanswered_verdict(
     return (
         Classic.UDP_BLOCKED,
         [f"no answer to any Binding request over UDP{counted}"],
-        advice(Mapping.UNKNOWN, Mapping.UNKNOWN, Classic.UDP_BLOCKED, hairpinning=None,
-               port_preserved=None),
+        _udp_blocked_advice(),
         "timeout",
-    )  # fmt: skip
+    )
 
 
 def decide(
