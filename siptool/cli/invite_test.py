@@ -1,23 +1,39 @@
-"""`siptool invite-test` options; the work is in siptool.commands.invite_test."""
+"""`siptool invite-test`: its flags, as typed ``InviteOptions``; the work is in
+siptool.commands.invite_call (the call) and siptool.commands.invite_test (its verdicts), the
+drawing in siptool.render.invite_test."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from siptool.cli.options import (
+    DnsFlags,
     FiniteFloat,
+    NagiosFlags,
+    NetworkFlags,
+    OutputFlags,
+    SipFlags,
+    TimerFlags,
     dns_options,
     nagios_options,
     network_options,
     output_options,
     sip_options,
+    sip_settings,
+    thresholds,
     timer_options,
 )
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.commands.invite_test import CallResult
+
+COMMAND = "invite-test"
 
 
-@click.command("invite-test")
+@click.command(COMMAND)
 @click.argument("target", metavar="TARGET")
 @click.option(
     "--codecs",
@@ -64,7 +80,23 @@ from siptool.cli.options import (
 @sip_options
 @nagios_options
 @output_options
-def invite_test(**kwargs: Any) -> None:
+def invite_test(
+    target: str,
+    codecs: str,
+    hold: float,
+    ring_timeout: float | None,
+    expect: str | None,
+    rtp: bool,
+    from_user: str | None,
+    to_user: str | None,
+    media_address: str | None,
+    dns: DnsFlags,
+    timers: TimerFlags,
+    network: NetworkFlags,
+    sip: SipFlags,
+    nagios: NagiosFlags,
+    output: OutputFlags,
+) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
 
     The call passes when it is answered (or its final response is one of --expect) and the BYE
@@ -78,7 +110,53 @@ def invite_test(**kwargs: Any) -> None:
     failover), plus --hold once answered, plus at most 1 s to end the call (the CANCEL's 487 or
     the BYE's answer).  A cleanup cut short at that bound is reported as a warning.
     """
-    from siptool.cli.options import flatten
-    from siptool.commands.invite_test_cli import main
 
-    raise SystemExit(main(flatten(kwargs)))
+    def prepare() -> Job[CallResult]:
+        from siptool.commands.invite_call import run_invite
+        from siptool.commands.invite_test import InviteOptions
+        from siptool.commands.sip_common import Expectation, read_password
+        from siptool.errors import ParseError, UsageError
+        from siptool.render.invite_test import InviteRenderer
+        from siptool.sip.sdp_offer import parse_codec_list
+        from siptool.sip.target import parse_target
+
+        shown = output_for(COMMAND, output, nagios=nagios)
+        try:
+            parsed = parse_target(target, sip.transport)
+        except ParseError as exc:
+            raise UsageError(f"bad target: {exc.message}") from None
+        try:
+            offered = parse_codec_list(codecs)
+            expectation = Expectation.parse(expect)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        options = InviteOptions(
+            target=parsed,
+            settings=sip_settings(network, sip, dns, timers),
+            codecs=tuple(offered),
+            hold=hold,
+            ring_timeout=ring_timeout,
+            expect=expectation,
+            rtp=rtp,
+            from_user=from_user,
+            to_user=to_user,
+            media_address=media_ip(media_address),
+            # Read at the first challenge only: an unchallenged call never prompts.
+            password=lambda: read_password(sip.password_file, prompt=True),
+            thresholds=thresholds(nagios),
+        )
+        return Job(shown, InviteRenderer(shown), lambda: run_invite(options))
+
+    run_command(COMMAND, prepare)
+
+
+def media_ip(text: str | None) -> str | None:
+    """--media-address: an IP address, brackets around IPv6 allowed; ``UsageError`` else."""
+    from siptool.addr import is_ip_address
+    from siptool.errors import UsageError
+
+    if text is None:
+        return None
+    if not is_ip_address(text.strip("[]")):
+        raise UsageError(f"--media-address {text!r} is not an IP address")
+    return text.strip("[]")

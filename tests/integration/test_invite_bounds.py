@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from siptool.commands.invite_test import BYE_CUT_SHORT, CANCEL_CUT_SHORT, CLEANUP_ALLOWANCE
+from siptool.commands.invite_call import CANCEL_CUT_SHORT
+from siptool.commands.invite_dialog import BYE_CUT_SHORT
+from siptool.commands.invite_state import CLEANUP_ALLOWANCE
 from tests.support.dns import dnsmasq, srv_zone
 from tests.support.hostile_sip import HostileUas, hostile_uas
 from tests.support.responders import closed_udp_port, idle_udp_socket

@@ -23,12 +23,11 @@ from siptool.sip.message import parse_message
 from tests.support.hostile_sip import HostileUas, Script, hostile_peer, hostile_uas, response
 from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.responders import idle_udp_socket
-from tests.support.run import SIPTOOL, Env, siptool
+from tests.support.run import ENVELOPE, SIPTOOL, Env, siptool, siptool_on_a_busy_port
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.peer
 
-ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 CONTRACT_KEYS = (
     "final_status",
     "final_reason",
@@ -276,16 +275,7 @@ def test_silent_peer_is_no_answer() -> None:
 
 
 def test_busy_local_port_cannot_run() -> None:
-    with idle_udp_socket() as busy:
-        port = busy.getsockname()[1]
-        result = siptool(
-            "invite-test",
-            "--local-address",
-            "127.0.0.1",
-            "--local-port",
-            str(port),
-            f"sip:x@127.0.0.1:{free_port()}",
-        )
+    result = siptool_on_a_busy_port("invite-test", f"sip:x@127.0.0.1:{free_port()}")
     assert result.returncode == 3 and "cannot bind" in result.stderr
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from siptool.commands.invite_test import _no_rtp_reason, private_address_warnings
+from siptool.commands.invite_media import no_rtp_reason, private_address_warnings
 from siptool.sip.sdp import parse_sdp
 from siptool.sip.sdp_offer import build_offer, parse_codec_list, read_answer
 
@@ -106,7 +106,7 @@ def test_where_the_test_rtp_may_go(c: str, m: str, extra: str, reason: str | Non
     """RFC 3264 §6.1, §8.4: no RTP toward a held, sendonly or inactive answer, nor to a name
     that would be looked up for every packet."""
     summary = read_answer(parse_sdp(answer(m, c=c, extra=extra)), DEFAULT)
-    why = _no_rtp_reason(summary)
+    why = no_rtp_reason(summary)
     if reason is None:
         assert why is None
     else:
