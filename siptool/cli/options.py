@@ -40,13 +40,9 @@ class NetworkFlags(NamedTuple):
     @property
     def families(self) -> tuple[int, ...]:
         """Address families to resolve and bind, from -4/-6 (both or neither: either)."""
-        import socket
+        from siptool.addr import families_from_flags
 
-        if self.family4 and not self.family6:
-            return (socket.AF_INET,)
-        if self.family6 and not self.family4:
-            return (socket.AF_INET6,)
-        return (socket.AF_INET, socket.AF_INET6)
+        return families_from_flags(self.family4, self.family6)
 
 
 class SipFlags(NamedTuple):

@@ -1,5 +1,6 @@
-"""What the three SIP commands share: settings from the flags, opening a flow to a target with
-RFC 3263 failover, the NAT view from Via received/rport (RFC 3581), reading the password."""
+"""What the SIP commands share: their settings, which final responses pass (--expect), how the
+RFC 3263 failover loop opens a flow (net/failover.py), the NAT view from Via received/rport
+(RFC 3581), reading the password."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from siptool.addr import format_address, is_loopback_address, is_private_address
 from siptool.errors import (
     InputError,
-    LocalBindError,
     ParseError,
     ResolveError,
-    SiptoolError,
-    TransportError,
 )
 from siptool.net.failover import OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
@@ -23,9 +22,8 @@ from siptool.net.sip_transport import SipFlow, WireLog, open_flow
 from siptool.net.tls import TlsOptions
 from siptool.numbers import is_decimal
 from siptool.sip.builders import LocalEndpoint
-from siptool.sip.lint import is_private_address
 from siptool.sip.message import SipMessage
-from siptool.sip.target import Target, hostport
+from siptool.sip.target import Target
 from siptool.sip.transaction import Timers
 
 
@@ -81,32 +79,6 @@ class Expectation:
         return status in self.codes or status // 100 in self.classes
 
 
-def settings_from_flags(kw: dict[str, Any], *, user: str | None = None) -> SipSettings:
-    """The SIP commands' shared flags (click's keyword arguments) as ``SipSettings``."""
-    return SipSettings(
-        timeout=kw["timeout"],
-        families=families_from_flags(kw["family4"], kw["family6"]),
-        local_address=kw["local_address"],
-        local_port=kw["local_port"],
-        verbose=kw["verbose"],
-        transport=kw["transport"],
-        insecure=kw["insecure"],
-        ca_file=kw["ca_file"],
-        user=user if user is not None else kw["user"],
-        dns_server=kw["dns_server"],
-        t1=kw["t1"],
-        t2=kw["t2"],
-    )
-
-
-def families_from_flags(only4: bool, only6: bool) -> tuple[int, ...]:
-    if only4 and not only6:
-        return (socket.AF_INET,)
-    if only6 and not only4:
-        return (socket.AF_INET6,)
-    return (socket.AF_INET, socket.AF_INET6)
-
-
 @dataclass
 class NatView:
     """Our address as we know it beside the address the server saw (RFC 3581 §4)."""
@@ -143,30 +115,18 @@ def nat_view(flow: SipFlow, response: SipMessage | None) -> NatView:
     # RFC 3581 §4: "rport" carries the source port.  Absent, the server saw what we sent.
     host = via.received or flow.local[0]
     port = via.rport or flow.local[1]
-    view.reflexive = hostport(host, port)
+    view.reflexive = format_address(host, port)
     peer_ip = flow.remote[0]
     if (
         is_private_address(flow.local[0])
         and not is_private_address(peer_ip)
-        and not _loopback(peer_ip)
+        and not is_loopback_address(peer_ip)
     ):
         view.warnings.append(
             f"our Contact and Via carry the private address {flow.local[0]} while the server "
             f"{flow.remote_text} is public: it must use received/rport (RFC 3581) to reach us"
         )
     return view
-
-
-def _loopback(ip: str) -> bool:
-    return ip.startswith("127.") or ip == "::1"
-
-
-@dataclass
-class Connected:
-    flow: SipFlow
-    candidate: Candidate
-    resolution: Resolution
-    local: LocalEndpoint
 
 
 async def resolve(target: Target, settings: SipSettings) -> Resolution:
@@ -176,37 +136,6 @@ async def resolve(target: Target, settings: SipSettings) -> Resolution:
         families=settings.families,
         timeout=settings.timeout,
     )
-
-
-async def connect(
-    target: Target, settings: SipSettings, log: WireLog, resolution: Resolution | None = None
-) -> tuple[Resolution, list[tuple[Candidate, SipFlow | SiptoolError]]]:
-    """Resolve (unless given) and open a flow to the first candidate that accepts one.
-    Returns the resolution and what happened at each candidate tried, the last being the
-    open flow when one opened.  ``LocalBindError`` (exit 3) is raised, never failed over."""
-    if resolution is None:
-        resolution = await resolve(target, settings)
-    tried: list[tuple[Candidate, SipFlow | SiptoolError]] = []
-    for candidate in resolution.candidates:
-        try:
-            flow = await open_flow(
-                candidate.transport,
-                (candidate.address, candidate.port),
-                local_address=settings.local_address,
-                local_port=settings.local_port,
-                server_name=candidate.hostname,
-                tls=settings.tls,
-                connect_timeout=settings.timeout,
-                log=log,
-            )
-        except LocalBindError:
-            raise
-        except TransportError as exc:
-            tried.append((candidate, exc))
-            continue
-        tried.append((candidate, flow))
-        break
-    return resolution, tried
 
 
 def flow_opener(
@@ -262,17 +191,13 @@ def read_password(password_file: str | None, *, prompt: bool) -> str | None:
 
 
 __all__ = [
-    "Connected",
     "Expectation",
     "NatView",
     "ResolveError",
     "SipSettings",
-    "connect",
-    "families_from_flags",
     "flow_opener",
     "local_endpoint",
     "nat_view",
     "read_password",
     "resolve",
-    "settings_from_flags",
 ]
