@@ -14,24 +14,8 @@ import pytest
 from siptool.capture import RawMessage, detect_format, iter_input
 from siptool.capture.layers import endpoint
 from siptool.capture.pcap import iter_pcap
-from tests.support.captures import (
-    ether,
-    fragment_ipv4,
-    loop_link,
-    null_link,
-    pcap_file,
-    problems,
-    raw,
-    sdp,
-    sip_request,
-    sip_response,
-    sll,
-    sll2,
-    udp,
-    udp4,
-    udp6,
-    write,
-)
+from tests.support import captures as build
+from tests.support.captures import problems, raw, write
 from tests.support.paths import CAPTURE_FILES, CAPTURES
 from tests.support.peers import require_tool
 from tests.support.tshark_reference import tshark_fields
@@ -55,6 +39,14 @@ def call_id(message: bytes) -> str:
 
 def header_call_id(message: RawMessage) -> str:
     return message.data.split(b"Call-ID: ")[1].split(b"\r\n")[0].decode()
+
+
+def link_capture(
+    tmp_path: Path, name: str, linktype: int, wrap: Wrap, packets: list[bytes]
+) -> Path:
+    """A pcap of ``linktype`` whose frames are ``packets`` in ``wrap``'s link layer."""
+    frames = [wrap(packet) for packet in packets]
+    return write(tmp_path, f"{name}.pcap", build.pcap_file(frames, linktype=linktype))
 
 
 def udp_payloads(path: Path, display_filter: str) -> list[bytes]:
@@ -136,13 +128,13 @@ def test_real_tcp_fixture_matches_tshark() -> None:
 @pytest.mark.parametrize(
     ("name", "linktype", "wrap"),
     [
-        ("ethernet", 1, ether),
-        ("vlan", 1, lambda p: ether(p, vlans=[100])),
-        ("qinq", 1, lambda p: ether(p, vlans=[100, 200], tpid=0x88A8)),
-        ("sll", 113, sll),
-        ("sll2", 276, sll2),
-        ("null", 0, null_link),
-        ("loop", 108, loop_link),
+        ("ethernet", 1, build.ether),
+        ("vlan", 1, lambda p: build.ether(p, vlans=[100])),
+        ("qinq", 1, lambda p: build.ether(p, vlans=[100, 200], tpid=0x88A8)),
+        ("sll", 113, build.sll),
+        ("sll2", 276, build.sll2),
+        ("null", 0, build.null_link),
+        ("loop", 108, build.loop_link),
         ("raw", 101, lambda p: p),
         ("raw-ipv4", 228, lambda p: p),
     ],
@@ -150,11 +142,8 @@ def test_real_tcp_fixture_matches_tshark() -> None:
 def test_synthetic_link_types_are_read_by_tshark_as_sip(
     tmp_path: Path, name: str, linktype: int, wrap: Wrap
 ) -> None:
-    frames = [
-        wrap(udp4(sip_request(call_id=f"{name}-1"))),
-        wrap(udp4(sip_response(call_id=f"{name}-1"))),
-    ]
-    path = write(tmp_path, f"{name}.pcap", pcap_file(frames, linktype=linktype))
+    request, response = (m(call_id=f"{name}-1") for m in (build.sip_request, build.sip_response))
+    path = link_capture(tmp_path, name, linktype, wrap, [build.udp4(request), build.udp4(response)])
     assert tshark_fields(path, "frame.number", "sip.Call-ID") == [
         ["1", f"{name}-1"],
         ["2", f"{name}-1"],
@@ -162,15 +151,15 @@ def test_synthetic_link_types_are_read_by_tshark_as_sip(
 
 
 def test_synthetic_ipv4_fragments_are_reassembled_by_tshark(tmp_path: Path) -> None:
-    message = sip_request("INVITE", "frag-1", sdp(40))
+    message = build.sip_request("INVITE", "frag-1", build.sdp(40))
     frames = [
-        ether(p)
-        for p in fragment_ipv4(
-            "192.0.2.1", "192.0.2.2", 17, udp(5060, 5060, message), ident=7, size=1480
+        build.ether(p)
+        for p in build.fragment_ipv4(
+            "192.0.2.1", "192.0.2.2", 17, build.udp(5060, 5060, message), ident=7, size=1480
         )
     ]
     assert len(frames) > 2
-    path = write(tmp_path, "frag.pcap", pcap_file(frames))
+    path = write(tmp_path, "frag.pcap", build.pcap_file(frames))
     assert tshark_fields(path, "frame.number", "sip.Call-ID") == [[str(len(frames)), "frag-1"]]
 
 
@@ -181,11 +170,9 @@ def test_synthetic_ipv4_fragments_are_reassembled_by_tshark(tmp_path: Path) -> N
 def test_every_link_type_agrees_with_tshark(
     tmp_path: Path, name: str, linktype: int, wrap: Wrap
 ) -> None:
-    frames = [
-        wrap(udp4(sip_request(call_id=f"{name}-4"))),
-        wrap(udp6(sip_response(call_id=f"{name}-6"))),
-    ]
-    path = write(tmp_path, f"{name}.pcap", pcap_file(frames, linktype=linktype))
+    request = build.udp4(build.sip_request(call_id=f"{name}-4"))
+    response = build.udp6(build.sip_response(call_id=f"{name}-6"))
+    path = link_capture(tmp_path, name, linktype, wrap, [request, response])
     rows = tshark_fields(path, "frame.number", "ip.src", "ipv6.src", "udp.srcport")
     got = raw(list(iter_input(path.read_bytes())))
     expected = [
@@ -196,7 +183,7 @@ def test_every_link_type_agrees_with_tshark(
 
 
 def test_pcap_nanosecond_times_match_tshark(tmp_path: Path) -> None:
-    path = write(tmp_path, "ns.pcap", pcap_file(FRAMES, nanos=True, step=0.000000007))
+    path = write(tmp_path, "ns.pcap", build.pcap_file(FRAMES, nanos=True, step=0.000000007))
     rows = tshark_fields(path, "frame.number", "frame.time_epoch")
     assert [
         (str(m.frame), f"{m.time:.9f}"[:-3]) for m in raw(list(iter_input(path.read_bytes())))
@@ -215,11 +202,11 @@ def test_pcapng_multi_interface_agrees_with_tshark(tmp_path: Path, order: str) -
 def test_fragment_reassembly_agrees_with_tshark(tmp_path: Path, version: int) -> None:
     frames = v4_fragments() if version == 4 else v6_fragments()
     frames = [
-        ether(udp4(sip_response(call_id="first"))),
+        build.ether(build.udp4(build.sip_response(call_id="first"))),
         *frames,
-        ether(udp4(sip_response(call_id="last"))),
+        build.ether(build.udp4(build.sip_response(call_id="last"))),
     ]
-    path = write(tmp_path, f"frag{version}.pcap", pcap_file(frames))
+    path = write(tmp_path, f"frag{version}.pcap", build.pcap_file(frames))
     rows = tshark_fields(path, "frame.number", "sip.Call-ID")
     assert [
         [str(m.frame), cid]
@@ -234,7 +221,7 @@ def test_fragment_reassembly_agrees_with_tshark(tmp_path: Path, version: int) ->
 def test_in_order_segmented_stream_agrees_with_tshark(tmp_path: Path) -> None:
     stream = INVITE + OPTIONS[0] + OPTIONS[1]
     frames = [*handshake(), *segments(stream, 700, ISN_C + 1), *segments(OK, 300, ISN_S + 1, s2c)]
-    path = write(tmp_path, "tcp.pcap", pcap_file(frames))
+    path = write(tmp_path, "tcp.pcap", build.pcap_file(frames))
     rows = tshark_fields(path, "frame.number", "sip.Call-ID")
     got: dict[int, list[str]] = {}
     for m in raw(list(iter_input(path.read_bytes()))):

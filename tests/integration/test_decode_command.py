@@ -16,12 +16,11 @@ import pytest
 
 from tests.support.captures import ether, pcap_file, udp4
 from tests.support.paths import CAPTURES, FIXTURES
-from tests.support.run import STRICT_UTF8, Run, siptool
+from tests.support.run import ENVELOPE, STRICT_UTF8, Run, siptool
 from tests.unit.test_decode_robustness import SEEDS
 
 CALL = CAPTURES / "sip-call-sipp-uac-uas.pcap"
 REGISTER = CAPTURES / "sip-register-digest-auth.pcapng"
-ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\n"

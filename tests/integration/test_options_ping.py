@@ -16,10 +16,8 @@ from tests.support.hostile_sip import HostileUas, hostile_peer, response
 from tests.support.kamailio import Kamailio
 from tests.support.peers import require_tool
 from tests.support.responders import idle_udp_socket
-from tests.support.run import siptool, siptool_json
+from tests.support.run import ENVELOPE, siptool, siptool_json, siptool_on_a_busy_port
 from tests.support.servers import free_port
-
-ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 
 
 def ping_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -153,16 +151,7 @@ def test_bad_target_is_a_usage_error() -> None:
 
 
 def test_busy_local_port_cannot_run(kamailio: Kamailio) -> None:
-    with idle_udp_socket() as busy:
-        port = busy.getsockname()[1]
-        result = siptool(
-            "options-ping",
-            "--local-address",
-            "127.0.0.1",
-            "--local-port",
-            str(port),
-            kamailio.uri(),
-        )
+    result = siptool_on_a_busy_port("options-ping", kamailio.uri())
     assert result.returncode == 3 and "cannot bind" in result.stderr
 
 

@@ -22,7 +22,7 @@ from siptool.stun.message import (
     encode_xor_address,
 )
 from tests.support.responders import Address, closed_udp_port, idle_udp_socket
-from tests.support.run import Env, siptool, siptool_json
+from tests.support.run import ENVELOPE, Env, siptool, siptool_json
 from tests.support.servers import free_port
 from tests.support.stun_peers import (
     ALTERNATE,
@@ -35,7 +35,6 @@ from tests.support.stun_peers import (
 
 pytestmark = pytest.mark.peer
 
-ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 SERVER_KEYS = (
     "server",
     "transport",

@@ -110,18 +110,13 @@ class NatTestbed:
     )
     namespaces: list[str] = field(default_factory=list)
     coturn: Server | None = None
+    # The namespaces' names: siptool-c/-r/-p and the tag.
+    client: str = field(init=False)
+    router: str = field(init=False)
+    public: str = field(init=False)
 
-    @property
-    def client(self) -> str:
-        return f"siptool-c{self.tag}"
-
-    @property
-    def router(self) -> str:
-        return f"siptool-r{self.tag}"
-
-    @property
-    def public(self) -> str:
-        return f"siptool-p{self.tag}"
+    def __post_init__(self) -> None:
+        self.client, self.router, self.public = (f"siptool-{k}{self.tag}" for k in "crp")
 
     @property
     def server(self) -> str:

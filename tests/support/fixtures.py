@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -19,13 +19,24 @@ from tests.support.sipp import Sipp, start_sipp
 from tests.support.stun_peers import StunPeer, require_alternate_loopback, start_coturn, start_stund
 
 
-@pytest.fixture(scope="session")
-def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
-    peer = start_kamailio(tmp_path_factory.mktemp("kamailio"), tls=True, ipv6=True)
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+P = TypeVar("P", bound=_Stoppable)
+
+
+def _until_the_end(peer: P) -> Iterator[P]:
     try:
         yield peer
     finally:
         peer.stop()
+
+
+@pytest.fixture(scope="session")
+def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
+    work = tmp_path_factory.mktemp("kamailio")
+    yield from _until_the_end(start_kamailio(work, tls=True, ipv6=True))
 
 
 @pytest.fixture(scope="session")
@@ -36,20 +47,13 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
     ca = make_test_ca(work)
     peer = start_coturn(work, ipv6="::1", tls=(ca.server_cert, ca.server_key))
     peer.extra["ca"] = str(ca.ca_cert)
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    yield from _until_the_end(peer)
 
 
 @pytest.fixture(scope="session")
 def stund(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StunPeer]:
     require_alternate_loopback()
-    peer = start_stund(tmp_path_factory.mktemp("stund"))
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    yield from _until_the_end(start_stund(tmp_path_factory.mktemp("stund")))
 
 
 @pytest.fixture

@@ -18,8 +18,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.support.paths import ROOT
+from tests.support.responders import idle_udp_socket
 
 SIPTOOL = (sys.executable, "-m", "siptool")
+# Every JSON document has these (shared/cli-contract.md, "JSON").
+ENVELOPE = ("command", "ok", "exit_code", "siptool_version", "errors")
 
 Env = Mapping[str, str | None]
 # The renderers write to a stream that refuses what a UTF-8 terminal cannot take.
@@ -86,3 +89,10 @@ def siptool_json(command: str, *args: str, **kw: Any) -> tuple[int, dict[str, An
     """``siptool COMMAND --json ARGS``: the exit code and the JSON document."""
     result = siptool(command, "--json", *args, **kw)
     return result.returncode, result.doc
+
+
+def siptool_on_a_busy_port(command: str, *args: str, **kw: Any) -> Run:
+    """``siptool COMMAND ARGS`` told to send from 127.0.0.1 at a UDP port already in use."""
+    with idle_udp_socket() as busy:
+        local = ("--local-address", "127.0.0.1", "--local-port", str(busy.getsockname()[1]))
+        return siptool(command, *local, *args, **kw)

@@ -21,6 +21,7 @@ from siptool.sip.auth import (
     parse_challenge,
 )
 from siptool.sip.message import SipMessage, parse_message
+from tests.support.asserts import parse_error
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -351,8 +352,7 @@ def test_parse_real_kamailio_challenge() -> None:
     ],
 )
 def test_parse_errors(value: str, message: str) -> None:
-    with pytest.raises(ParseError, match=message):
-        parse_challenge(value)
+    parse_error(parse_challenge, value, message)
 
 
 _FUZZ_ALPHABET = st.sampled_from(list('Digest realm=nonce"\\, \t\r\nqop=auth-int;=/+_Basicé\x00'))

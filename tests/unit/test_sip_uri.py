@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from siptool.errors import ParseError
 from siptool.sip.nameaddr import NameAddr, Via, parse_name_addr, parse_via, quote_string
 from siptool.sip.uri import Uri, parse_uri, unescape
+from tests.support.asserts import parse_error
 
 # -- URIs --------------------------------------------------------------------------------------
 
@@ -111,14 +111,11 @@ def test_unescape_resolves_percent_escapes_and_keeps_bad_ones() -> None:
     ],
 )
 def test_junk_uris_are_parse_errors(text: str, message: str) -> None:
-    with pytest.raises(ParseError, match=message):
-        parse_uri(text)
+    parse_error(parse_uri, text, message)
 
 
 def test_uri_error_offset_points_into_the_text() -> None:
-    with pytest.raises(ParseError) as info:
-        parse_uri("  sip:host:99999")
-    assert info.value.offset == len("  sip:host:")
+    assert parse_error(parse_uri, "  sip:host:99999").offset == len("  sip:host:")
 
 
 # -- name-addr ---------------------------------------------------------------------------------
@@ -186,14 +183,12 @@ def test_star_and_tel_name_addrs() -> None:
     ],
 )
 def test_malformed_name_addrs_are_parse_errors(text: str) -> None:
-    with pytest.raises(ParseError):
-        parse_name_addr(text)
+    parse_error(parse_name_addr, text)
 
 
 def test_name_addr_error_offset_is_inside_the_value() -> None:
-    with pytest.raises(ParseError) as info:
-        parse_name_addr("Bob <sip:bob@host:99999>")
-    assert info.value.offset == len("Bob <sip:bob@host:")
+    error = parse_error(parse_name_addr, "Bob <sip:bob@host:99999>")
+    assert error.offset == len("Bob <sip:bob@host:")
 
 
 # -- Via ---------------------------------------------------------------------------------------
@@ -263,5 +258,4 @@ def test_via_to_dict_shape() -> None:
     ],
 )
 def test_malformed_vias_are_parse_errors(text: str) -> None:
-    with pytest.raises(ParseError):
-        parse_via(text)
+    parse_error(parse_via, text)

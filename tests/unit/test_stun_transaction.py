@@ -51,6 +51,12 @@ def _run_to_end(tx: StunClientTransaction, start: float = 0.0) -> tuple[list[flo
     raise AssertionError("transaction never ended")
 
 
+def _schedule(**options: object) -> tuple[list[float], TimedOut]:
+    """The send times and the final event of a transaction made with ``options``, run out."""
+    tx, _, _ = _transaction(**options)
+    return _run_to_end(tx)
+
+
 # ----------------------------------------------------------------------------- the schedule
 
 
@@ -86,15 +92,13 @@ def test_retransmission_schedule_helper() -> None:
 
 
 def test_custom_rto_rc_rm() -> None:
-    tx, _, _ = _transaction(rto=1.0, rc=3, rm=2)
-    sends, end = _run_to_end(tx)
+    sends, end = _schedule(rto=1.0, rc=3, rm=2)
     assert sends == [0, 1, 3]
     assert (end.sends, end.elapsed) == (3, 5)
 
 
 def test_reliable_transport_sends_once_and_waits_ti() -> None:
-    tx, _, _ = _transaction(reliable=True)
-    sends, end = _run_to_end(tx)
+    sends, end = _schedule(reliable=True)
     assert sends == [0.0]
     assert end == TimedOut(sends=1, elapsed=39.5, capped=False)
 
@@ -120,8 +124,7 @@ def test_early_timer_waits_and_changes_nothing() -> None:
 
 
 def test_deadline_cap_ends_the_transaction_early() -> None:
-    tx, _, _ = _transaction(deadline_cap=2.0)
-    sends, end = _run_to_end(tx)
+    sends, end = _schedule(deadline_cap=2.0)
     assert sends == [0.0, 0.5, 1.5]
     assert end == TimedOut(sends=3, elapsed=2.0, capped=True)
 
@@ -141,15 +144,13 @@ def test_deadline_cap_shorter_than_rto() -> None:
 
 
 def test_deadline_cap_longer_than_the_schedule_changes_nothing() -> None:
-    tx, _, _ = _transaction(deadline_cap=60.0)
-    sends, end = _run_to_end(tx)
+    sends, end = _schedule(deadline_cap=60.0)
     assert len(sends) == 7
     assert end == TimedOut(sends=7, elapsed=39.5, capped=False)
 
 
 def test_deadline_cap_on_reliable_transport() -> None:
-    tx, _, _ = _transaction(reliable=True, deadline_cap=5.0)
-    sends, end = _run_to_end(tx)
+    sends, end = _schedule(reliable=True, deadline_cap=5.0)
     assert sends == [0.0]
     assert end == TimedOut(sends=1, elapsed=5.0, capped=True)
 
