@@ -1,18 +1,34 @@
-"""`siptool nat-type` options; the work is in siptool.commands.nat_type."""
+"""`siptool nat-type`: its flags, as typed ``NatOptions``; the work is in
+siptool.commands.nat_type, the drawing in siptool.render.nat_type."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import time
+from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import FiniteFloat, network_options, output_options
+from siptool.cli.options import (
+    FiniteFloat,
+    NetworkFlags,
+    OutputFlags,
+    network_options,
+    output_options,
+)
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.commands.nat_type import NatResult
+    from siptool.stun.servers import StunServer
+
+COMMAND = "nat-type"
 
 
 # A NAT test either gets its test-I answers within a second or is talking to a blocked path:
 # test I goes out at 0 and 0.5 s (RFC 8489 RTO) from each of two sockets, a second probe at
 # 0.5 s beside it, then the verdict; on a lossy path --timeout 3 gives every test more tries.
-@click.command("nat-type", context_settings={"default_map": {"timeout": 1.0}})
+@click.command(COMMAND, context_settings={"default_map": {"timeout": 1.0}})
 @click.argument("server", required=False, metavar="[SERVER]")
 @click.option(
     "--filter-wait",
@@ -60,7 +76,18 @@ from siptool.cli.options import FiniteFloat, network_options, output_options
 )
 @network_options
 @output_options
-def nat_type(**kwargs: Any) -> None:
+def nat_type(
+    server: str | None,
+    filter_wait: float,
+    lifetime: bool,
+    lifetime_max: float,
+    engine: str,
+    compare: bool,
+    watchdog: float,
+    server_list: str | None,
+    network: NetworkFlags,
+    output: OutputFlags,
+) -> None:
     """NAT behaviour discovery (RFC 5780 mapping/filtering) and the RFC 3489 label.
 
     Mapping and filtering are tested each on its own UDP socket, with hairpinning and port
@@ -79,7 +106,74 @@ def nat_type(**kwargs: Any) -> None:
     ...") or answers that were rejected ("answers rejected: bad FINGERPRINT") are named and
     inconclusive.
     """
-    from siptool.cli.options import flatten
-    from siptool.commands.nat_type_cli import main
+    started = command_started()
 
-    raise SystemExit(main(flatten(kwargs)))
+    def prepare() -> Job[NatResult]:
+        from siptool.commands.nat_type import Engine, NatOptions, run_nat_type
+        from siptool.errors import UsageError
+        from siptool.render.nat_type import NatRenderer
+
+        shown = output_for(COMMAND, output)
+        chosen = Engine(engine.lower())
+        if compare and chosen is Engine.PYSTUN3:
+            raise UsageError(
+                "--compare runs pystun3 beside siptool's engine: drop --engine pystun3"
+            )
+        options = NatOptions(
+            server=parse_nat_server(server, server_list),
+            started=started,
+            timeout=network.timeout,
+            families=network.families,
+            local_address=network.local_address,
+            local_port=network.local_port,
+            verbose=network.verbose,
+            filter_wait=filter_wait,
+            lifetime=lifetime,
+            lifetime_max=lifetime_max,
+            engine=chosen,
+            compare=compare,
+            watchdog=watchdog,
+        )
+        renderer = NatRenderer(shown)
+        return Job(shown, renderer, lambda: run_nat_type(options))
+
+    run_command(COMMAND, prepare)
+
+
+def parse_nat_server(text: str | None, server_list: str | None) -> StunServer:
+    """SERVER, else the first of --server-list, else the first default server; ``UsageError``
+    when it is no UDP STUN server."""
+    from siptool.errors import ParseError, UsageError
+    from siptool.stun.servers import DEFAULT_SERVERS, parse_server, split_server_list
+
+    if not text:
+        listed = split_server_list(server_list) if server_list else []
+        text = (listed or list(DEFAULT_SERVERS))[0]
+    try:
+        parsed = parse_server(text)
+    except ParseError as exc:
+        raise UsageError(f"bad SERVER {text!r}: {exc.message}") from None
+    if parsed.transport != "udp":
+        raise UsageError(
+            f"{text}: NAT behaviour discovery runs over UDP (a stun: URI or host:port)"
+        )
+    return parsed
+
+
+def command_started() -> float:
+    """``time.monotonic()`` at the start of this process, so that ``--timeout`` bounds the
+    whole command, interpreter start-up included.  Linux only (``/proc``); elsewhere, and in
+    a process older than a few seconds (siptool called from inside a long-lived Python), now.
+    """
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            # Field 22 (starttime, clock ticks since boot) follows "pid (comm) state ...";
+            # comm may hold spaces and parentheses, so count from the last ')'.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            up = float(uptime.read().split()[0])
+        age = up - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - age if 0.0 <= age <= 5.0 else now

@@ -1,149 +1,125 @@
-"""Output of `siptool nat-type`: a short report or one JSON document, from one NatResult.
+"""Output of `siptool nat-type`: a short report or one JSON document, from one ``NatResult``.
 
+The label, the exit code, the errors and whether pystun3 agrees were decided by the command.
 Reasons and errors can carry text a server controls (an ERROR-CODE reason, what pystun3
-printed): the report and stderr show it through ``siptool.terminal.one_line``; JSON keeps it
-exact.
+printed): the report and stderr show it made safe for a terminal; JSON keeps it exact.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import IO, Any
+from typing import Any
 
-from siptool.commands.nat_type import NatResult
-from siptool.render.json import dump_pretty, envelope
-from siptool.terminal import one_line
+from siptool.commands.nat_lifetime import Lifetime
+from siptool.commands.nat_type import Engine, NatResult
+from siptool.errors import ExitCode
+from siptool.render.output import Output, OutputMode
+from siptool.terminal import markup_one_line
 
 
-def document(result: NatResult) -> dict[str, Any]:
-    doc = envelope("nat-type", result.exit_code, list(result.errors))
-    verdict = result.verdict
-    doc.update(
-        {
-            "server": result.server,
-            "address": result.address,
-            "other_address": result.other_address,
-            "engine": result.engine,
-            "mapping": verdict.mapping.value if verdict else "unknown",
-            "filtering": verdict.filtering.value if verdict else "unknown",
-            "classic": result.classic,
-            "hairpinning": verdict.hairpinning if verdict else None,
-            "port_preserved": verdict.port_preserved if verdict else None,
-            "local": result.local,
-            "mapped": verdict.mapped
-            if verdict
-            else (result.pystun3.mapped if result.pystun3 else None),
-            "reasons": verdict.reasons if verdict else [],
-            "advice": verdict.advice if verdict else [],
-            "lifetime": result.lifetime.to_dict() if result.lifetime else None,
-            "tests": result.tests or None,
-            "elapsed_ms": result.elapsed_ms,
-            "compare": None,
-        }
-    )
-    if result.engine == "pystun3" and result.pystun3 is not None:
-        doc["pystun3"] = result.pystun3.to_dict()
+def document(output: Output, result: NatResult) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "server": result.server,
+        "address": result.address,
+        "other_address": result.other_address,
+        "engine": result.engine.value,
+        "mapping": result.mapping.value,
+        "filtering": result.filtering.value,
+        "classic": result.classic.value,
+        "hairpinning": result.hairpinning,
+        "port_preserved": result.port_preserved,
+        "local": result.local,
+        "mapped": result.mapped,
+        "reasons": result.reasons,
+        "advice": result.advice,
+        "lifetime": result.lifetime.to_dict() if result.lifetime else None,
+        "tests": result.tests.to_dict() if result.tests else None,
+        "elapsed_ms": result.elapsed_ms,
+        "compare": None,
+    }
+    if result.engine is Engine.PYSTUN3 and result.pystun3 is not None:
+        body["pystun3"] = result.pystun3.to_dict()
     elif result.pystun3 is not None:
-        other = result.pystun3
-        doc["compare"] = {
-            "siptool": result.classic,
-            "pystun3": other.to_dict(),
-            "agree": other.classic == result.classic if other.classic else None,
+        body["compare"] = {
+            "siptool": result.classic.value,
+            "pystun3": result.pystun3.to_dict(),
+            "agree": result.agree,
         }
-    return doc
+    return output.document(result.exit_code, result.errors, body)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _lifetime_text(life: Lifetime) -> str:
+    if life.error:
+        return f"unknown: {life.error}"
+    if life.outlived_search:
+        return f"more than {life.max_s:g} s"
+    return f"between {life.alive_s or 0:g} and {life.expired_s:g} s"
 
 
 class NatRenderer:
-    def __init__(self, *, mode: str, quiet: bool, color: bool, out: IO[str] | None = None) -> None:
-        self.mode = mode
-        self.quiet = quiet
-        self.color = color
-        self.out = out or sys.stdout
+    def __init__(self, output: Output) -> None:
+        self.output = output
 
-    def finish(self, result: NatResult) -> int:
+    def finish(self, result: NatResult) -> None:
+        output = self.output
         for e in result.errors:
-            sys.stderr.write(f"siptool nat-type: {one_line(e['message'])}\n")
-        if self.mode == "json":
-            self.out.write(dump_pretty(document(result)) + "\n")
-        elif not self.quiet:
-            self._text(document(result))
-        return result.exit_code
+            output.error(e.message)
+        if output.mode is OutputMode.JSON:
+            output.json(document(output, result))
+        elif not output.quiet and result.exit_code is not ExitCode.NOT_RUN:
+            # Exit 3: siptool could not run the check, and stderr said why.
+            self._report(result)
 
-    def _text(self, doc: dict[str, Any]) -> None:
-        from rich.console import Console
-        from rich.markup import escape as markup_escape
-
-        def escape(text: str) -> str:
-            return markup_escape(one_line(text))
-
-        console = Console(
-            file=self.out,
-            no_color=not self.color,
-            highlight=False,
-            width=None if self.out.isatty() else 120,
-        )
-        bad = doc["classic"] in ("inconclusive", "udp-blocked", "symmetric")
-        colour = "red" if bad else "green"
-
-        def show(value: Any) -> str:
-            return (
-                "unknown"
-                if value is None
-                else "yes"
-                if value is True
-                else "no"
-                if (value is False)
-                else str(value)
-            )
-
+    def _rows(self, result: NatResult) -> list[tuple[str, str]]:
         rows = [
             (
                 "server",
-                f"{doc['server']} ({doc['address'] or '-'}), other address "
-                f"{doc['other_address'] or 'none'}",
+                f"{result.server} ({result.address or '-'}), other address "
+                f"{result.other_address or 'none'}",
             ),
-            ("local / mapped", f"{doc['local'] or '-'} -> {doc['mapped'] or '-'}"),
+            ("local / mapped", f"{result.local or '-'} -> {result.mapped or '-'}"),
         ]
-        if doc["engine"] == "siptool":
+        if result.engine is Engine.SIPTOOL:
             rows += [
-                ("mapping", doc["mapping"]),
-                ("filtering", doc["filtering"]),
-                ("hairpinning", show(doc["hairpinning"])),
-                ("port preserved", show(doc["port_preserved"])),
+                ("mapping", result.mapping.value),
+                ("filtering", result.filtering.value),
+                ("hairpinning", _yes_no(result.hairpinning)),
+                ("port preserved", _yes_no(result.port_preserved)),
             ]
-        if doc["lifetime"]:
-            life = doc["lifetime"]
-            if life["error"]:
-                text = f"unknown: {life['error']}"
-            elif life["outlived_search"]:
-                text = f"more than {life['search_max_s']:g} s"
-            else:
-                low = life["min_s"] or 0
-                text = f"between {low:g} and {life['max_s']:g} s"
-            rows.append(("binding lifetime", text))
+        if result.lifetime:
+            rows.append(("binding lifetime", _lifetime_text(result.lifetime)))
+        return rows
+
+    def _report(self, result: NatResult) -> None:
+        console = self.output.console()
+        rows = self._rows(result)
         width = max(len(k) for k, _ in rows) + 2
+        colour = "red" if result.troublesome else "green"
         console.print(
-            f"{'NAT type':<{width}}[bold {colour}]{doc['classic']}[/bold {colour}]"
-            f"  ({doc['engine']}, {doc['elapsed_ms']:.0f} ms)"
+            f"{'NAT type':<{width}}[bold {colour}]{result.classic.value}[/bold {colour}]"
+            f"  ({result.engine.value}, {result.elapsed_ms or 0:.0f} ms)"
         )
         for key, value in rows:
-            console.print(f"{key:<{width}}{escape(str(value))}")
-        if doc["compare"]:
-            other = doc["compare"]["pystun3"]
-            verdict = other["classic"] or f"no verdict ({other['error']})"
-            agree = doc["compare"]["agree"]
-            console.print(
-                f"{'pystun3':<{width}}{escape(verdict)} ({escape(str(other['raw']))}, "
-                f"{other['elapsed_ms'] or 0:.0f} ms)"
-                + (
-                    ""
-                    if agree is None
-                    else "  [green]agrees[/green]"
-                    if agree
-                    else "  [red]disagrees[/red]"
-                )
-            )
-        for reason in doc["reasons"]:
-            console.print(f"[yellow]why: {escape(reason)}[/yellow]")
-        for item in doc["advice"]:
-            console.print(f"- {escape(item)}")
+            console.print(f"{key:<{width}}{markup_one_line(value)}")
+        if result.engine is Engine.SIPTOOL and result.pystun3 is not None:
+            console.print(f"{'pystun3':<{width}}{self._pystun3_line(result)}")
+        for reason in result.reasons:
+            console.print(f"[yellow]why: {markup_one_line(reason)}[/yellow]")
+        for item in result.advice:
+            console.print(f"- {markup_one_line(item)}")
+
+    @staticmethod
+    def _pystun3_line(result: NatResult) -> str:
+        other = result.pystun3
+        assert other is not None
+        verdict = other.classic.value if other.classic else f"no verdict ({other.error})"
+        line = (
+            f"{markup_one_line(verdict)} ({markup_one_line(str(other.raw))}, "
+            f"{other.elapsed_ms or 0:.0f} ms)"
+        )
+        if result.agree is None:
+            return line
+        return line + ("  [green]agrees[/green]" if result.agree else "  [red]disagrees[/red]")

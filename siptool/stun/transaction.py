@@ -18,6 +18,12 @@ Decisions:
   late timer does not push the later retransmissions back.
 * ``deadline_cap`` is a duration from ``start`` (the user's ``--timeout``): the transaction times
   out then, even when a retransmission was due at that same instant.
+* ``send_until`` (a duration from ``start``) ends the transmissions early while the transaction
+  still waits for its deadline: a test with a fixed wait sends only while an answer could still
+  come back inside it (nat-type's hairpin test).
+* With ``echo``, the awaited answer is the request itself arriving (RFC 5780 §4.5: a Binding
+  request sent to the client's own mapped address shows hairpinning when it comes round), so a
+  request carrying our transaction id ends the transaction instead of being ignored.
 * ``rtt`` is measured from the most recent transmission.  After a retransmission the response
   may answer an earlier copy (Karn's problem), so ``Response.retransmitted`` says to distrust it.
 * A response whose FINGERPRINT is present but wrong is ignored (RFC 8489 §7.3: a corrupted
@@ -196,6 +202,8 @@ class StunClientTransaction:
         deadline_cap: float | None = None,
         accept_from: Iterable[tuple[str, int]] | None = None,
         accept_any_source: bool = False,
+        send_until: float | None = None,
+        echo: bool = False,
     ) -> None:
         if rto <= 0 or rc < 1 or rm <= 0 or ti <= 0:
             raise ValueError("rto, rc, rm and ti must be positive")
@@ -207,11 +215,14 @@ class StunClientTransaction:
         self.reliable = reliable
         self.deadline_cap = deadline_cap
         self.accept_any_source = accept_any_source
+        self.echo = echo
         self._accepted = {normalize_address(destination)}
         self._accepted.update(normalize_address(a) for a in accept_from or ())
         self._offsets, self._final = (
             ([0.0], ti) if reliable else retransmission_schedule(rto, rc, rm)
         )
+        if send_until is not None:
+            self._offsets = [0.0] + [o for o in self._offsets[1:] if o < send_until]
         self.state = TransactionState.IDLE
         self.sends = 0
         self._started = 0.0
@@ -285,7 +296,8 @@ class StunClientTransaction:
             return Ignored(f"unparseable: {exc}")
         if message.transaction_id != self.transaction_id:
             return Ignored("transaction id mismatch")
-        if message.msg_class in (StunClass.REQUEST, StunClass.INDICATION):
+        echoed = self.echo and message.msg_class is StunClass.REQUEST
+        if message.msg_class in (StunClass.REQUEST, StunClass.INDICATION) and not echoed:
             return Ignored(f"a {message.msg_class.label}, not a response")
         if not self.accept_any_source and normalize_address(source) not in self._accepted:
             return Ignored(UNEXPECTED_SOURCE)

@@ -395,7 +395,7 @@ def test_icmp_on_test_ii_is_named() -> None:
 
 
 def test_nat_type_gives_a_silent_test_more_probes_once_loss_is_seen() -> None:
-    from siptool.commands.nat_type import LOSSY_SILENCE_PROBES, PROBES, silence_probes
+    from siptool.commands.nat_probes import LOSSY_SILENCE_PROBES, PROBES, silence_probes
 
     assert silence_probes(PathLoss(4, 0)) == PROBES
     assert PROBES < silence_probes(PathLoss(10, 5)) == LOSSY_SILENCE_PROBES
