@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from siptool.capture import Problem, RawMessage
@@ -161,60 +161,51 @@ def tcp(
 SYN, FIN, RST, PSH_ACK, ACK = 0x02, 0x01, 0x04, 0x18, 0x10
 
 
+# The default (source, destination) of the datagrams: documentation addresses (RFC 5737, 3849).
+V4 = ("192.0.2.1", "192.0.2.2")
+V6 = ("2001:db8::1", "2001:db8::2")
+
+
 def udp4(
-    payload: bytes,
-    src: str = "192.0.2.1",
-    dst: str = "192.0.2.2",
-    sport: int = 5060,
-    dport: int = 5060,
+    payload: bytes, src: str = V4[0], dst: str = V4[1], sport: int = 5060, dport: int = 5060
 ) -> bytes:
     return ipv4(src, dst, 17, udp(sport, dport, payload))
 
 
 def udp6(
-    payload: bytes,
-    src: str = "2001:db8::1",
-    dst: str = "2001:db8::2",
-    sport: int = 5060,
-    dport: int = 5060,
+    payload: bytes, src: str = V6[0], dst: str = V6[1], sport: int = 5060, dport: int = 5060
 ) -> bytes:
     return ipv6(src, dst, 17, udp(sport, dport, payload))
+
+
+def _pieces(payload: bytes, size: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, bytes, whether more follow) for each ``size`` bytes of ``payload``."""
+    for offset in range(0, len(payload), size):
+        yield offset, payload[offset : offset + size], offset + size < len(payload)
 
 
 def fragment_ipv4(
     src: str, dst: str, proto: int, payload: bytes, *, ident: int, size: int
 ) -> list[bytes]:
     """IPv4 fragments of ``payload`` with ``size`` (multiple of 8) payload bytes per fragment."""
-    pieces = []
-    for offset in range(0, len(payload), size):
-        more = offset + size < len(payload)
-        pieces.append(
-            ipv4(
-                src,
-                dst,
-                proto,
-                payload[offset : offset + size],
-                ident=ident,
-                flags_offset=(0x2000 if more else 0) | (offset // 8),
-            )
+    return [
+        ipv4(
+            src, dst, proto, chunk, ident=ident, flags_offset=(0x2000 if more else 0) | offset // 8
         )
-    return pieces
+        for offset, chunk, more in _pieces(payload, size)
+    ]
 
 
 def fragment_ipv6(
     src: str, dst: str, nh: int, payload: bytes, *, ident: int, size: int
 ) -> list[bytes]:
-    pieces = []
-    for offset in range(0, len(payload), size):
-        more = offset + size < len(payload)
-        frag = struct.pack("!BBHI", nh, 0, offset | int(more), ident)
-        chunk = payload[offset : offset + size]
-        pieces.append(
-            struct.pack("!IHBB16s16s", 0x60000000, 8 + len(chunk), 44, 64, _addr(src), _addr(dst))
-            + frag
-            + chunk
-        )
-    return pieces
+    """IPv6 fragments (RFC 8200 §4.5) of ``payload``, ``size`` payload bytes per fragment."""
+    return [
+        struct.pack("!IHBB16s16s", 0x60000000, 8 + len(chunk), 44, 64, _addr(src), _addr(dst))
+        + struct.pack("!BBHI", nh, 0, offset | int(more), ident)
+        + chunk
+        for offset, chunk, more in _pieces(payload, size)
+    ]
 
 
 # -- link layers -------------------------------------------------------------------------------

@@ -69,11 +69,8 @@ def test_rfc8866_example_session_fields() -> None:
 
 def test_connection_address_falls_back_to_session_level() -> None:
     sdp = parse_sdp(RFC8866_EXAMPLE)
-    assert [m.connection_address for m in sdp.media] == [
-        "198.51.100.1",
-        "198.51.100.1",
-        "2001:db8::2",
-    ]
+    addresses = [m.connection_address for m in sdp.media]
+    assert addresses == ["198.51.100.1", "198.51.100.1", "2001:db8::2"]
     assert sdp.media[0].connection is None and sdp.media[2].connection is not None
 
 
