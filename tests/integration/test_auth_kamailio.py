@@ -1,6 +1,7 @@
 """Digest authentication against a real registrar: Kamailio 5.x with
 tests/fixtures/capture-recipes/kamailio-registrar.cfg (in-memory usrloc, one shared password),
-started here on 127.0.0.1 at a free UDP port (tests/support/kamailio.py) and stopped by PID.
+on 127.0.0.1 at a free UDP port: the session's (tests/support/fixtures.py), and one started here
+whose challenge has no qop.
 
 REGISTERs go out over a plain UDP socket; ``AuthState`` / ``DigestSession`` answer the 401.
 Kamailio's auth module checks our response, so a 200 proves the digest (qop=auth with nc and
@@ -22,12 +23,11 @@ import pytest
 from siptool.errors import ParseError
 from siptool.sip.auth import AuthState, DigestCredentials, parse_challenge
 from siptool.sip.message import SipMessage, parse_message
-from tests.support.kamailio import Kamailio, start_kamailio
+from tests.support.kamailio import PASSWORD, Kamailio, start_kamailio
 
 pytestmark = pytest.mark.peer
 
 HOST = "127.0.0.1"
-PASSWORD = "s3cret-for-tests"
 
 
 @dataclass
@@ -48,10 +48,13 @@ class Registrar:
 def registrar(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registrar]:
-    qop: bool = request.param
-    kamailio = start_kamailio(tmp_path_factory.mktemp("kamailio"), password=PASSWORD, qop=qop)
+    """The session's Kamailio challenges with qop=auth; one without qop is started here."""
+    if request.param:
+        yield Registrar(request.getfixturevalue("kamailio"), qop=True)
+        return
+    kamailio = start_kamailio(tmp_path_factory.mktemp("kamailio"), qop=False)
     try:
-        yield Registrar(kamailio, qop)
+        yield Registrar(kamailio, qop=False)
     finally:
         kamailio.stop()
 
