@@ -29,7 +29,7 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from siptool.addr import family_of, format_address, split_address
 from siptool.commands.nat_lifetime import Lifetime, LifetimeSearch, binding_lifetime
@@ -59,9 +59,32 @@ from siptool.stun.behavior import (
 )
 
 if TYPE_CHECKING:
-    from siptool.commands.nat_type import NatOptions
+    from siptool.stun.servers import StunServer
 
 Address = tuple[str, int]
+
+
+class Rfc5780Settings(Protocol):
+    """What the RFC 5780 tests read of nat-type's options (``NatOptions`` has all of it; a
+    protocol rather than an import keeps commands/nat_type.py above this module)."""
+
+    @property
+    def server(self) -> StunServer: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def families(self) -> tuple[int, ...]: ...
+    @property
+    def local_address(self) -> str | None: ...
+    @property
+    def local_port(self) -> int | None: ...
+    @property
+    def filter_wait(self) -> float: ...
+    @property
+    def lifetime(self) -> bool: ...
+    @property
+    def lifetime_max(self) -> float: ...
+
 
 # ---------------------------------------------------------------------- what the tests record
 
@@ -194,7 +217,9 @@ class Rfc5780Outcome:
 class _Session:
     """One run of the tests toward ``primary``: the sockets, the path learnt, the runs."""
 
-    def __init__(self, options: NatOptions, log: StunLog, end: float, primary: Address) -> None:
+    def __init__(
+        self, options: Rfc5780Settings, log: StunLog, end: float, primary: Address
+    ) -> None:
         self.options = options
         self.log = log
         self.end = end
@@ -381,7 +406,7 @@ class _Session:
         )
 
 
-async def run_rfc5780(options: NatOptions, log: StunLog, end: float) -> Rfc5780Outcome:
+async def run_rfc5780(options: Rfc5780Settings, log: StunLog, end: float) -> Rfc5780Outcome:
     """Every test toward ``options.server``, within ``end`` (monotonic); the sockets are
     closed when it returns or is cancelled."""
     outcome = Rfc5780Outcome()
