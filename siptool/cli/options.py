@@ -352,15 +352,3 @@ def timer_options(func: F) -> F:
             ),
         ],
     )(func)
-
-
-def flatten(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """TEMPORARY (issue 9 migration): the grouped flags back as loose keys, for the commands
-    still reading ``kw["…"]``.  Deleted when the last commands/*_cli.py goes."""
-    flat: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        if hasattr(value, "_asdict"):
-            flat.update(value._asdict())
-        else:
-            flat[key] = value
-    return flat
