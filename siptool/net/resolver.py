@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from siptool.addr import (
     ALL_FAMILIES,
@@ -31,6 +31,8 @@ from siptool.sip.target import DEFAULT_PORT, Target
 # RFC 3263 §4.1 / RFC 3261 §26: the NAPTR services siptool can use, and their transports.
 NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
 SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -192,11 +194,21 @@ class Resolver:
             raise ResolveError(f"cannot resolve {host}: " + "; ".join(result.path))
         return result
 
-    async def _naptr(self, result: Resolution, target: Target) -> bool:
+    async def _ask(
+        self, result: Resolution, kind: str, name: str, query: Awaitable[list[_R]]
+    ) -> list[_R] | None:
+        """The records ``query`` finds, or None when the lookup failed: the failure is
+        recorded in the path and the resolution goes on with the next step (one failing
+        lookup, a server that REFUSES AAAA, must not lose what the others find)."""
         try:
-            records = await self.lookup.naptr(target.host)
+            return await query
         except ResolveError as exc:
-            result.path.append(f"NAPTR {target.host}: {exc.message}")
+            result.path.append(f"{kind} {name}: {exc.message}")
+            return None
+
+    async def _naptr(self, result: Resolution, target: Target) -> bool:
+        records = await self._ask(result, "NAPTR", target.host, self.lookup.naptr(target.host))
+        if records is None:
             return False
         usable = [
             r
@@ -223,10 +235,8 @@ class Resolver:
         return found
 
     async def _srv(self, result: Resolution, name: str, transport: str) -> bool:
-        try:
-            records = await self.lookup.srv(name)
-        except ResolveError as exc:
-            result.path.append(f"SRV {name}: {exc.message}")
+        records = await self._ask(result, "SRV", name, self.lookup.srv(name))
+        if records is None:
             return False
         # RFC 2782: a single record with target "." means the service is decidedly absent.
         if len(records) == 1 and records[0].target in (".", ""):
@@ -248,11 +258,8 @@ class Resolver:
         found = False
         for family in self.families:
             kind = "A" if family == socket.AF_INET else "AAAA"
-            try:
-                addresses = await self.lookup.addresses(name, family)
-            except ResolveError as exc:
-                # One family failing (a server that REFUSES AAAA) must not lose the other.
-                result.path.append(f"{kind} {name}: {exc.message}")
+            addresses = await self._ask(result, kind, name, self.lookup.addresses(name, family))
+            if addresses is None:
                 continue
             result.path.append(f"{kind} {name} -> {', '.join(addresses) or 'none'}")
             for address in addresses:

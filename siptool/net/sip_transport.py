@@ -25,18 +25,24 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
-from siptool.addr import family_of, format_address, wildcard_address
-from siptool.errors import LocalBindError, ParseError, TransportError
+from siptool.addr import family_of, format_address
+from siptool.errors import ParseError, TransportError
+from siptool.net.connect import (
+    bind_address,
+    bind_failure,
+    certificate_failure,
+    connect_stream,
+    os_reason,
+)
 from siptool.net.tls import TlsOptions
+from siptool.net.wirelog import TimedLog
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
 from siptool.terminal import terminal_safe
@@ -123,25 +129,18 @@ def peek_response(head: bytes | bytearray) -> tuple[int | None, str | None, str 
     return status, reason, branch or None, method
 
 
-class WireLog:
+class WireLog(TimedLog):
     """-v: every message sent and received, with a timestamp, on stderr (like sipexer)."""
-
-    def __init__(self, enabled: bool, out: IO[str] | None = None) -> None:
-        self.enabled = enabled
-        self.out = out or sys.stderr
-        self.start = time.monotonic()
 
     def __call__(
         self, direction: str, transport: str, local: str, remote: str, data: bytes
     ) -> None:
         if not self.enabled:
             return
-        stamp = time.monotonic() - self.start
         arrow = f"{local} -> {remote}" if direction == "send" else f"{local} <- {remote}"
         # A peer's bytes go to the user's terminal: controls shown as \xNN (siptool.terminal).
         text = terminal_safe(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
-        self.out.write(f"[{stamp:9.6f}] {direction} {transport.upper()} {arrow}\n{text}\n\n")
-        self.out.flush()
+        self.write(f"{direction} {transport.upper()} {arrow}\n{text}\n")
 
 
 class SipFlow:
@@ -258,10 +257,7 @@ class _UdpSocket:
             except OSError as exc:
                 # ICMP port/host unreachable on a connected UDP socket (Linux reports it on
                 # the next receive): the peer is not there, no need to wait for the timeout.
-                reason = "connection refused (ICMP port unreachable)"
-                if not isinstance(exc, ConnectionRefusedError):
-                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                self.flow.fail(TransportError(f"udp to {self.flow.remote_text}: {reason}"))
+                self.flow.fail(self._failure(exc))
                 return
             self.flow.deliver(data, (addr[0], addr[1]))
 
@@ -273,12 +269,13 @@ class _UdpSocket:
             # retransmits (RFC 3261 §17.1.2.2).
             pass
         except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            if isinstance(exc, ConnectionRefusedError):
-                reason = "connection refused (ICMP port unreachable)"
-            self.loop.call_soon(
-                self.flow.fail, TransportError(f"udp to {self.flow.remote_text}: {reason}")
-            )
+            self.loop.call_soon(self.flow.fail, self._failure(exc))
+
+    def _failure(self, exc: OSError) -> TransportError:
+        reason = os_reason(exc)
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused (ICMP port unreachable)"
+        return TransportError(f"udp to {self.flow.remote_text}: {reason}")
 
     def is_closing(self) -> bool:
         return self.closed
@@ -367,12 +364,9 @@ async def open_flow(
     log: WireLog | None = None,
 ) -> SipFlow:
     """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure."""
-    loop = asyncio.get_running_loop()
     flow = SipFlow(transport, remote, log or WireLog(False))
     family = family_of(remote[0])
-    local = None
-    if local_address or local_port:
-        local = (local_address or wildcard_address(family), local_port or 0)
+    local = bind_address(local_address, local_port, family)
     try:
         if transport == "udp":
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -388,33 +382,26 @@ async def open_flow(
             ssl_context = None
             if transport == "tls":
                 ssl_context = (tls or TlsOptions()).context()
-            stream, _ = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _StreamProtocol(flow),
-                    remote[0],
-                    remote[1],
-                    ssl=ssl_context,
-                    server_hostname=(server_name or remote[0]) if ssl_context else None,
-                    local_addr=local,
-                ),
+            stream, _ = await connect_stream(
+                lambda: _StreamProtocol(flow),
+                remote,
+                context=ssl_context,
+                server_name=server_name,
+                local=local,
                 timeout=connect_timeout,
             )
             flow._writer = stream
     except TimeoutError:
         raise TransportError(f"{transport} connect to {flow.remote_text}: timed out") from None
     except ssl.SSLCertVerificationError as exc:
-        raise TransportError(
-            f"tls to {flow.remote_text}: certificate verification failed: {exc.verify_message}"
-            " (use --ca-file, or --insecure to skip verification)"
-        ) from None
+        raise certificate_failure(f"tls to {flow.remote_text}", exc) from None
     except ssl.SSLError as exc:
         raise TransportError(f"tls to {flow.remote_text}: {exc.reason or exc}") from None
     except OSError as exc:
-        if local is not None and exc.errno in (98, 99, 13):  # EADDRINUSE, EADDRNOTAVAIL, EACCES
-            raise LocalBindError(f"cannot bind {format_address(*local)}: {exc.strerror}") from None
-        # asyncio puts "Connect call failed (addr)" in strerror; the errno says it better.
-        reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
-        raise TransportError(f"{transport} to {flow.remote_text}: {reason}") from None
+        raise (
+            bind_failure(exc, local)
+            or TransportError(f"{transport} to {flow.remote_text}: {os_reason(exc)}")
+        ) from None
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])
     return flow

@@ -50,7 +50,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from siptool.addr import (
     families_from_flags,  # re-exported for commands/ until issue 9's migration lands
@@ -64,9 +64,17 @@ from siptool.errors import (
     ParseError,
     TransportError,
 )
+from siptool.net.connect import (
+    bind_address,
+    bind_failure,
+    certificate_failure,
+    connect_stream,
+    os_reason,
+)
 from siptool.net.tls import (
     TlsOptions,  # re-exported for commands/ until issue 9's migration lands
 )
+from siptool.net.wirelog import TimedLog
 from siptool.stun.framing import HEADER_LENGTH, is_stun_byte, stun_frame_length, transaction_id
 from siptool.stun.message import StunClass, StunMessage, parse_stun
 from siptool.stun.servers import (
@@ -135,36 +143,28 @@ def summarize(message: StunMessage) -> str:
     return "\n".join(parts)
 
 
-class StunLog:
+class StunLog(TimedLog):
     """-v: every message sent and received, decoded, with a timestamp, on stderr."""
-
-    def __init__(self, enabled: bool, out: IO[str] | None = None) -> None:
-        self.enabled = enabled
-        self.out = out or sys.stderr
-        self.start = time.monotonic()
 
     def __call__(
         self, direction: str, transport: str, local: Address, remote: Address, data: bytes
     ) -> None:
         if not self.enabled:
             return
-        stamp = time.monotonic() - self.start
         arrow = "->" if direction == "send" else "<-"
         try:
             text = summarize(parse_stun(data))
         except ParseError as exc:
             text = f"not STUN ({exc}): {data[:64].hex()}"
-        self.out.write(
-            f"[{stamp:9.6f}] {direction} {transport.upper()} "
+        self.write(
+            f"{direction} {transport.upper()} "
             f"{format_address(*local)} {arrow} {format_address(*remote)}\n"
-            f"{terminal_safe(text)}\n\n"
+            f"{terminal_safe(text)}\n"
         )
-        self.out.flush()
 
     def note(self, text: str) -> None:
         if self.enabled:
-            self.out.write(f"[{time.monotonic() - self.start:9.6f}] {terminal_safe(text)}\n")
-            self.out.flush()
+            self.write(terminal_safe(text))
 
 
 # -------------------------------------------------------------------------------- exchanges
@@ -192,6 +192,24 @@ class Exchange:
     @property
     def ok(self) -> bool:
         return self.response is not None and self.response.msg_class is StunClass.SUCCESS_RESPONSE
+
+    def answer(self, response: Response) -> None:
+        """The response that ended the transaction."""
+        self.response = response.message
+        self.source = response.source
+        self.rtt = response.rtt
+        self.retransmitted = response.retransmitted
+        self.sends = response.sends
+        self.elapsed = response.elapsed
+
+    def ignore(self, source: Address, event: Ignored) -> None:
+        """A datagram routed to this exchange that is not its response (see the module docs)."""
+        self.ignored.append(f"{format_address(*source)}: {event.reason}")
+        if event.reason == UNEXPECTED_SOURCE:
+            self.strays.append(source)
+        refused = rejection(event)
+        if refused is not None and refused not in self.rejected:
+            self.rejected.append(refused)
 
 
 @dataclass(frozen=True)
@@ -354,72 +372,83 @@ class StunEndpoint:
             queue = inbox.expect(tid)
         exchange = Exchange(destination, tid)
         try:
-            data, deadline = tx.start(time.monotonic())
-            try:
-                self.send(data, destination)
-            except TransportError as exc:
-                exchange.error = exc.message
-                return exchange
-            while True:
-                try:
-                    item = await asyncio.wait_for(
-                        queue.get(), max(0.0, deadline - time.monotonic())
-                    )
-                except TimeoutError:
-                    event = tx.on_timer(time.monotonic())
-                    if isinstance(event, Retransmit):
-                        deadline = event.next_deadline
-                        try:
-                            self.send(event.data, destination)
-                        except TransportError as exc:
-                            exchange.error = exc.message
-                            return exchange
-                    elif isinstance(event, TimedOut):
-                        exchange.sends, exchange.elapsed = event.sends, event.elapsed
-                        exchange.error = "timeout"
-                        partial = self.pending_frame()
-                        if partial is not None:
-                            exchange.error = (
-                                f"incomplete STUN message from {format_address(*destination)}: "
-                                f"{partial[0]} of {partial[1]} bytes when the wait ended"
-                            )
-                        return exchange
-                    elif event.next_deadline is not None:
-                        deadline = event.next_deadline
-                    continue
-                if isinstance(item, TransportError):
-                    exchange.sends = tx.sends
-                    exchange.error = item.message
-                    return exchange
-                if isinstance(item, Unreachable):
-                    exchange.sends = tx.sends
-                    exchange.elapsed = time.monotonic() - tx.started
-                    exchange.error = exchange.unreachable = item.kind
-                    exchange.unreachable_from = item.offender
-                    return exchange
-                data, source, arrived = item
-                outcome = tx.on_datagram(data, source, arrived)
-                if isinstance(outcome, Ignored):
-                    exchange.ignored.append(f"{format_address(*source)}: {outcome.reason}")
-                    if outcome.reason == UNEXPECTED_SOURCE:
-                        exchange.strays.append(source)
-                    refused = rejection(outcome)
-                    if refused is not None and refused not in exchange.rejected:
-                        exchange.rejected.append(refused)
-                    self.log.note(f"ignored from {format_address(*source)}: {outcome.reason}")
-                    continue
-                assert isinstance(outcome, Response)
-                exchange.response = outcome.message
-                exchange.source = outcome.source
-                exchange.rtt = outcome.rtt
-                exchange.retransmitted = outcome.retransmitted
-                exchange.sends = outcome.sends
-                exchange.elapsed = outcome.elapsed
-                return exchange
+            await self._wait(tx, queue, exchange)
         finally:
             inbox.forget(tid)
             if exchange.sends == 0:
                 exchange.sends = tx.sends
+        return exchange
+
+    async def _wait(
+        self, tx: StunClientTransaction, queue: asyncio.Queue[_Item], exchange: Exchange
+    ) -> None:
+        """Send the request, then wait and retransmit on the transaction's schedule until
+        ``exchange`` holds the response, or why none came."""
+        data, deadline = tx.start(time.monotonic())
+        if not self._send_for(exchange, data):
+            return
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                next_deadline = self._on_deadline(tx, exchange, deadline)
+                if next_deadline is None:
+                    return
+                deadline = next_deadline
+                continue
+            if self._take(tx, exchange, item):
+                return
+
+    def _send_for(self, exchange: Exchange, data: bytes) -> bool:
+        """Send ``data`` to the exchange's destination; False, with the error in ``exchange``,
+        when the transport fails."""
+        try:
+            self.send(data, exchange.destination)
+        except TransportError as exc:
+            exchange.error = exc.message
+            return False
+        return True
+
+    def _on_deadline(
+        self, tx: StunClientTransaction, exchange: Exchange, deadline: float
+    ) -> float | None:
+        """The deadline passed: retransmit, and the next deadline; None when the exchange ended
+        (timed out, or the retransmission failed)."""
+        event = tx.on_timer(time.monotonic())
+        if isinstance(event, Retransmit):
+            return event.next_deadline if self._send_for(exchange, event.data) else None
+        if isinstance(event, TimedOut):
+            exchange.sends, exchange.elapsed = event.sends, event.elapsed
+            exchange.error = "timeout"
+            partial = self.pending_frame()
+            if partial is not None:
+                exchange.error = (
+                    f"incomplete STUN message from {format_address(*exchange.destination)}: "
+                    f"{partial[0]} of {partial[1]} bytes when the wait ended"
+                )
+            return None
+        return deadline if event.next_deadline is None else event.next_deadline
+
+    def _take(self, tx: StunClientTransaction, exchange: Exchange, item: _Item) -> bool:
+        """What the endpoint routed to the exchange; True when it ends the exchange."""
+        if isinstance(item, TransportError):
+            exchange.sends = tx.sends
+            exchange.error = item.message
+            return True
+        if isinstance(item, Unreachable):
+            exchange.sends = tx.sends
+            exchange.elapsed = time.monotonic() - tx.started
+            exchange.error = exchange.unreachable = item.kind
+            exchange.unreachable_from = item.offender
+            return True
+        data, source, arrived = item
+        outcome = tx.on_datagram(data, source, arrived)
+        if isinstance(outcome, Ignored):
+            exchange.ignore(source, outcome)
+            self.log.note(f"ignored from {format_address(*source)}: {outcome.reason}")
+            return False
+        exchange.answer(outcome)
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -664,42 +693,28 @@ class StreamEndpoint(StunEndpoint):
         log: StunLog | None = None,
     ) -> StreamEndpoint:
         endpoint = cls(transport_name, remote, log)
-        loop = asyncio.get_running_loop()
-        local = None
-        if local_address or local_port:
-            local = (local_address or wildcard_address(family_of(remote[0])), local_port or 0)
+        local = bind_address(local_address, local_port, family_of(remote[0]))
         context = (tls or TlsOptions()).context() if transport_name == "tls" else None
         started = time.monotonic()
         try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _StreamProtocol(endpoint),
-                    remote[0],
-                    remote[1],
-                    ssl=context,
-                    server_hostname=(server_name or remote[0]) if context else None,
-                    local_addr=local,
-                ),
-                timeout,
+            transport, protocol = await connect_stream(
+                lambda: _StreamProtocol(endpoint),
+                remote,
+                context=context,
+                server_name=server_name,
+                local=local,
+                timeout=timeout,
             )
         except TimeoutError:
             raise TransportError(f"{endpoint.name}: connect timed out") from None
         except ssl.SSLCertVerificationError as exc:
-            raise TransportError(
-                f"{endpoint.name}: certificate verification failed: {exc.verify_message}"
-                " (use --ca-file, or --insecure to skip verification)"
-            ) from None
+            raise certificate_failure(endpoint.name, exc) from None
         except ssl.SSLError as exc:
             raise TransportError(f"{endpoint.name}: TLS: {exc.reason or exc}") from None
         except OSError as exc:
-            if local is not None and exc.errno in (98, 99, 13):
-                raise LocalBindError(
-                    f"cannot bind {format_address(*local)}: {exc.strerror}"
-                ) from None
-            import os
-
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise TransportError(f"{endpoint.name}: {reason}") from None
+            raise (
+                bind_failure(exc, local) or TransportError(f"{endpoint.name}: {os_reason(exc)}")
+            ) from None
         endpoint.connect_time = time.monotonic() - started
         endpoint._transport = transport
         endpoint._protocol = protocol
