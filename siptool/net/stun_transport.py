@@ -75,7 +75,13 @@ from siptool.net.tls import (
     TlsOptions,  # re-exported for commands/ until issue 9's migration lands
 )
 from siptool.net.wirelog import TimedLog
-from siptool.stun.framing import HEADER_LENGTH, is_stun_byte, stun_frame_length, transaction_id
+from siptool.stun.framing import (
+    HEADER_LENGTH,
+    complete_frame_length,
+    is_stun_byte,
+    stun_frame_length,
+    transaction_id,
+)
 from siptool.stun.message import StunClass, StunMessage, parse_stun
 from siptool.stun.servers import (
     DEFAULT_SERVERS,  # re-exported for commands/ until issue 9's migration lands
@@ -646,14 +652,14 @@ class _StreamProtocol(asyncio.Protocol):
         self.buffer += data
         while True:
             try:
-                size = stun_frame_length(self.buffer)
+                size = complete_frame_length(self.buffer)
             except ParseError as exc:
                 self.endpoint._fail_all(
                     TransportError(f"{self.endpoint.name}: unframeable stream: {exc}")
                 )
                 self.buffer = b""
                 return
-            if size is None or len(self.buffer) < size:
+            if size is None:
                 return
             message, self.buffer = self.buffer[:size], self.buffer[size:]
             self.endpoint._on_message(message, self.endpoint.remote)

@@ -38,6 +38,7 @@ __all__ = [
     "MAGIC_COOKIE",
     "announced_size",
     "channel_data_size",
+    "complete_frame_length",
     "has_magic_cookie",
     "is_channel_data_byte",
     "is_stun_byte",
@@ -118,6 +119,13 @@ def stun_frame_length(data: bytes | bytearray) -> int | None:
     if length % 4:
         raise ParseError(f"STUN message length {length} is not a multiple of 4", offset=2)
     return HEADER_LENGTH + length
+
+
+def complete_frame_length(data: bytes | bytearray) -> int | None:
+    """Size of the STUN message starting ``data`` on a stream once all of it is there; None
+    while it is incomplete; ``ParseError`` as ``stun_frame_length``."""
+    size = stun_frame_length(data)
+    return size if size is not None and len(data) >= size else None
 
 
 def channel_data_size(buf: bytes | bytearray, start: int = 0) -> int:
