@@ -44,6 +44,7 @@ __all__ = [
     "is_stun_byte",
     "is_stun_header",
     "looks_like_stun",
+    "padded",
     "stun_frame_length",
     "transaction_id",
 ]
@@ -55,6 +56,12 @@ _CHANNEL_DATA_HEADER = 4
 
 # RFC 3489 §11.1 message types: Binding and Shared Secret request/response/error.
 CLASSIC_TYPES = frozenset({0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112})
+
+
+def padded(length: int) -> int:
+    """``length`` rounded up to a multiple of 4: STUN attributes (RFC 8489 §14) and ChannelData
+    on a stream (RFC 8656 §12.5) are padded to 32-bit boundaries."""
+    return (length + 3) & ~3
 
 
 def is_stun_byte(first: int) -> bool:
@@ -133,7 +140,7 @@ def channel_data_size(buf: bytes | bytearray, start: int = 0) -> int:
     padded to a multiple of 4 (RFC 8656 §12.5).  The caller has checked that 4 bytes are
     there."""
     length = (buf[start + 2] << 8) | buf[start + 3]
-    return _CHANNEL_DATA_HEADER + ((length + 3) & ~3)
+    return _CHANNEL_DATA_HEADER + padded(length)
 
 
 def transaction_id(data: bytes | bytearray) -> bytes | None:

@@ -43,7 +43,13 @@ from siptool.addr import (
     split_address,  # re-exported for commands/ until issue 9's migration lands
 )
 from siptool.errors import ParseError
-from siptool.stun.framing import COOKIE, HEADER_LENGTH, has_magic_cookie, stun_frame_length
+from siptool.stun.framing import (
+    COOKIE,
+    HEADER_LENGTH,
+    has_magic_cookie,
+    padded,
+    stun_frame_length,
+)
 
 __all__ = [
     "ATTRIBUTES",
@@ -276,7 +282,7 @@ def _password_algorithms(value: bytes) -> list[dict[str, object]]:
                 "parameters": params.hex(),
             }
         )
-        pos += 4 + _padded(size)
+        pos += 4 + padded(size)
     return out
 
 
@@ -463,10 +469,6 @@ class StunMessage:
 # Header
 
 
-def _padded(length: int) -> int:
-    return (length + 3) & ~3
-
-
 def _split_type(message_type: int) -> tuple[StunClass, int]:
     # RFC 8489 §5: M11..M7 C1 M6..M4 C0 M3..M0
     method = (
@@ -545,7 +547,7 @@ def parse_stun(data: bytes) -> StunMessage:
                 # (over the whole message) only for the last one: a message of 8,000
                 # FINGERPRINTs would otherwise cost 8,000 CRCs of 64 KiB.
                 fingerprint_ok = value_end == end and value == _fingerprint_over(data, pos)
-        pos += 4 + _padded(attr_length)
+        pos += 4 + padded(attr_length)
 
     return StunMessage(
         msg_class=msg_class,
@@ -571,7 +573,7 @@ def _find_attribute(data: bytes, wanted: int) -> tuple[int, bytes] | None:
             raise ParseError(f"STUN attribute 0x{attr_type:04X} overruns the message", offset=pos)
         if attr_type == wanted:
             return pos, data[pos + 4 : pos + 4 + attr_length]
-        pos += 4 + _padded(attr_length)
+        pos += 4 + padded(attr_length)
     return None
 
 
@@ -679,7 +681,7 @@ def _attribute(attr_type: int, value: bytes) -> bytes:
     if not 0 <= attr_type <= 0xFFFF or len(value) > 0xFFFF:
         raise ValueError(f"attribute 0x{attr_type:X} of {len(value)} bytes cannot be encoded")
     return (
-        struct.pack("!HH", attr_type, len(value)) + value + bytes(_padded(len(value)) - len(value))
+        struct.pack("!HH", attr_type, len(value)) + value + bytes(padded(len(value)) - len(value))
     )
 
 
