@@ -30,6 +30,7 @@ from siptool.numbers import is_decimal
 
 __all__ = [
     "ALL_FAMILIES",
+    "Address",
     "IPAddress",
     "families_from_flags",
     "family_of",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Address = tuple[str, int]  # (IP without brackets, port), as sockets take and give it
 
 ALL_FAMILIES: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
 
@@ -116,7 +118,7 @@ def port_number(text: str) -> int | None:
     return int(text)
 
 
-def normalize_address(address: tuple[Any, ...]) -> tuple[str, int]:
+def normalize_address(address: tuple[Any, ...]) -> Address:
     """``(host, port)`` in the form every comparison of addresses uses: the host in canonical
     form (RFC 5952 for IPv6), without brackets or a zone, and the port."""
     # recvfrom gives (host, port) for IPv4 and (host, port, flowinfo, scope_id) for IPv6.

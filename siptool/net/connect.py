@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from siptool.addr import format_address, wildcard_address
+from siptool.addr import Address, format_address, wildcard_address
 from siptool.errors import LocalBindError, TransportError
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "os_reason",
 ]
 
-Address = tuple[str, int]
 _P = TypeVar("_P", bound=asyncio.Protocol)
 
 _BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siptool.addr import (
+    Address,
     families_from_flags,  # re-exported for commands/ until issue 9's migration lands
     family_of,
     format_address,
@@ -103,8 +104,6 @@ from siptool.stun.transaction import (
     rejection,
 )
 from siptool.terminal import terminal_safe
-
-Address = tuple[str, int]
 
 
 async def resolve_server(
