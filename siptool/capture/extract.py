@@ -61,6 +61,8 @@ _CRLF = b"\r\n"
 
 # Where a transport header is: protocol, buffer, start, end, bytes the snaplen cut, addresses.
 _Layer4 = tuple[int, bytes, int, int, int, bytes]
+# An IP fragment: reassembly key, offset of its data in the datagram, more fragments follow.
+_Fragment = tuple[bytes, int, bool]
 
 
 class PacketExtractor:
@@ -183,117 +185,49 @@ class PacketExtractor:
     ) -> None:
         version = buf[ip] >> 4
         if version == 4:
-            l4 = self._ipv4(buf, ip, end, frame, time, record)
+            found = _ipv4(buf, ip, end)
         elif version == 6:
-            l4 = self._ipv6(buf, ip, end, frame, time, record)
+            found = _ipv6(buf, ip, end)
         else:
             return
-        if l4 is not None:
-            proto, data, start, stop, missing, addresses = l4
-            self._transport(
-                proto, data, start, stop, missing, addresses, frame, time, record, origlen, depth
-            )
+        if found is None:
+            return
+        l4, fragment = found
+        if fragment is not None:
+            reassembled = self._reassemble(l4, fragment, version, ip, frame, time, record)
+            if reassembled is None:
+                return
+            l4 = reassembled
+        self._transport(l4, frame, time, record, origlen, depth)
 
-    def _ipv4(
-        self, buf: bytes, ip: int, end: int, frame: int, time: float | None, record: int
-    ) -> _Layer4 | None:
-        """Where the IPv4 packet at ``ip`` carries its transport header: in ``buf``, or in the
-        datagram its last fragment completed."""
-        ihl = (buf[ip] & 15) << 2
-        if ihl < 20 or ip + ihl > end:
-            return None
-        total = (buf[ip + 2] << 8) | buf[ip + 3]
-        if total == 0:
-            ip_end = end  # TCP segmentation offload: the length field is left at 0
-        elif total < ihl:
-            return None
-        else:
-            ip_end = ip + total
-        missing = 0
-        if ip_end > end:
-            missing = ip_end - end
-            ip_end = end
-        proto = buf[ip + 9]
-        addresses = buf[ip + 12 : ip + 20]
-        fragment = (buf[ip + 6] << 8) | buf[ip + 7]
-        if not fragment & 0x3FFF:
-            return proto, buf, ip + ihl, ip_end, missing, addresses
-        done = self._fragment(
-            addresses + buf[ip + 4 : ip + 6] + bytes((proto,)),
-            (fragment & 0x1FFF) << 3,
-            bool(fragment & 0x2000),
-            buf[ip + ihl : ip_end],
-            proto,
-            frame,
-            time,
-            record,
-            ip_end - ip,
-            missing,
-        )
-        if done is None:
-            return None
-        payload, proto = done
-        return proto, payload, 0, len(payload), 0, addresses
-
-    def _ipv6(
-        self, buf: bytes, ip: int, end: int, frame: int, time: float | None, record: int
-    ) -> _Layer4 | None:
-        """Like ``_ipv4``, past the extension headers (RFC 8200 §4)."""
-        if ip + 40 > end:
-            return None
-        length = (buf[ip + 4] << 8) | buf[ip + 5]
-        ip_end = ip + 40 + length if length else end  # 0: a jumbogram (RFC 2675)
-        missing = 0
-        if ip_end > end:
-            missing = ip_end - end
-            ip_end = end
-        nh, pos, frag = ipv6_payload(buf, ip, ip_end)
-        if nh < 0:
-            return None
-        addresses = buf[ip + 8 : ip + 40]
-        if frag < 0:
-            return nh, buf, pos, ip_end, missing, addresses
-        field = (buf[frag + 2] << 8) | buf[frag + 3]
-        done = self._fragment(
-            addresses + buf[frag + 4 : frag + 8],
-            field & 0xFFF8,
-            bool(field & 1),
-            buf[pos:ip_end],
-            nh,
-            frame,
-            time,
-            record,
-            ip_end - ip,
-            missing,
-        )
-        if done is None:
-            return None
-        payload, nh = done
-        nh, pos, frag = ipv6_walk(payload, nh, 0, len(payload))
-        if nh < 0 or frag >= 0:
-            return None
-        return nh, payload, pos, len(payload), 0, addresses
-
-    def _fragment(
+    def _reassemble(
         self,
-        key: bytes,
-        offset: int,
-        more: bool,
-        data: bytes,
-        proto: int,
+        l4: _Layer4,
+        fragment: _Fragment,
+        version: int,
+        ip: int,
         frame: int,
         time: float | None,
         record: int,
-        got: int,
-        missing: int,
-    ) -> tuple[bytes, int] | None:
-        """One IP fragment to the reassembler: (payload, protocol) once its datagram is whole.
-        A fragment the snaplen cut loses its datagram."""
+    ) -> _Layer4 | None:
+        """An IP fragment to the reassembler; where the transport header of its datagram is
+        once the datagram is whole.  A fragment the snaplen cut loses its datagram."""
+        proto, buf, start, end, missing, addresses = l4
         if missing:
-            self._cut_fragment(frame, got, missing)
+            self._cut_fragment(frame, end - ip, missing)
             return None
-        done = self._frags.add(key, offset, more, data, proto, frame, record, time)
-        return None if done is None else (done[0], done[1])
+        key, offset, more = fragment
+        done = self._frags.add(key, offset, more, buf[start:end], proto, frame, record, time)
+        if done is None:
+            return None
+        payload, proto, _ = done
+        start = 0
+        if version == 6:
+            # Extension headers may follow the Fragment header (RFC 8200 §4.5).
+            proto, start, again = ipv6_walk(payload, proto, 0, len(payload))
+            if proto < 0 or again >= 0:
+                return None
+        return proto, payload, start, len(payload), 0, addresses
 
     def _cut_fragment(self, frame: int, got: int, missing: int) -> None:
         self.out.append(
@@ -305,18 +239,14 @@ class PacketExtractor:
 
     def _transport(
         self,
-        proto: int,
-        buf: bytes,
-        l4: int,
-        end: int,
-        missing: int,
-        addresses: bytes,
+        layer4: _Layer4,
         frame: int,
         time: float | None,
         record: int,
         origlen: int,
         depth: int,
     ) -> None:
+        proto, buf, l4, end, missing, addresses = layer4
         if proto == _IPPROTO_UDP:
             if end - l4 < 8:
                 return
@@ -442,6 +372,54 @@ class PacketExtractor:
                     f"incomplete fragmented {what}: {dgram.have} of {total} bytes captured",
                 )
             )
+
+
+def _ipv4(buf: bytes, ip: int, end: int) -> tuple[_Layer4, _Fragment | None] | None:
+    """Where the IPv4 packet at ``ip`` carries its transport header, and its fragment fields
+    (None for a whole datagram); None for a packet too damaged to read."""
+    ihl = (buf[ip] & 15) << 2
+    if ihl < 20 or ip + ihl > end:
+        return None
+    total = (buf[ip + 2] << 8) | buf[ip + 3]
+    if total == 0:
+        ip_end = end  # TCP segmentation offload: the length field is left at 0
+    elif total < ihl:
+        return None
+    else:
+        ip_end = ip + total
+    missing = 0
+    if ip_end > end:
+        missing = ip_end - end
+        ip_end = end
+    proto = buf[ip + 9]
+    addresses = buf[ip + 12 : ip + 20]
+    l4 = (proto, buf, ip + ihl, ip_end, missing, addresses)
+    fragment = (buf[ip + 6] << 8) | buf[ip + 7]
+    if not fragment & 0x3FFF:
+        return l4, None
+    key = addresses + buf[ip + 4 : ip + 6] + bytes((proto,))
+    return l4, (key, (fragment & 0x1FFF) << 3, bool(fragment & 0x2000))
+
+
+def _ipv6(buf: bytes, ip: int, end: int) -> tuple[_Layer4, _Fragment | None] | None:
+    """Like ``_ipv4``, past the extension headers (RFC 8200 §4)."""
+    if ip + 40 > end:
+        return None
+    length = (buf[ip + 4] << 8) | buf[ip + 5]
+    ip_end = ip + 40 + length if length else end  # 0: a jumbogram (RFC 2675)
+    missing = 0
+    if ip_end > end:
+        missing = ip_end - end
+        ip_end = end
+    nh, pos, frag = ipv6_payload(buf, ip, ip_end)
+    if nh < 0:
+        return None
+    addresses = buf[ip + 8 : ip + 40]
+    l4 = (nh, buf, pos, ip_end, missing, addresses)
+    if frag < 0:
+        return l4, None
+    field = (buf[frag + 2] << 8) | buf[frag + 3]
+    return l4, (addresses + buf[frag + 4 : frag + 8], field & 0xFFF8, bool(field & 1))
 
 
 def iter_capture(data: bytes, input_format: str) -> Iterator[RawMessage | Problem]:
