@@ -1,15 +1,30 @@
-"""`siptool decode` options; the work is in siptool.commands.decode (imported on use)."""
+"""`siptool decode`: its flags, as typed ``DecodeOptions``; the work is in
+siptool.commands.decode, the drawing in siptool.render.decode_text (table, -v, --flow) and
+siptool.render.decode_json (--json, --jsonl).  Both are imported on use."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from siptool.cli.options import OutputFlags, output_options
+from siptool.cli.run import Job, output_for, run_command
 
+if TYPE_CHECKING:
+    from siptool.commands.decode import DecodeOptions, DecodeResult
+    from siptool.render.decode_json import JsonLinesRenderer, JsonRenderer
+    from siptool.render.decode_text import TextRenderer
+    from siptool.render.output import Output
+
+    DecodeRenderer = TextRenderer | JsonRenderer | JsonLinesRenderer
+
+COMMAND = "decode"
+# commands.decode.InputFormat's values, here so that --help imports no engine.
 FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
 
 
-@click.command("decode")
+@click.command(COMMAND)
 @click.argument("source", required=False, default="-", metavar="[FILE|-]")
 @click.option(
     "--format",
@@ -56,21 +71,37 @@ def decode(
     its magic cookie. Exit 0 when every message decoded cleanly, 1 when some input was invalid
     (each problem is one line on stderr), 3 when the input could not be read.
     """
-    as_json, quiet, no_color = output.as_json, output.quiet, output.no_color
-    if as_json and jsonl:
-        raise click.UsageError("--json and --jsonl are exclusive")
-    from siptool.commands.decode import DecodeOptions, run
 
-    options = DecodeOptions(
-        source=source,
-        input_format=input_format,
-        verbose=verbose,
-        flow=flow,
-        lint=lint,
-        call_ids=call_ids,
-        methods=tuple(m.upper() for m in methods),
-        output="json" if as_json else "jsonl" if jsonl else "text",
-        quiet=quiet,
-        color=not no_color,
-    )
-    raise SystemExit(run(options))
+    def prepare() -> Job[DecodeResult]:
+        from siptool.commands.decode import DecodeOptions, DecodeView, InputFormat, run_decode
+
+        shown = output_for(COMMAND, output, jsonl=jsonl)
+        options = DecodeOptions(
+            source=source,
+            input_format=InputFormat(input_format),
+            view=DecodeView.of(verbose=verbose, flow=flow),
+            lint=lint,
+            call_ids=call_ids,
+            methods=tuple(m.upper() for m in methods),
+        )
+        renderer = renderer_for(shown, options)
+        return Job(shown, renderer, lambda: run_decode(options, renderer.message, renderer.problem))
+
+    run_command(COMMAND, prepare)
+
+
+def renderer_for(output: Output, options: DecodeOptions) -> DecodeRenderer:
+    """The renderer of the output mode: JSON, JSONL or text (in the options' view)."""
+    from siptool.render.output import OutputMode
+
+    if output.mode is OutputMode.JSONL:
+        from siptool.render.decode_json import JsonLinesRenderer
+
+        return JsonLinesRenderer(output)
+    if output.mode is OutputMode.JSON:
+        from siptool.render.decode_json import JsonRenderer
+
+        return JsonRenderer(output)
+    from siptool.render.decode_text import TextRenderer
+
+    return TextRenderer(output, view=options.view, lint=options.lint)

@@ -8,23 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import (
-    DnsFlags,
-    FiniteFloat,
-    NagiosFlags,
-    NetworkFlags,
-    OutputFlags,
-    SipFlags,
-    TimerFlags,
-    dns_options,
-    nagios_options,
-    network_options,
-    output_options,
-    sip_options,
-    sip_settings,
-    thresholds,
-    timer_options,
-)
+from siptool.cli.options import FiniteFloat, SipCheckFlags, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -74,12 +58,7 @@ COMMAND = "invite-test"
     metavar="ADDR",
     help="Address announced in the SDP c= line (default: the local address of the SIP flow).",
 )
-@dns_options
-@timer_options
-@network_options
-@sip_options
-@nagios_options
-@output_options
+@sip_check_options
 def invite_test(
     target: str,
     codecs: str,
@@ -90,12 +69,7 @@ def invite_test(
     from_user: str | None,
     to_user: str | None,
     media_address: str | None,
-    dns: DnsFlags,
-    timers: TimerFlags,
-    network: NetworkFlags,
-    sip: SipFlags,
-    nagios: NagiosFlags,
-    output: OutputFlags,
+    check: SipCheckFlags,
 ) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
 
@@ -120,9 +94,9 @@ def invite_test(
         from siptool.sip.sdp_offer import parse_codec_list
         from siptool.sip.target import parse_target
 
-        shown = output_for(COMMAND, output, nagios=nagios)
+        shown = output_for(COMMAND, check.output, nagios=check.nagios)
         try:
-            parsed = parse_target(target, sip.transport)
+            parsed = parse_target(target, check.sip.transport)
         except ParseError as exc:
             raise UsageError(f"bad target: {exc.message}") from None
         try:
@@ -132,7 +106,7 @@ def invite_test(
             raise UsageError(str(exc)) from None
         options = InviteOptions(
             target=parsed,
-            settings=sip_settings(network, sip, dns, timers),
+            settings=check.settings(),
             codecs=tuple(offered),
             hold=hold,
             ring_timeout=ring_timeout,
@@ -142,8 +116,8 @@ def invite_test(
             to_user=to_user,
             media_address=media_ip(media_address),
             # Read at the first challenge only: an unchallenged call never prompts.
-            password=lambda: read_password(sip.password_file, prompt=True),
-            thresholds=thresholds(nagios),
+            password=lambda: read_password(check.sip.password_file, prompt=True),
+            thresholds=check.thresholds,
         )
         return Job(shown, InviteRenderer(shown), lambda: run_invite(options))
 

@@ -94,35 +94,45 @@ if TYPE_CHECKING:
     from siptool.commands.sip_common import SipSettings
 
 
-def sip_settings(
-    network: NetworkFlags,
-    sip: SipFlags,
-    dns: DnsFlags,
-    timers: TimerFlags,
-) -> SipSettings:
-    """The SIP commands' shared flags as the engine's ``SipSettings``."""
-    from siptool.commands.sip_common import SipSettings
-
-    return SipSettings(
-        timeout=network.timeout,
-        families=network.families,
-        local_address=network.local_address,
-        local_port=network.local_port,
-        verbose=network.verbose,
-        transport=sip.transport,
-        insecure=sip.insecure,
-        ca_file=sip.ca_file,
-        user=sip.user,
-        dns_server=dns.dns_server,
-        t1=timers.t1,
-        t2=timers.t2,
-    )
-
-
 def thresholds(nagios: NagiosFlags) -> Thresholds:
     from siptool.commands.nagios import Thresholds
 
     return Thresholds(warning_ms=nagios.warning, critical_ms=nagios.critical)
+
+
+class SipCheckFlags(NamedTuple):
+    """Every flag a SIP check shares (options-ping, register, invite-test), as one value."""
+
+    network: NetworkFlags
+    sip: SipFlags
+    dns: DnsFlags
+    timers: TimerFlags
+    nagios: NagiosFlags
+    output: OutputFlags
+
+    def settings(self, *, user: str | None = None) -> SipSettings:
+        """The engine's ``SipSettings`` (``user`` instead of --user when given)."""
+        from siptool.commands.sip_common import SipSettings
+
+        network, sip = self.network, self.sip
+        return SipSettings(
+            timeout=network.timeout,
+            families=network.families,
+            local_address=network.local_address,
+            local_port=network.local_port,
+            verbose=network.verbose,
+            transport=sip.transport,
+            insecure=sip.insecure,
+            ca_file=sip.ca_file,
+            user=sip.user if user is None else user,
+            dns_server=self.dns.dns_server,
+            t1=self.timers.t1,
+            t2=self.timers.t2,
+        )
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return thresholds(self.nagios)
 
 
 def _grouped(flags: type[Any], name: str, decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -352,3 +362,17 @@ def timer_options(func: F) -> F:
             ),
         ],
     )(func)
+
+
+def sip_check_options(func: F) -> F:
+    """The DNS, timer, network, SIP, Nagios and output groups of a SIP check, handed to the
+    command as one ``check: SipCheckFlags``."""
+    names = SipCheckFlags._fields
+
+    @functools.wraps(func)
+    def collect(**kwargs: Any) -> Any:
+        kwargs["check"] = SipCheckFlags(**{key: kwargs.pop(key) for key in names})
+        return func(**kwargs)
+
+    groups = (dns_options, timer_options, network_options, sip_options, nagios_options)
+    return _apply(output_options(collect), list(groups))  # type: ignore[return-value]

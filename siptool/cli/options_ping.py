@@ -8,24 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import (
-    DnsFlags,
-    NagiosFlags,
-    NetworkFlags,
-    OutputFlags,
-    RepeatFlags,
-    SipFlags,
-    TimerFlags,
-    dns_options,
-    nagios_options,
-    network_options,
-    output_options,
-    repeat_options,
-    sip_options,
-    sip_settings,
-    thresholds,
-    timer_options,
-)
+from siptool.cli.options import RepeatFlags, SipCheckFlags, repeat_options, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -56,12 +39,7 @@ COMMAND = "options-ping"
     help="Print the RFC 3263 resolution path (NAPTR, SRV, A/AAAA) and send nothing.",
 )
 @click.option("--jsonl", is_flag=True, help="One JSON object per reply, then the summary.")
-@dns_options
-@timer_options
-@network_options
-@sip_options
-@nagios_options
-@output_options
+@sip_check_options
 def options_ping(
     targets: tuple[str, ...],
     targets_file: str | None,
@@ -69,12 +47,7 @@ def options_ping(
     expect: str | None,
     resolve_only: bool,
     jsonl: bool,
-    dns: DnsFlags,
-    timers: TimerFlags,
-    network: NetworkFlags,
-    sip: SipFlags,
-    nagios: NagiosFlags,
-    output: OutputFlags,
+    check: SipCheckFlags,
 ) -> None:
     """SIP OPTIONS ping to one or many targets: liveness, RTT, server identity, NAT view.
 
@@ -90,24 +63,24 @@ def options_ping(
         from siptool.errors import UsageError
         from siptool.render.options_ping import PingRenderer
 
-        shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios)
-        parsed = read_targets(targets, targets_file, sip.transport)
+        shown = output_for(COMMAND, check.output, jsonl=jsonl, nagios=check.nagios)
+        parsed = read_targets(targets, targets_file, check.sip.transport)
         try:
             expectation = Expectation.parse(expect)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if not parsed:
             raise UsageError("no TARGET given (arguments or -f FILE)")
-        if network.local_port and len(parsed) > 1:
+        if check.network.local_port and len(parsed) > 1:
             raise UsageError("--local-port binds one socket: give one target")
         options = PingOptions(
             targets=tuple(parsed),
-            settings=sip_settings(network, sip, dns, timers),
+            settings=check.settings(),
             count=repeat.count,
             interval=repeat.interval,
             expect=expectation,
             resolve_only=resolve_only,
-            thresholds=thresholds(nagios),
+            thresholds=check.thresholds,
         )
         renderer = PingRenderer(shown, count=repeat.count)
         return Job(shown, renderer, lambda: run_ping(options, renderer.reply))

@@ -7,22 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import (
-    DnsFlags,
-    NagiosFlags,
-    NetworkFlags,
-    OutputFlags,
-    SipFlags,
-    TimerFlags,
-    dns_options,
-    nagios_options,
-    network_options,
-    output_options,
-    sip_options,
-    sip_settings,
-    thresholds,
-    timer_options,
-)
+from siptool.cli.options import SipCheckFlags, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -53,12 +38,7 @@ COMMAND = "register"
     flag_value="unregister-all",
     help="Remove every binding of the address of record (Contact: *).",
 )
-@dns_options
-@timer_options
-@network_options
-@sip_options
-@nagios_options
-@output_options
+@sip_check_options
 def register(
     target: str,
     expires: int,
@@ -66,12 +46,7 @@ def register(
     auth_user: str | None,
     domain: str | None,
     mode: str | None,
-    dns: DnsFlags,
-    timers: TimerFlags,
-    network: NetworkFlags,
-    sip: SipFlags,
-    nagios: NagiosFlags,
-    output: OutputFlags,
+    check: SipCheckFlags,
 ) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.
 
@@ -82,35 +57,35 @@ def register(
     """
 
     def prepare() -> Job[RegisterResult]:
-        import dataclasses
-
         from siptool.commands.register import RegisterMode, RegisterOptions, run_register
         from siptool.commands.sip_common import read_password
         from siptool.errors import ParseError, UsageError
         from siptool.render.register import RegisterRenderer
         from siptool.sip.target import parse_target, redact_password
 
-        shown = output_for(COMMAND, output, nagios=nagios)
+        shown = output_for(COMMAND, check.output, nagios=check.nagios)
         try:
-            parsed = parse_target(target, sip.transport)
+            parsed = parse_target(target, check.sip.transport)
         except ParseError as exc:
             raise UsageError(f"bad target {redact_password(target)!r}: {exc.message}") from None
-        user = sip.user or parsed.uri.user
+        user = check.sip.user or parsed.uri.user
         if not user:
             raise UsageError("--user is required (or a user in the TARGET URI)")
         chosen = RegisterMode(mode) if mode else RegisterMode.REGISTER
         options = RegisterOptions(
             target=parsed,
-            settings=dataclasses.replace(sip_settings(network, sip, dns, timers), user=user),
+            settings=check.settings(user=user),
             user=user,
             # InputError (exit 3) when --password-file cannot be read.
-            password=read_password(sip.password_file, prompt=chosen is not RegisterMode.QUERY),
+            password=read_password(
+                check.sip.password_file, prompt=chosen is not RegisterMode.QUERY
+            ),
             auth_user=auth_user,
             domain=domain,
             expires=expires,
             contact=contact,
             mode=chosen,
-            thresholds=thresholds(nagios),
+            thresholds=check.thresholds,
         )
         renderer = RegisterRenderer(shown)
         return Job(shown, renderer, lambda: run_register(options))
