@@ -22,6 +22,7 @@ from siptool.capture.model import Problem, RawMessage
 from siptool.sip.framing import (
     FramingError,
     SipStreamFramer,
+    StreamBuffer,
     find_start_line,
     starts_like_sip,
 )
@@ -59,7 +60,7 @@ STREAM_STUN = 2
 STREAM_IGNORED = 3
 
 
-class StunStreamFramer:
+class StunStreamFramer(StreamBuffer):
     """STUN messages from a byte stream, framed by the 20-byte header's length field.
 
     Same shape as ``SipStreamFramer``: ``feed_with_offsets``, ``lose``, ``close``.  After bytes
@@ -67,20 +68,11 @@ class StunStreamFramer:
     dropped (one ``FramingError``).
     """
 
-    __slots__ = ("_base", "_broken", "_buf")
+    __slots__ = ("_broken",)
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._base = 0
+        super().__init__()
         self._broken = False
-
-    @property
-    def stream_offset(self) -> int:
-        return self._base + len(self._buf)
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
     def feed_with_offsets(
         self, data: bytes | bytearray | memoryview

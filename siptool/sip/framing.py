@@ -47,6 +47,7 @@ __all__ = [
     "SIP_METHODS",
     "FramingError",
     "SipStreamFramer",
+    "StreamBuffer",
     "content_length",
     "find_header_end",
     "find_start_line",
@@ -243,12 +244,31 @@ class FramingError:
     message: str
 
 
-class SipStreamFramer:
+class StreamBuffer:
+    """What a stream framer holds (this one and capture's ``StunStreamFramer``): the bytes not
+    framed yet, and the stream offset of the first of them."""
+
+    __slots__ = ("_base", "_buf")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._base = 0  # stream offset of _buf[0]
+
+    @property
+    def stream_offset(self) -> int:
+        """Bytes fed so far (and accounted for by ``lose``)."""
+        return self._base + len(self._buf)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back: an unfinished message (or a line not yet known to be one)."""
+        return len(self._buf)
+
+
+class SipStreamFramer(StreamBuffer):
     """Incremental SIP message framer for a byte stream; see the module docstring."""
 
     __slots__ = (
-        "_base",
-        "_buf",
         "_line_start",
         "_max_body",
         "_max_header",
@@ -260,8 +280,7 @@ class SipStreamFramer:
     )
 
     def __init__(self, *, max_header_bytes: int = 65536, max_body_bytes: int = 16 << 20) -> None:
-        self._buf = bytearray()
-        self._base = 0  # stream offset of _buf[0]
+        super().__init__()
         self._need = -1  # total size of the message at _buf[0] once its headers are known
         # Stream offset where the search for the end of the headers resumes: no empty line
         # begins between the first start line searched from and there.  An offset in the
@@ -275,16 +294,6 @@ class SipStreamFramer:
         self._line_start = True  # _buf[0] begins a line
         self._max_header = max_header_bytes
         self._max_body = max_body_bytes
-
-    @property
-    def stream_offset(self) -> int:
-        """Bytes fed so far (and accounted for by ``lose``)."""
-        return self._base + len(self._buf)
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held back: an unfinished message (or a line not yet known to be one)."""
-        return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | FramingError]:
         """Add stream bytes; return the messages they complete and any problems, in order."""
