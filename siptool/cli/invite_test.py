@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import FiniteFloat, SipCheckFlags, sip_check_options
+from siptool.cli.options import FiniteFloat, SipCheckFlags, parse_target_flag, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -89,16 +89,12 @@ def invite_test(
         from siptool.commands.invite_call import run_invite
         from siptool.commands.invite_test import InviteOptions
         from siptool.commands.sip_common import Expectation, read_password
-        from siptool.errors import ParseError, UsageError
+        from siptool.errors import UsageError
         from siptool.render.invite_test import InviteRenderer
         from siptool.sip.sdp_offer import parse_codec_list
-        from siptool.sip.target import parse_target
 
         shown = output_for(COMMAND, check.output, nagios=check.nagios)
-        try:
-            parsed = parse_target(target, check.sip.transport)
-        except ParseError as exc:
-            raise UsageError(f"bad target: {exc.message}") from None
+        parsed = parse_target_flag(target, check.sip.transport)
         try:
             offered = parse_codec_list(codecs)
             expectation = Expectation.parse(expect)

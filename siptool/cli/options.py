@@ -92,6 +92,7 @@ class TimerFlags(NamedTuple):
 if TYPE_CHECKING:
     from siptool.commands.nagios import Thresholds
     from siptool.commands.sip_common import SipSettings
+    from siptool.sip.target import Target
 
 
 def thresholds(nagios: NagiosFlags) -> Thresholds:
@@ -133,6 +134,17 @@ class SipCheckFlags(NamedTuple):
     @property
     def thresholds(self) -> Thresholds:
         return thresholds(self.nagios)
+
+
+def parse_target_flag(text: str, transport: str | None) -> Target:
+    """TARGET as a ``Target``; ``UsageError`` naming it (its password, if any, hidden)."""
+    from siptool.errors import ParseError, UsageError
+    from siptool.sip.target import parse_target, redact_password
+
+    try:
+        return parse_target(text, transport)
+    except ParseError as exc:
+        raise UsageError(f"bad target {redact_password(text)!r}: {exc.message}") from None
 
 
 def _grouped(flags: type[Any], name: str, decorators: list[Callable[[F], F]]) -> Callable[[F], F]:

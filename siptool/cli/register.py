@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import SipCheckFlags, sip_check_options
+from siptool.cli.options import SipCheckFlags, parse_target_flag, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -59,15 +59,11 @@ def register(
     def prepare() -> Job[RegisterResult]:
         from siptool.commands.register import RegisterMode, RegisterOptions, run_register
         from siptool.commands.sip_common import read_password
-        from siptool.errors import ParseError, UsageError
+        from siptool.errors import UsageError
         from siptool.render.register import RegisterRenderer
-        from siptool.sip.target import parse_target, redact_password
 
         shown = output_for(COMMAND, check.output, nagios=check.nagios)
-        try:
-            parsed = parse_target(target, check.sip.transport)
-        except ParseError as exc:
-            raise UsageError(f"bad target {redact_password(target)!r}: {exc.message}") from None
+        parsed = parse_target_flag(target, check.sip.transport)
         user = check.sip.user or parsed.uri.user
         if not user:
             raise UsageError("--user is required (or a user in the TARGET URI)")
