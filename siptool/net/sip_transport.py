@@ -137,10 +137,9 @@ class WireLog(TimedLog):
     ) -> None:
         if not self.enabled:
             return
-        arrow = f"{local} -> {remote}" if direction == "send" else f"{local} <- {remote}"
         # A peer's bytes go to the user's terminal: controls shown as \xNN (siptool.terminal).
         text = terminal_safe(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
-        self.write(f"{direction} {transport.upper()} {arrow}\n{text}\n")
+        self.message(direction, transport, local, remote, text)
 
 
 class SipFlow:

@@ -156,16 +156,12 @@ class StunLog(TimedLog):
     ) -> None:
         if not self.enabled:
             return
-        arrow = "->" if direction == "send" else "<-"
         try:
             text = summarize(parse_stun(data))
         except ParseError as exc:
             text = f"not STUN ({exc}): {data[:64].hex()}"
-        self.write(
-            f"{direction} {transport.upper()} "
-            f"{format_address(*local)} {arrow} {format_address(*remote)}\n"
-            f"{terminal_safe(text)}\n"
-        )
+        ours, theirs = format_address(*local), format_address(*remote)
+        self.message(direction, transport, ours, theirs, terminal_safe(text))
 
     def note(self, text: str) -> None:
         if self.enabled:

@@ -25,3 +25,10 @@ class TimedLog:
         """One entry: the stamp, ``text`` and a newline, flushed at once (a run may hang)."""
         self.out.write(f"[{time.monotonic() - self.start:9.6f}] {text}\n")
         self.out.flush()
+
+    def message(self, direction: str, transport: str, local: str, remote: str, text: str) -> None:
+        """One message sent (``direction`` "send") or received: the transport, both addresses
+        with an arrow the way it went, then ``text`` (made safe for a terminal by the caller)
+        and an empty line."""
+        arrow = "->" if direction == "send" else "<-"
+        self.write(f"{direction} {transport.upper()} {local} {arrow} {remote}\n{text}\n")
