@@ -487,6 +487,28 @@ class _ClientTransaction:
         return Send(self._wire)
 
     def _act(self, trigger: Trigger, old: State, msg: SipMessage | None, now: float) -> list[Event]:
+        """What a transition does besides changing the state.  The timers act alike in both
+        transactions (Figures 5 and 6: retransmit, time out, leave COMPLETED); each handles
+        the responses in its own way."""
+        if trigger is self.RETRANSMIT:
+            self._interval = self._next_interval()
+            self._deadlines[trigger] = now + self._interval
+            return [self._retransmit()]
+        if trigger is self.TIMEOUT:
+            return [Timeout(trigger.value)]
+        if trigger is self.COMPLETED_TIMER:
+            return []
+        if trigger is _T.TRANSPORT_ERROR:
+            return [TransportFailed()]
+        assert msg is not None
+        return self._take(trigger, old, msg, now)
+
+    def _next_interval(self) -> float:
+        """The retransmission interval after the one that just ended (Timer A or E)."""
+        raise NotImplementedError
+
+    def _take(self, trigger: Trigger, old: State, msg: SipMessage, now: float) -> list[Event]:
+        """A response that moves the transaction (1xx, 2xx or 300-699)."""
         raise NotImplementedError
 
     def _after_terminated(self, msg: SipMessage, trigger: Trigger) -> list[Event]:
@@ -515,19 +537,11 @@ class ClientInviteTransaction(_ClientTransaction):
         self.ack: SipMessage | None = None
         self._ack_wire = b""
 
-    def _act(self, trigger: Trigger, old: State, msg: SipMessage | None, now: float) -> list[Event]:
-        if trigger is _T.TIMER_A:
-            # §17.1.1.2: retransmit and reset A to twice its last value (no T2 cap).
-            self._interval *= 2
-            self._deadlines[_T.TIMER_A] = now + self._interval
-            return [self._retransmit()]
-        if trigger is _T.TIMER_B:
-            return [Timeout("B")]
-        if trigger is _T.TIMER_D:
-            return []
-        if trigger is _T.TRANSPORT_ERROR:
-            return [TransportFailed()]
-        assert msg is not None
+    def _next_interval(self) -> float:
+        # §17.1.1.2: A is reset to twice its last value (no T2 cap).
+        return 2 * self._interval
+
+    def _take(self, trigger: Trigger, old: State, msg: SipMessage, now: float) -> list[Event]:
         if trigger is _T.PROVISIONAL:
             # Figure 5: PROCEEDING runs no timer; retransmissions stop.
             self._deadlines.clear()
@@ -582,22 +596,13 @@ class ClientNonInviteTransaction(_ClientTransaction):
             raise ValueError(f"ClientNonInviteTransaction cannot carry {request.method}")
         super().__init__(request, reliable, timers, now)
 
-    def _act(self, trigger: Trigger, old: State, msg: SipMessage | None, now: float) -> list[Event]:
-        if trigger is _T.TIMER_E:
-            # §17.1.2.2: E doubles up to T2 in TRYING; in PROCEEDING it is reset to T2.
-            if self.state is State.TRYING:
-                self._interval = min(2 * self._interval, self.timers.t2)
-            else:
-                self._interval = self.timers.t2
-            self._deadlines[_T.TIMER_E] = now + self._interval
-            return [self._retransmit()]
-        if trigger is _T.TIMER_F:
-            return [Timeout("F")]
-        if trigger is _T.TIMER_K:
-            return []
-        if trigger is _T.TRANSPORT_ERROR:
-            return [TransportFailed()]
-        assert msg is not None
+    def _next_interval(self) -> float:
+        # §17.1.2.2: E doubles up to T2 in TRYING; in PROCEEDING it is reset to T2.
+        if self.state is State.TRYING:
+            return min(2 * self._interval, self.timers.t2)
+        return self.timers.t2
+
+    def _take(self, trigger: Trigger, old: State, msg: SipMessage, now: float) -> list[Event]:
         if trigger is _T.PROVISIONAL:
             return [Provisional(msg)]
         if old is State.COMPLETED:
