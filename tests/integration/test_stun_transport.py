@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from siptool.errors import TransportError
+from siptool.errors import LocalBindError, TransportError
 from siptool.net import stun_transport
 from siptool.net.stun_transport import (
-    LocalBindError,
     Schedule,
     StreamEndpoint,
     UdpEndpoint,
