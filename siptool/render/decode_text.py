@@ -11,13 +11,15 @@ Decisions:
   table's column widths are rich's own (computed from the widest cells only).
 * Text from the input is shown as pieces, never as rich markup: ``[`` needs no escaping and an
   emoji code such as ``:smile:`` in a header stays as it came.
+* The messages are kept until the end only for the views that show them (the table, -v,
+  --lint's findings); the ladders come built on the result.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import COLOR_SYSTEMS, Console
@@ -25,8 +27,10 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from siptool.capture.model import time_in_range
-from siptool.commands.decode import DecodedMessage, DecodeOptions, DecodeResult, Renderer
-from siptool.errors import ParseError
+from siptool.commands.decode import DecodedMessage, DecodeResult, DecodeView
+from siptool.errors import ExitCode, ParseError, SiptoolError
+from siptool.render.flow import render_flows
+from siptool.render.output import Output
 from siptool.terminal import terminal_safe as _terminal_safe
 
 
@@ -263,37 +267,39 @@ class _PlainWriter(_RichWriter):
         self.write(text + "\n")  # Console.out: no wrapping, no cropping
 
 
-class TextRenderer(Renderer):
-    def __init__(self, out: IO[str], options: DecodeOptions) -> None:
-        self.options = options
-        self.console = Console(
-            file=out,
-            no_color=not options.color,
-            highlight=False,
-            width=None if out.isatty() else 160,
-        )
+class TextRenderer:
+    """The table, every message in full (-v) or the ladders (--flow); --lint's findings; the
+    summary line."""
+
+    def __init__(self, output: Output, *, view: DecodeView, lint: bool) -> None:
+        self.output = output
+        self.view = view
+        self.lint = lint
+        self.console = output.console()
         colours = self.console.color_system in COLOR_SYSTEMS
         self.out = _RichWriter(self.console) if colours else _PlainWriter(self.console)
         self.messages: list[DecodedMessage] = []
+        self.keep = not output.quiet and (view is not DecodeView.FLOW or lint)
 
     def message(self, decoded: DecodedMessage) -> None:
-        self.messages.append(decoded)
+        if self.keep:
+            self.messages.append(decoded)
+
+    def problem(self, error: SiptoolError) -> None:
+        self.output.error(error.message)
 
     def finish(self, result: DecodeResult) -> None:
-        if self.options.quiet:
+        # Nothing to show when the input could not be read: stderr said why (exit 3).
+        if self.output.quiet or result.exit_code is ExitCode.NOT_RUN:
             return
-        if self.options.flow:
-            from siptool.commands.callflow import build_flows
-            from siptool.render.flow import render_flows
-
-            ladders = render_flows(build_flows(self.messages))
-            self.out.text(_safe(ladders))
-        elif self.options.verbose:
+        if self.view is DecodeView.FLOW:
+            self.out.text(_safe(render_flows(result.flows or [])))
+        elif self.view is DecodeView.VERBOSE:
             for m in self.messages:
                 self._full(m)
         elif self.messages:
             self._table()
-        if self.options.lint:
+        if self.lint:
             self._lint()
         s = result.summary
         line = f"{s.sip} SIP, {s.stun} STUN, {s.invalid} invalid"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from siptool.commands.invite_test import ByeOutcome, CallResult, Direction
-from siptool.errors import ExitCode
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import Output, ResultRenderer
 from siptool.terminal import markup_one_line as escape
 
 if TYPE_CHECKING:
@@ -35,23 +34,12 @@ def bye_text(result: CallResult) -> str:
     return "BYE got no answer"
 
 
-class InviteRenderer:
-    def __init__(self, output: Output) -> None:
-        self.output = output
+class InviteRenderer(ResultRenderer[CallResult]):
+    def document(self, result: CallResult) -> dict[str, Any]:
+        return document(self.output, result)
 
-    def finish(self, result: CallResult) -> None:
-        output = self.output
-        if output.mode is OutputMode.NAGIOS:
-            if result.nagios is not None:
-                output.line(result.nagios.text)
-            return
-        for e in result.errors:
-            output.error(e.message)
-        if output.mode is OutputMode.JSON:
-            output.json(document(output, result))
-        elif not output.quiet and result.exit_code is not ExitCode.NOT_RUN:
-            # Exit 3: siptool could not run the check; the stderr line above says why.
-            self._summary(result)
+    def report(self, result: CallResult) -> None:
+        self._summary(result)
 
     def _summary(self, result: CallResult) -> None:
         from rich.table import Table

@@ -11,8 +11,7 @@ from typing import Any
 
 from siptool.commands.nat_lifetime import Lifetime
 from siptool.commands.nat_type import Engine, NatResult
-from siptool.errors import ExitCode
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import Output, ResultRenderer
 from siptool.terminal import markup_one_line
 
 
@@ -59,19 +58,12 @@ def _lifetime_text(life: Lifetime) -> str:
     return f"between {life.alive_s or 0:g} and {life.expired_s:g} s"
 
 
-class NatRenderer:
-    def __init__(self, output: Output) -> None:
-        self.output = output
+class NatRenderer(ResultRenderer[NatResult]):
+    def document(self, result: NatResult) -> dict[str, Any]:
+        return document(self.output, result)
 
-    def finish(self, result: NatResult) -> None:
-        output = self.output
-        for e in result.errors:
-            output.error(e.message)
-        if output.mode is OutputMode.JSON:
-            output.json(document(output, result))
-        elif not output.quiet and result.exit_code is not ExitCode.NOT_RUN:
-            # Exit 3: siptool could not run the check, and stderr said why.
-            self._report(result)
+    def report(self, result: NatResult) -> None:
+        self._report(result)
 
     def _rows(self, result: NatResult) -> list[tuple[str, str]]:
         rows = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.options_ping import PingResult, Reply, TargetResult
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import Output, OutputMode, ResultRenderer
 from siptool.terminal import markup_one_line, one_line
 
 
@@ -17,10 +17,9 @@ def document(output: Output, result: PingResult) -> dict[str, Any]:
     return output.document(result.exit_code, result.all_errors, body)
 
 
-class PingRenderer:
+class PingRenderer(ResultRenderer[PingResult]):
     def __init__(self, output: Output, *, count: int) -> None:
-        self.output = output
-        self.out = output.out
+        super().__init__(output)
         self.count = count
 
     def reply(self, target: TargetResult, reply: Reply) -> None:
@@ -39,48 +38,40 @@ class PingRenderer:
             else:
                 text = f"{target.target}: seq={reply.seq} {reply.error or 'no answer'}"
             output.line(text)
-            self.out.flush()
+            output.out.flush()
 
-    def finish(self, result: PingResult) -> None:
-        output = self.output
-        if output.mode is OutputMode.NAGIOS:
-            if result.nagios is not None:
-                output.line(result.nagios.text)
-            return
-        self._stderr_errors(result)
-        if output.mode is OutputMode.JSON:
-            output.json(document(output, result))
-        elif output.mode is OutputMode.JSONL:
-            output.jsonl(document(output, result))
-        elif not output.quiet and result.targets:
-            # No targets: siptool could not run the check (exit 3), and stderr said why.
-            if result.resolve_only:
-                self._resolution(result)
-            else:
-                self._table(result)
-
-    def _stderr_errors(self, result: PingResult) -> None:
-        output = self.output
-        for e in result.errors:
-            output.error(e.message)
+    def messages(self, result: PingResult) -> list[str]:
+        lines = [e.message for e in result.errors]
         for t in result.targets:
-            if not t.alive or not output.text:
-                for e in t.errors:
-                    output.error(f"{t.target}: {e.message}")
-            for warning in t.nat.warnings:
-                output.error(f"{t.target}: warning: {warning}")
+            if not t.alive or not self.output.text:
+                lines += [f"{t.target}: {e.message}" for e in t.errors]
+            lines += [f"{t.target}: warning: {w}" for w in t.nat.warnings]
+        return lines
+
+    def document(self, result: PingResult) -> dict[str, Any]:
+        return document(self.output, result)
+
+    def has_report(self, result: PingResult) -> bool:
+        # No targets: siptool could not run the check (exit 3), and stderr said why.
+        return bool(result.targets)
+
+    def report(self, result: PingResult) -> None:
+        if result.resolve_only:
+            self._resolution(result)
+        else:
+            self._table(result)
 
     def _resolution(self, result: PingResult) -> None:
         for t in result.targets:
-            self.out.write(f"{one_line(t.target)}\n")
+            self.output.out.write(f"{one_line(t.target)}\n")
             if t.resolution is None:
                 continue
             # DNS answers are peer-controlled text too.
             for step in t.resolution.path:
-                self.out.write(f"  {one_line(step)}\n")
+                self.output.out.write(f"  {one_line(step)}\n")
             for i, c in enumerate(t.resolution.candidates, 1):
                 line = f"{c.transport.upper()} {c.hostport} ({c.hostname})"
-                self.out.write(f"  -> {i}. {one_line(line)}\n")
+                self.output.out.write(f"  -> {i}. {one_line(line)}\n")
 
     def _table(self, result: PingResult) -> None:
         from rich.table import Table

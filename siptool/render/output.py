@@ -20,14 +20,16 @@ import enum
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from siptool.errors import ExitCode
 from siptool.render.json import dump, dump_pretty, envelope
 from siptool.terminal import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from siptool.commands.nagios import NagiosVerdict
     from siptool.errors import SiptoolError
 
 PIPE_WIDTH = 160
@@ -96,6 +98,60 @@ class Output:
         doc = envelope(self.command, exit_code, [e.to_dict() for e in errors])
         doc.update(body)
         return doc
+
+
+class Checked(Protocol):
+    """What every check's result carries for its renderer (the command decided all of it)."""
+
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+    @property
+    def errors(self) -> list[SiptoolError]: ...
+
+    @property
+    def nagios(self) -> NagiosVerdict | None: ...
+
+
+C = TypeVar("C", bound=Checked)
+
+
+class ResultRenderer(Generic[C]):
+    """The one ``finish`` of the checks (options-ping, register, invite-test, stun-probe,
+    nat-type): the Nagios line and nothing else with --nagios; otherwise the one-line
+    messages on stderr, then the JSON document, the JSONL summary, or the report for a person
+    (not with -q, nor when siptool could not run the check: stderr said why)."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+
+    def finish(self, result: C) -> None:
+        output = self.output
+        if output.mode is OutputMode.NAGIOS:
+            if result.nagios is not None:
+                output.line(result.nagios.text)
+            return
+        for line in self.messages(result):
+            output.error(line)
+        if output.mode is OutputMode.JSON:
+            output.json(self.document(result))
+        elif output.mode is OutputMode.JSONL:
+            output.jsonl(self.document(result))
+        elif not output.quiet and self.has_report(result):
+            self.report(result)
+
+    def messages(self, result: C) -> Iterable[str]:
+        """The stderr lines: the errors, by default."""
+        return [e.message for e in result.errors]
+
+    def document(self, result: C) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def has_report(self, result: C) -> bool:
+        return result.exit_code is not ExitCode.NOT_RUN
+
+    def report(self, result: C) -> None:
+        raise NotImplementedError
 
 
 class Renderer(Protocol[R_contra]):

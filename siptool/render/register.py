@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.commands.register import RegisterResult
 from siptool.errors import ExitCode
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import Output, ResultRenderer
 from siptool.terminal import markup_one_line
 
 if TYPE_CHECKING:
@@ -20,25 +20,15 @@ def document(output: Output, result: RegisterResult) -> dict[str, Any]:
     return output.document(result.exit_code, result.errors, result.to_dict())
 
 
-class RegisterRenderer:
-    def __init__(self, output: Output) -> None:
-        self.output = output
+class RegisterRenderer(ResultRenderer[RegisterResult]):
+    def messages(self, result: RegisterResult) -> list[str]:
+        return [e.message for e in result.errors] + [f"warning: {w}" for w in result.warnings]
 
-    def finish(self, result: RegisterResult) -> None:
-        output = self.output
-        if output.mode is OutputMode.NAGIOS:
-            if result.nagios is not None:
-                output.line(result.nagios.text)
-            return
-        for e in result.errors:
-            output.error(e.message)
-        for w in result.warnings:
-            output.warning(w)
-        if output.mode is OutputMode.JSON:
-            output.json(document(output, result))
-        elif not output.quiet and result.exit_code is not ExitCode.NOT_RUN:
-            # Exit 3: siptool could not run the check; the stderr line above says why.
-            self._text(result)
+    def document(self, result: RegisterResult) -> dict[str, Any]:
+        return document(self.output, result)
+
+    def report(self, result: RegisterResult) -> None:
+        self._text(result)
 
     def _text(self, result: RegisterResult) -> None:
         # Peer text (reasons, Contact, Service-Route, auth parameters): no terminal controls,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.stun_probe import BindingReply, ProbeResult, ServerProbe
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import Output, OutputMode, ResultRenderer
 from siptool.terminal import markup_one_line
 
 COLUMNS = ("server", "address", "local", "mapped", "rtt ms", "loss", "software", "RFC 5780")
@@ -29,10 +29,7 @@ def document(output: Output, result: ProbeResult) -> dict[str, Any]:
     return output.document(result.exit_code, result.all_errors, body)
 
 
-class ProbeRenderer:
-    def __init__(self, output: Output) -> None:
-        self.output = output
-
+class ProbeRenderer(ResultRenderer[ProbeResult]):
     def reply(self, probe: ServerProbe, reply: BindingReply) -> None:
         """--jsonl: one object per reply (or its timeout) as it comes."""
         if self.output.mode is OutputMode.JSONL:
@@ -40,30 +37,22 @@ class ProbeRenderer:
             line.update(reply.to_dict())
             self.output.jsonl(line)
 
-    def finish(self, result: ProbeResult) -> None:
-        output = self.output
-        if output.mode is OutputMode.NAGIOS:
-            if result.nagios is not None:
-                output.line(result.nagios.text)
-            return
-        self._stderr_lines(result)
-        if output.mode is OutputMode.JSON:
-            output.json(document(output, result))
-        elif output.mode is OutputMode.JSONL:
-            output.jsonl(document(output, result))
-        elif not output.quiet and result.servers:
-            # No servers: siptool could not run the check (exit 3), and stderr said why.
-            self._table(result)
-
-    def _stderr_lines(self, result: ProbeResult) -> None:
-        output = self.output
-        for e in result.errors:
-            output.error(e.message)
+    def messages(self, result: ProbeResult) -> list[str]:
+        lines = [e.message for e in result.errors]
         for p in result.servers:
-            for e in p.errors:
-                output.error(f"{p.server}: {e.message}")
-            for warning in p.warnings:
-                output.error(f"{p.server}: warning: {warning}")
+            lines += [f"{p.server}: {e.message}" for e in p.errors]
+            lines += [f"{p.server}: warning: {w}" for w in p.warnings]
+        return lines
+
+    def document(self, result: ProbeResult) -> dict[str, Any]:
+        return document(self.output, result)
+
+    def has_report(self, result: ProbeResult) -> bool:
+        # No servers: siptool could not run the check (exit 3), and stderr said why.
+        return bool(result.servers)
+
+    def report(self, result: ProbeResult) -> None:
+        self._table(result)
 
     def _table(self, result: ProbeResult) -> None:
         from rich.table import Table
