@@ -54,14 +54,13 @@ from typing import Any
 
 from siptool.addr import (
     Address,
-    families_from_flags,  # re-exported for commands/ until issue 9's migration lands
     family_of,
     format_address,
     normalize_address,
     wildcard_address,
 )
 from siptool.errors import (
-    LocalBindError,  # re-exported for commands/ until issue 9's migration lands
+    LocalBindError,
     ParseError,
     TransportError,
 )
@@ -72,9 +71,7 @@ from siptool.net.connect import (
     connect_stream,
     os_reason,
 )
-from siptool.net.tls import (
-    TlsOptions,  # re-exported for commands/ until issue 9's migration lands
-)
+from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
 from siptool.stun.framing import (
     HEADER_LENGTH,
@@ -84,12 +81,7 @@ from siptool.stun.framing import (
     transaction_id,
 )
 from siptool.stun.message import StunClass, StunMessage, parse_stun
-from siptool.stun.servers import (
-    DEFAULT_SERVERS,  # re-exported for commands/ until issue 9's migration lands
-    StunServer,  # re-exported for commands/ until issue 9's migration lands
-    parse_server,  # re-exported for commands/ until issue 9's migration lands
-    split_server_list,  # re-exported for commands/ until issue 9's migration lands
-)
+from siptool.stun.servers import StunServer
 from siptool.stun.transaction import (
     DEFAULT_RC,
     DEFAULT_RM,
@@ -779,22 +771,15 @@ async def open_endpoint_for(
 
 
 __all__ = [
-    "DEFAULT_SERVERS",
     "Exchange",
-    "LocalBindError",
     "Schedule",
     "StreamEndpoint",
     "StunEndpoint",
     "StunLog",
-    "StunServer",
-    "TlsOptions",
     "UdpEndpoint",
     "Unreachable",
-    "families_from_flags",
     "open_endpoint_for",
-    "parse_server",
     "resolve_server",
     "source_address_toward",
-    "split_server_list",
     "summarize",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from siptool.addr import (
-    is_private_address,  # re-exported for commands/ until issue 9's migration lands
+    is_private_address,
     is_public_address,
 )
 from siptool.errors import ParseError
@@ -21,7 +21,6 @@ from siptool.sip.message import SipMessage
 
 __all__ = [
     "LintWarning",
-    "is_private_address",
     "lint_message",
     "lost_carriage_returns",
     "malformed_fields",

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siptool.addr import (
-    format_address as hostport,  # re-exported for commands/ until issue 9's migration lands
-)
-from siptool.addr import (
-    is_ip_address,  # also re-exported for commands/ until issue 9's migration lands
-)
+from siptool.addr import is_ip_address
 from siptool.errors import ParseError
 from siptool.sip.uri import Uri, parse_uri
 
@@ -21,8 +16,6 @@ __all__ = [
     "DEFAULT_PORT",
     "TRANSPORTS",
     "Target",
-    "hostport",
-    "is_ip_address",
     "parse_target",
     "redact_password",
 ]

@@ -17,16 +17,12 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from siptool.addr import (
-    format_address,
-    format_host,  # re-exported for commands/ until issue 9's migration lands
-)
+from siptool.addr import format_address
 from siptool.errors import ParseError
 from siptool.numbers import is_decimal
 
 __all__ = [
     "Uri",
-    "format_host",
     "parse_port",
     "parse_uri",
     "unescape",

@@ -38,10 +38,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from siptool.addr import (
-    format_address,  # re-exported for commands/ until issue 9's migration lands
-    split_address,  # re-exported for commands/ until issue 9's migration lands
-)
+from siptool.addr import format_address
 from siptool.errors import ParseError
 from siptool.stun.framing import (
     COOKIE,
@@ -65,12 +62,10 @@ __all__ = [
     "encode_change_request",
     "encode_message",
     "encode_xor_address",
-    "format_address",
     "long_term_key",
     "new_transaction_id",
     "parse_stun",
     "short_term_key",
-    "split_address",
     "verify_message_integrity",
     "verify_message_integrity_sha256",
 ]
