@@ -44,7 +44,7 @@ from siptool.errors import ExitCode, LocalBindError, ParseError, ResolveError
 from siptool.net.failover import Failover, Opened
 from siptool.net.resolver import Candidate
 from siptool.net.rtp import RtpSession
-from siptool.net.sip_client import Outcome, PendingTransaction, SipClient
+from siptool.net.sip_client import Outcome, OutcomeKind, PendingTransaction, SipClient
 from siptool.net.sip_transport import Received, SipFlow, WireLog
 from siptool.sip.builders import build_request
 from siptool.sip.message import SipMessage
@@ -299,14 +299,14 @@ class Call:
         while True:
             outcome = await pending.next(self._next_deadline(wait))
             received = outcome.received
-            if outcome.kind == "provisional" and received is not None:
+            if outcome.kind is OutcomeKind.PROVISIONAL and received is not None:
                 self._on_provisional(wait, received)
-            elif outcome.kind == "final" and received is not None:
+            elif outcome.kind is OutcomeKind.FINAL and received is not None:
                 return await self._on_final(wait, received)
-            elif outcome.kind == "transport_error":
+            elif outcome.kind is OutcomeKind.TRANSPORT_ERROR:
                 self.result.error("transport_error", outcome.error or "transport failure")
                 return None
-            elif outcome.kind == "dropped":
+            elif outcome.kind is OutcomeKind.DROPPED:
                 await self._on_dropped(wait, outcome)
                 return None
             # A deadline passed: ours (ring timeout, --timeout) or Timer B.
@@ -432,7 +432,7 @@ class Call:
             outcome = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
             task.cancel()
-            outcome = Outcome("timeout", error="no response to CANCEL")
+            outcome = Outcome(OutcomeKind.TIMEOUT, error="no response to CANCEL")
         if outcome.message is not None:
             result.cancel_status = outcome.message.status
         if final is not None and final.status == 487:

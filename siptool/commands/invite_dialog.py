@@ -33,7 +33,7 @@ from siptool.commands.sip_common import flow_opener, local_endpoint, resolve
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.failover import Failover
 from siptool.net.rtp import RtpSession
-from siptool.net.sip_client import SipClient
+from siptool.net.sip_client import OutcomeKind, SipClient
 from siptool.net.sip_transport import Received, SipFlow
 from siptool.sip.builders import new_branch, new_tag
 from siptool.sip.dialog import Dialog, DialogError, build_response
@@ -250,7 +250,7 @@ class CallDialog:
                     "bye_failed",
                     f"no final response to the BYE ({outcome.error or 'timeout'})",
                 )
-                if outcome.kind == "timeout" and deadline >= state.end_by:
+                if outcome.kind is OutcomeKind.TIMEOUT and deadline >= state.end_by:
                     result.warnings.append(BYE_CUT_SHORT)
                 return
             msg = outcome.received.message

@@ -28,7 +28,7 @@ from siptool.commands.sip_common import (
 from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
 from siptool.net.failover import Failover
 from siptool.net.resolver import Resolution
-from siptool.net.sip_client import SipClient
+from siptool.net.sip_client import OutcomeKind, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.builders import build_request, new_call_id, new_tag
 from siptool.sip.message import SipMessage
@@ -318,7 +318,7 @@ async def _ping_over(
             result.replies.append(reply)
             if on_reply is not None:
                 on_reply(result, reply)
-            if outcome.kind == "transport_error" and flow.reliable:
+            if outcome.kind is OutcomeKind.TRANSPORT_ERROR and flow.reliable:
                 break  # the connection is gone; the rest would fail the same way
     finally:
         result.strays += client.strays

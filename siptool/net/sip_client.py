@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,13 +41,19 @@ from siptool.sip.transaction import (
 )
 
 
+class OutcomeKind(enum.Enum):
+    PROVISIONAL = "provisional"
+    FINAL = "final"
+    TIMEOUT = "timeout"  # Timer B/F fired, or the command's deadline passed
+    TRANSPORT_ERROR = "transport_error"
+    DROPPED = "dropped"  # the final response came but could not be read (``error`` says why)
+
+
 @dataclass
 class Outcome:
     """What a command waits for: a provisional, the final, a timeout or a transport failure."""
 
-    # "provisional", "final", "timeout", "transport_error", or "dropped": the final response
-    # came but could not be read (``error`` says what it was and why).
-    kind: str
+    kind: OutcomeKind
     received: Received | None = None
     error: str | None = None
     dropped: Dropped | None = None  # the unreadable final response of a "dropped" outcome
@@ -61,7 +68,7 @@ class Outcome:
         return _ERROR_CODES.get(self.kind, "transport_error")
 
 
-_ERROR_CODES = {"timeout": "timeout", "dropped": "dropped_message"}
+_ERROR_CODES = {OutcomeKind.TIMEOUT: "timeout", OutcomeKind.DROPPED: "dropped_message"}
 
 
 class _Outcomes:
@@ -125,7 +132,9 @@ class PendingTransaction:
         (the user's --timeout, which may be shorter than Timer B/F)."""
         outcome = await self.events.get(deadline)
         if outcome is None:
-            return Outcome("timeout", error=self.with_dropped("no answer before the timeout"))
+            return Outcome(
+                OutcomeKind.TIMEOUT, error=self.with_dropped("no answer before the timeout")
+            )
         return outcome
 
     def with_dropped(self, text: str) -> str:
@@ -141,7 +150,7 @@ class PendingTransaction:
         """Skip provisionals; the final response, the timeout or the transport error."""
         while True:
             outcome = await self.next(deadline)
-            if outcome.kind != "provisional":
+            if outcome.kind is not OutcomeKind.PROVISIONAL:
                 return outcome
 
     def rtt_ms(self, received: Received) -> float:
@@ -189,7 +198,9 @@ class SipClient:
         pending = PendingTransaction(txn, now, self.dropped)
         self.pending[txn.key] = pending
         if self._error is not None:
-            pending.events.put_nowait(Outcome("transport_error", error=self._error.message))
+            pending.events.put_nowait(
+                Outcome(OutcomeKind.TRANSPORT_ERROR, error=self._error.message)
+            )
             return pending
         self._apply(pending, txn.start(now))
         return pending
@@ -219,19 +230,21 @@ class SipClient:
                 try:
                     self.flow.send(event.data)
                 except TransportError as exc:
-                    pending.events.put_nowait(Outcome("transport_error", error=exc.message))
+                    pending.events.put_nowait(
+                        Outcome(OutcomeKind.TRANSPORT_ERROR, error=exc.message)
+                    )
             elif isinstance(event, Provisional):
                 received = self._received_for(event.msg)
                 pending.provisionals.append(received)
-                pending.events.put_nowait(Outcome("provisional", received))
+                pending.events.put_nowait(Outcome(OutcomeKind.PROVISIONAL, received))
             elif isinstance(event, Final):
                 received = self._received_for(event.msg)
                 if pending.final is None:
                     pending.final = received
-                pending.events.put_nowait(Outcome("final", received))
+                pending.events.put_nowait(Outcome(OutcomeKind.FINAL, received))
             elif isinstance(event, Timeout):
                 error = pending.with_dropped(f"no final response (Timer {event.timer})")
-                pending.events.put_nowait(Outcome("timeout", error=error))
+                pending.events.put_nowait(Outcome(OutcomeKind.TIMEOUT, error=error))
             elif isinstance(event, Stray):
                 self.strays += 1
             elif isinstance(event, Duplicate):
@@ -264,7 +277,7 @@ class SipClient:
         handle = self._timers.pop(pending.transaction.key, None)
         if handle is not None:
             handle.cancel()
-        pending.events.put_nowait(Outcome("dropped", error=item.describe(), dropped=item))
+        pending.events.put_nowait(Outcome(OutcomeKind.DROPPED, error=item.describe(), dropped=item))
 
     def _on_item(self, item: Received | TransportError | Dropped) -> None:
         if isinstance(item, Dropped):
@@ -273,7 +286,7 @@ class SipClient:
         if isinstance(item, TransportError):
             self._error = item
             for waiting in list(self.pending.values()):
-                waiting.events.put_nowait(Outcome("transport_error", error=item.message))
+                waiting.events.put_nowait(Outcome(OutcomeKind.TRANSPORT_ERROR, error=item.message))
             return
         msg = item.message
         if msg.method is not None:
