@@ -4,18 +4,33 @@ A flow lists its participants in order of first appearance and one arrow per mes
 time relative to the flow's first message.  Without capture addresses (SIP text input) the
 sender of a request is its top Via sent-by and the receiver the Request-URI host; a response
 goes back to the top Via.
+
+The decode command builds the flows while the messages stream past (``CallFlows.add``), so a
+flow keeps one arrow per message and never the message itself; the renderers only draw them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from siptool.capture.model import RawMessage
 from siptool.errors import ParseError
-from siptool.sip.message import clean_text
+from siptool.sip.message import SipMessage, clean_text
 
-if TYPE_CHECKING:
-    from siptool.commands.decode import DecodedMessage
+
+class FlowMessage(Protocol):
+    """What a flow reads of a decoded message (commands.decode.DecodedMessage is one)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def raw(self) -> RawMessage: ...
+
+    @property
+    def sip(self) -> SipMessage | None: ...
 
 
 @dataclass
@@ -56,7 +71,7 @@ class CallFlow:
         }
 
 
-def _endpoints(m: DecodedMessage) -> tuple[str, str]:
+def _endpoints(m: FlowMessage) -> tuple[str, str]:
     raw = m.raw
     if raw.src and raw.dst:
         return raw.src, raw.dst
@@ -79,7 +94,7 @@ def _endpoints(m: DecodedMessage) -> tuple[str, str]:
     return "peer", via_end
 
 
-def arrow_label(m: DecodedMessage) -> str:
+def arrow_label(m: FlowMessage) -> str:
     msg = m.sip
     assert msg is not None
     if msg.method is not None:
@@ -97,18 +112,23 @@ def arrow_label(m: DecodedMessage) -> str:
     return clean_text(label)
 
 
-def build_flows(messages: list[DecodedMessage]) -> list[CallFlow]:
-    """One flow per Call-ID, in order of each call's first message."""
-    flows: dict[str, CallFlow] = {}
-    starts: dict[str, float] = {}
-    for m in messages:
-        if m.sip is None:
-            continue
+class CallFlows:
+    """The flows of a stream of messages, one per Call-ID, in order of each call's first
+    message; STUN messages are not part of any."""
+
+    def __init__(self) -> None:
+        self._flows: dict[str, CallFlow] = {}
+        self._starts: dict[str, float] = {}
+
+    def add(self, m: FlowMessage) -> None:
+        msg = m.sip
+        if msg is None:
+            return
         # Undecodable bytes would make the ladder unprintable on a strict UTF-8 stdout.
-        call_id = clean_text(m.sip.call_id or "(no Call-ID)")
-        flow = flows.get(call_id)
+        call_id = clean_text(msg.call_id or "(no Call-ID)")
+        flow = self._flows.get(call_id)
         if flow is None:
-            flow = flows[call_id] = CallFlow(call_id)
+            flow = self._flows[call_id] = CallFlow(call_id)
         src, dst = _endpoints(m)
         for end in (src, dst):
             if end not in flow.participants:
@@ -116,7 +136,18 @@ def build_flows(messages: list[DecodedMessage]) -> list[CallFlow]:
         time = m.raw.time
         rel: float | None = None
         if time is not None:
-            start = starts.setdefault(call_id, time)
+            start = self._starts.setdefault(call_id, time)
             rel = round((time - start) * 1000.0, 3)
         flow.arrows.append(Arrow(m.index, rel, src, dst, arrow_label(m)))
-    return list(flows.values())
+
+    @property
+    def flows(self) -> list[CallFlow]:
+        return list(self._flows.values())
+
+
+def build_flows(messages: Iterable[FlowMessage]) -> list[CallFlow]:
+    """One flow per Call-ID, in order of each call's first message."""
+    flows = CallFlows()
+    for m in messages:
+        flows.add(m)
+    return flows.flows

@@ -1,21 +1,31 @@
-"""`siptool decode`: input bytes -> candidate messages -> parsed messages -> a renderer.
+"""`siptool decode`: input bytes -> candidate messages -> parsed messages -> the result.
 
 The command reads the whole input (file or stdin), lets ``siptool.capture`` find the candidate
-messages, parses each with the SIP or STUN engine, and streams the results to the renderer the
-flags chose.  Every problem (unreadable packet, invalid message, truncated capture) becomes one
-line on stderr naming the input and the packet or byte, and the decoding goes on.
+messages, parses each with the SIP or STUN engine, and hands each decoded message to its
+caller (the renderer) as soon as it is parsed, so that ``--jsonl`` streams.  Every problem
+(unreadable packet, invalid message, truncated capture) is handed over the same way, as one
+``SiptoolError`` naming the input and the packet or byte, and the decoding goes on.  The
+result carries what every view needs at the end: the counts, the errors, the exit code and,
+with ``--flow``, the call flows built while the messages streamed past.
+
+Decisions:
+
+- An input that cannot be read at all is not raised: it is the result's one error and exit 3
+  (shared/cli-contract.md), so that ``--json`` still writes its document.
+- Synchronous: nothing here waits on a socket or a timer, so the runner never imports
+  asyncio for decode (start-up time).
 """
 
 from __future__ import annotations
 
-import os
+import enum
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
-from siptool.errors import ParseError
+from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
 from siptool.sip.lint import (
     LintWarning,
     lint_message,
@@ -24,9 +34,9 @@ from siptool.sip.lint import (
 )
 from siptool.sip.message import SipMessage, clean_text, parse_message
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_NOT_RUN = 3
+if TYPE_CHECKING:
+    from siptool.commands.callflow import CallFlow
+    from siptool.commands.nagios import NagiosVerdict
 
 # Every key of a message object, SIP or STUN, so that absent values are null, never omitted
 # (shared/cli-contract.md).
@@ -50,18 +60,41 @@ _NO_SIP: dict[str, Any] = dict.fromkeys(_SIP_KEYS)
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
+class InputFormat(enum.Enum):
+    """--format: what the input is; AUTO lets the capture layer sniff it."""
+
+    AUTO = "auto"
+    SIP = "sip"
+    STUN = "stun"
+    HEX = "hex"
+    PCAP = "pcap"
+    PCAPNG = "pcapng"
+
+
+class DecodeView(enum.Enum):
+    """How the messages are shown to a person: a table, each in full (-v), or a ladder per
+    call (--flow, which also puts the flows in the JSON)."""
+
+    TABLE = "table"
+    VERBOSE = "verbose"
+    FLOW = "flow"
+
+    @classmethod
+    def of(cls, *, verbose: bool, flow: bool) -> DecodeView:
+        """The view the flags ask for: --flow wins over -v."""
+        if flow:
+            return cls.FLOW
+        return cls.VERBOSE if verbose else cls.TABLE
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
-    source: str
-    input_format: str = "auto"
-    verbose: bool = False
-    flow: bool = False
+    source: str  # a file name, or "-" for standard input
+    input_format: InputFormat = InputFormat.AUTO
+    view: DecodeView = DecodeView.TABLE
     lint: bool = False
     call_ids: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
-    output: str = "text"  # "text", "json" or "jsonl"
-    quiet: bool = False
-    color: bool = True
 
 
 @dataclass
@@ -134,15 +167,14 @@ class Summary:
 
 @dataclass
 class DecodeResult:
-    """What the renderers get at the end; messages are streamed to them before."""
+    """What the renderers get at the end; the messages were handed to them before."""
 
     input_name: str
     summary: Summary = field(default_factory=Summary)
-    problems: list[InputProblem] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_INVALID if self.problems else EXIT_OK
+    errors: list[SiptoolError] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+    flows: list[CallFlow] | None = None  # with --flow: one per Call-ID
+    nagios: NagiosVerdict | None = None  # decode has no --nagios
 
 
 def _where(raw: RawMessage, offset: int | None) -> str:
@@ -261,89 +293,58 @@ def read_input(source: str) -> tuple[str, bytes]:
         return source, handle.read()
 
 
-def run(
-    options: DecodeOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
-) -> int:
-    """Decode, render, return the exit code (shared/cli-contract.md)."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
+def run_decode(
+    options: DecodeOptions,
+    on_message: Callable[[DecodedMessage], None],
+    on_problem: Callable[[SiptoolError], None],
+) -> DecodeResult:
+    """Decode the input; ``on_message`` gets each message the filters keep, ``on_problem``
+    each problem, as they are found.  The exit code is the result's (shared/cli-contract.md):
+    0 clean, 1 some input invalid, 3 the input could not be read."""
     try:
         name, data = read_input(options.source)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
         shown = clean_text(options.source)
-        err.write(f"siptool decode: cannot read {shown}: {reason}\n")
-        _render_failure(options, out, f"cannot read {shown}: {reason}", "input_error")
-        return EXIT_NOT_RUN
+        error = InputError(f"cannot read {shown}: {exc.strerror or exc}")
+        on_problem(error)
+        return DecodeResult(shown, errors=[error], exit_code=ExitCode.NOT_RUN)
     name = clean_text(name)  # a file name that is not UTF-8 must not break the JSON output
-
     result = DecodeResult(name)
-    renderer = _renderer(options, out, err)
+    summary = result.summary
 
     def report(problem: InputProblem) -> None:
-        result.problems.append(problem)
-        result.summary.invalid += 1
-        err.write(f"siptool decode: {problem.text(name)}\n")
+        error = SiptoolError(problem.text(name), code=problem.code)
+        result.errors.append(error)
+        summary.invalid += 1
+        on_problem(error)
 
     try:
-        items: Iterable[RawMessage | Problem] = iter_input(data, input_format=options.input_format)
+        items: Iterable[RawMessage | Problem] = iter_input(
+            data, input_format=options.input_format.value
+        )
     except ParseError as exc:
         report(InputProblem(f"byte {exc.offset}" if exc.offset is not None else "", exc.message))
         items = ()
     keep = MessageFilter(options.call_ids, options.methods)
-    try:
-        for decoded in decode_items(items, lint=options.lint):
-            if isinstance(decoded, InputProblem):
-                report(decoded)
-                continue
-            if not keep(decoded):
-                result.summary.filtered_out += 1
-                continue
-            if decoded.sip is not None:
-                result.summary.sip += 1
-            else:
-                result.summary.stun += 1
-            renderer.message(decoded)
-        renderer.finish(result)
-    except BrokenPipeError:
-        # `siptool decode big.pcap | head`: the reader left, which is not an error.  Point
-        # stdout at /dev/null so that the interpreter's final flush does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return result.exit_code
+    flows = None
+    if options.view is DecodeView.FLOW:
+        from siptool.commands.callflow import CallFlows
 
-
-def _render_failure(options: DecodeOptions, out: IO[str], message: str, code: str) -> None:
-    if options.output == "text":
-        return
-    from siptool.render.json import dump, envelope
-
-    doc = envelope("decode", EXIT_NOT_RUN, [{"code": code, "message": message}])
-    doc.update(
-        {"input": clean_text(options.source), "messages": [], "summary": Summary().to_dict()}
-    )
-    if options.output == "jsonl":
-        doc = {"summary": doc.pop("summary"), **doc}
-    out.write(dump(doc) + "\n")
-
-
-class Renderer:
-    def message(self, decoded: DecodedMessage) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def finish(self, result: DecodeResult) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-def _renderer(options: DecodeOptions, out: IO[str], err: IO[str]) -> Renderer:
-    if options.output == "jsonl":
-        from siptool.render.decode_json import JsonLinesRenderer
-
-        return JsonLinesRenderer(out, flow=options.flow)
-    if options.output == "json":
-        from siptool.render.decode_json import JsonRenderer
-
-        return JsonRenderer(out, flow=options.flow)
-    from siptool.render.decode_text import TextRenderer
-
-    return TextRenderer(out, options)
+        flows = CallFlows()
+    for decoded in decode_items(items, lint=options.lint):
+        if isinstance(decoded, InputProblem):
+            report(decoded)
+            continue
+        if not keep(decoded):
+            summary.filtered_out += 1
+            continue
+        if decoded.sip is not None:
+            summary.sip += 1
+        else:
+            summary.stun += 1
+        if flows is not None:
+            flows.add(decoded)
+        on_message(decoded)
+    result.flows = flows.flows if flows is not None else None
+    result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
+    return result

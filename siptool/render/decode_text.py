@@ -29,7 +29,6 @@ from rich.text import Text
 from siptool.capture.model import time_in_range
 from siptool.commands.decode import DecodedMessage, DecodeResult, DecodeView
 from siptool.errors import ExitCode, ParseError, SiptoolError
-from siptool.render.flow import render_flows
 from siptool.render.output import Output
 from siptool.terminal import terminal_safe as _terminal_safe
 
@@ -293,6 +292,8 @@ class TextRenderer:
         if self.output.quiet or result.exit_code is ExitCode.NOT_RUN:
             return
         if self.view is DecodeView.FLOW:
+            from siptool.render.flow import render_flows  # only this view (start-up time)
+
             self.out.text(_safe(render_flows(result.flows or [])))
         elif self.view is DecodeView.VERBOSE:
             for m in self.messages:

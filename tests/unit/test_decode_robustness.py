@@ -19,9 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from siptool.capture import RawMessage, iter_input
+from siptool.cli.decode import renderer_for
 from siptool.commands.callflow import build_flows
-from siptool.commands.decode import DecodedMessage, DecodeOptions, decode_items, run
+from siptool.commands.decode import (
+    DecodedMessage,
+    DecodeOptions,
+    DecodeView,
+    InputFormat,
+    decode_items,
+    run_decode,
+)
 from siptool.render.flow import render_flows
+from siptool.render.output import Output, OutputMode
 from tests.support.captures import (
     ether,
     pcap_file,
@@ -53,11 +62,23 @@ FORMATS = ["auto", "auto", "auto", "sip", "stun", "hex", "pcap", "pcapng"]
 
 
 def decode_in_process(path: Path, **options: Any) -> tuple[int, str, str]:
-    """``run()`` with stdout and stderr that refuse what a UTF-8 terminal cannot take."""
+    """The command and the renderer the CLI would pick, with stdout and stderr that refuse
+    what a UTF-8 terminal cannot take."""
     out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
     out = io.TextIOWrapper(out_bytes, encoding="utf-8", errors="strict")
     err = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="strict")
-    code = run(DecodeOptions(source=str(path), color=False, **options), stdout=out, stderr=err)
+    mode = OutputMode(options.get("output", "text"))
+    shown = Output("decode", mode=mode, color=False, out=out, err=err)
+    decode_options = DecodeOptions(
+        source=str(path),
+        input_format=InputFormat(options.get("input_format", "auto")),
+        view=DecodeView.of(verbose=options.get("verbose", False), flow=options.get("flow", False)),
+        lint=options.get("lint", False),
+    )
+    renderer = renderer_for(shown, decode_options)
+    result = run_decode(decode_options, renderer.message, renderer.problem)
+    renderer.finish(result)
+    code = int(result.exit_code)
     out.flush()
     err.flush()
     return code, out_bytes.getvalue().decode(), err_bytes.getvalue().decode()

@@ -18,14 +18,16 @@ import pytest
 from rich.console import Console
 
 from siptool.capture import iter_input
+from siptool.commands.callflow import build_flows
 from siptool.commands.decode import (
     DecodedMessage,
-    DecodeOptions,
     DecodeResult,
+    DecodeView,
     Summary,
     decode_items,
 )
 from siptool.render import decode_text
+from siptool.render.output import Output
 from tests.support.paths import FIXTURES
 from tests.support.spy import record_calls
 
@@ -43,15 +45,24 @@ def decoded(data: bytes, *, lint: bool = True) -> list[DecodedMessage]:
     return [d for d in items if isinstance(d, DecodedMessage)]
 
 
-def render(messages: list[DecodedMessage], *, rich: bool = False, **options: Any) -> str:
+def render(
+    messages: list[DecodedMessage],
+    *,
+    rich: bool = False,
+    verbose: bool = False,
+    flow: bool = False,
+    lint: bool = False,
+) -> str:
     out = io.StringIO()  # not a terminal: no colours, the plain writer
-    renderer = decode_text.TextRenderer(out, DecodeOptions(source="x", **options))
+    view = DecodeView.of(verbose=verbose, flow=flow)
+    renderer = decode_text.TextRenderer(Output("decode", out=out), view=view, lint=lint)
     assert isinstance(renderer.out, decode_text._PlainWriter)
     if rich:
         renderer.out = decode_text._RichWriter(renderer.console)
     for message in messages:
         renderer.message(message)
-    renderer.finish(DecodeResult("x", Summary(sip=len(messages))))
+    flows = build_flows(messages) if view is DecodeView.FLOW else None
+    renderer.finish(DecodeResult("x", Summary(sip=len(messages)), flows=flows))
     return out.getvalue()
 
 
