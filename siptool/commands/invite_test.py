@@ -33,7 +33,7 @@ from siptool.commands.nagios import (
 from siptool.commands.sip_common import Expectation, NatView, SipSettings
 from siptool.errors import ExitCode, InputError, SiptoolError
 from siptool.net.resolver import Resolution
-from siptool.net.rtp import RtpStats
+from siptool.net.rtp import RtpStats, RtpVerdict
 from siptool.sip.auth import AuthReport
 from siptool.sip.sdp_offer import AnswerSummary, Codec
 from siptool.sip.target import Target
@@ -176,7 +176,7 @@ class CallResult:
     @property
     def rtp_ok(self) -> bool | None:
         """Whether the --rtp media check found audio coming back (None: no check made)."""
-        return None if self.rtp is None else self.rtp.verdict == "ok"
+        return None if self.rtp is None else self.rtp.verdict is RtpVerdict.OK
 
     @property
     def final_text(self) -> str | None:

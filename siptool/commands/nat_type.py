@@ -35,7 +35,7 @@ from siptool.commands.nat_pystun3 import EngineReport, run_pystun3
 from siptool.commands.nat_rfc5780 import NatTests, Rfc5780Outcome, run_rfc5780
 from siptool.errors import ExitCode, SiptoolError
 from siptool.net.stun_transport import StunLog
-from siptool.stun.behavior import Classic, Mapping, NatVerdict
+from siptool.stun.behavior import Classic, Mapping, NatVerdict, Unanswered
 from siptool.stun.servers import StunServer
 
 CLEANUP = 0.02  # seconds of --timeout kept for closing sockets and printing the verdict
@@ -193,12 +193,12 @@ def _take_siptool(result: NatResult, outcome: Rfc5780Outcome, options: NatOption
     assert verdict is not None
     if verdict.failure is not None:
         message = verdict.reasons[0]
-        if verdict.failure == "timeout":
+        if verdict.failure is Unanswered.TIMEOUT:
             message = (
                 f"no answer from {outcome.address} over UDP within {options.timeout:g} s "
                 f"({outcome.requests} requests)"
             )
-        result.errors.append(SiptoolError(message, code=verdict.failure))
+        result.errors.append(SiptoolError(message, code=verdict.failure.value))
     else:
         result.errors += [SiptoolError(r, code="inconclusive") for r in verdict.reasons]
     if verdict.classic in _FAILED:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import secrets
 import socket
 import struct
@@ -33,6 +34,7 @@ __all__ = [
     "RtpHeader",
     "RtpSession",
     "RtpStats",
+    "RtpVerdict",
     "build_packet",
     "parse_header",
 ]
@@ -140,6 +142,14 @@ class StreamStats:
         return self.cycles + self.max_seq - self.first_seq + 1
 
 
+class RtpVerdict(enum.StrEnum):
+    """What came back of the audio we sent; the value is the JSON ``rtp.verdict``."""
+
+    OK = "ok"
+    NO_MEDIA_SENT = "no media sent"
+    ONE_WAY = "one-way: nothing came back"
+
+
 @dataclass
 class RtpStats:
     """The ``rtp`` key of invite-test."""
@@ -152,7 +162,7 @@ class RtpStats:
     source: str | None = None  # where they came from
     remote: str | None = None  # where we sent to
     other_ssrcs: int = 0
-    verdict: str = "no media sent"
+    verdict: RtpVerdict = RtpVerdict.NO_MEDIA_SENT
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,7 +170,7 @@ class RtpStats:
             "received": self.received,
             "loss_pct": self.loss_pct,
             "jitter_ms": self.jitter_ms,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "echoed": self.echoed,
             "source": self.source,
             "remote": self.remote,
@@ -190,11 +200,11 @@ def summarize(sent: int, own_ssrc: int, streams: dict[int, StreamStats]) -> RtpS
     elif sent:
         stats.loss_pct = 100.0
     if sent == 0:
-        stats.verdict = "no media sent"
+        stats.verdict = RtpVerdict.NO_MEDIA_SENT
     elif stats.received == 0:
-        stats.verdict = "one-way: nothing came back"
+        stats.verdict = RtpVerdict.ONE_WAY
     else:
-        stats.verdict = "ok"
+        stats.verdict = RtpVerdict.OK
     return stats
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "NatVerdict",
     "PathLoss",
     "Probe",
+    "Unanswered",
     "advice",
     "classic_label",
     "classify_filtering",
@@ -218,6 +219,14 @@ class Finding:
     endpoint_dependent: bool = False  # known dependent even when ``value`` is unknown
 
 
+class Unanswered(enum.StrEnum):
+    """Why no probe was answered; the value is the JSON ``errors[].code``."""
+
+    TIMEOUT = "timeout"  # silence
+    UNREACHABLE = "unreachable"  # an ICMP error came back
+    REJECTED = "rejected"  # answers came, but not valid STUN responses to our requests
+
+
 @dataclass
 class NatVerdict:
     mapping: Mapping
@@ -228,9 +237,7 @@ class NatVerdict:
     hairpinning: bool | None
     reasons: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
-    # When no probe was answered, why: "timeout" (silence), "unreachable" (an ICMP error) or
-    # "rejected" (answers refused).
-    failure: str | None = None
+    failure: Unanswered | None = None  # when no probe was answered, why
 
 
 def other_of(*probes: Probe | None) -> str | None:
@@ -494,7 +501,7 @@ def _udp_blocked_advice() -> list[str]:
 
 def _unanswered_verdict(
     mapping_obs: MappingObservations, filtering_obs: FilteringObservations
-) -> tuple[Classic, list[str], list[str], str] | None:
+) -> tuple[Classic, list[str], list[str], Unanswered] | None:
     """When no probe at all was answered: the label, the reasons and the advice; None when
     some probe was answered."""
     probes = [
@@ -523,7 +530,7 @@ def _unanswered_verdict(
                 Classic.UDP_BLOCKED,
                 [f"UDP to {server} refused on the path: {probe.unreachable} (ICMP from {sender})"],
                 _udp_blocked_advice(),
-                "unreachable",
+                Unanswered.UNREACHABLE,
             )
         if probe.unreachable == "port unreachable":
             why = f"no STUN server at {server}: port unreachable"
@@ -535,7 +542,7 @@ def _unanswered_verdict(
             via = f" (ICMP from {sender})" if sender else ""
             why = f"{server} cannot be reached: {probe.unreachable}{via}"
             hint = f"check the route to {server_ip} and the server's address"
-        return Classic.INCONCLUSIVE, [why], [hint], "unreachable"
+        return Classic.INCONCLUSIVE, [why], [hint], Unanswered.UNREACHABLE
     rejected: list[str] = []
     for probe in probes:
         rejected += [r for r in probe.rejected if r not in rejected]
@@ -548,7 +555,7 @@ def _unanswered_verdict(
                 "requests: check that it is a STUN server, and that nothing on the path "
                 "rewrites the packets"
             ],
-            "rejected",
+            Unanswered.REJECTED,
         )
     sent = sum(p.sends for p in probes)
     counted = f" ({sent} requests)" if sent else ""
@@ -556,7 +563,7 @@ def _unanswered_verdict(
         Classic.UDP_BLOCKED,
         [f"no answer to any Binding request over UDP{counted}"],
         _udp_blocked_advice(),
-        "timeout",
+        Unanswered.TIMEOUT,
     )
 
 
