@@ -252,6 +252,7 @@ _EXIT_STATUS = [
         "siptool could not run the check: unreadable input file, cannot bind the local port, "
         "internal error.",
     ),
+    ("130", "Interrupted (Ctrl-C), after the command cleaned up (BYE or CANCEL, unregister)."),
 ]
 
 
