@@ -8,7 +8,6 @@ the interruption always lands while a REGISTER is in flight."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -16,8 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.hostile_sip import HostileUas, hostile_peer, response
-from tests.support.paths import ROOT
-from tests.support.run import SIPTOOL, environment
+from tests.support.run import spawn
 
 REALM = "pbx.test"
 NONCE = "4f1c0e2d"
@@ -96,15 +94,7 @@ def interrupt(registrar: Registrar, *args: str, after: int) -> Interrupted:
     REGISTERs (told apart by CSeq) have arrived."""
     with hostile_peer(registrar) as peer:
         argv = ["register", "--timeout", "30", "--user", "alice", *args, peer.uri("alice")]
-        process = subprocess.Popen(
-            [*SIPTOOL, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=environment({"SIPTOOL_PASSWORD": PASSWORD}),
-        )
+        process = spawn(*argv, env={"SIPTOOL_PASSWORD": PASSWORD})
         try:
             registrar.wait_for(after)
             time.sleep(0.1)  # the request is in flight, its answer awaited

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.paths import ROOT
-from tests.support.run import SIPTOOL, environment, siptool
+from tests.support.run import siptool, spawn
 
 
 @pytest.fixture
@@ -51,15 +51,7 @@ def test_ctrl_c_while_waiting_on_a_silent_peer_exits_130_without_a_traceback(
 ) -> None:
     host, port = silent_udp.getsockname()
     args = NETWORK_COMMANDS[command](f"{host}:{port}")
-    process = subprocess.Popen(
-        [*SIPTOOL, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=environment({"SIPTOOL_PASSWORD": "secret"}),
-    )
+    process = spawn(*args, env={"SIPTOOL_PASSWORD": "secret"})
     try:
         first, _ = silent_udp.recvfrom(65535)  # the command is now waiting for an answer
         assert first, "siptool sent an empty datagram"

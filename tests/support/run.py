@@ -85,6 +85,20 @@ def siptool(
     return result
 
 
+def spawn(*args: str, env: Env | None = None) -> subprocess.Popen[str]:
+    """Start ``siptool ARGS`` without waiting (a test that interrupts it): stdin on
+    /dev/null, stdout and stderr piped, from the repository root."""
+    return subprocess.Popen(
+        [*SIPTOOL, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=environment(env),
+    )
+
+
 def siptool_json(command: str, *args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
     """``siptool COMMAND --json ARGS``: the exit code and the JSON document."""
     result = siptool(command, "--json", *args, **kw)
