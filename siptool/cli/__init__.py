@@ -29,7 +29,8 @@ def cli() -> None:
     """SIP and STUN diagnostics: ping, register, test calls, STUN probes, NAT type, decoding.
 
     Every command prints a table for people, or one JSON document with --json for scripts.
-    Exit codes: 0 the check passed, 1 it failed, 2 usage error, 3 siptool could not run it.
+    Exit codes: 0 the check passed, 1 it failed, 2 usage error, 3 siptool could not run it,
+    130 interrupted (Ctrl-C) after cleaning up.
     """
 
 
