@@ -83,23 +83,18 @@ class Timers:
 
     @property
     def a(self) -> float:
-        """Initial INVITE retransmit interval (unreliable transports)."""
+        """Initial retransmit interval on unreliable transports: Timer A (INVITE), and Timer E
+        (non-INVITE), which Table 4 gives the same value."""
         return self.t1
 
     @property
     def b(self) -> float:
-        """INVITE transaction timeout."""
+        """Transaction timeout: Timer B (INVITE), and Timer F (non-INVITE), the same 64*T1."""
         return 64 * self.t1
 
-    @property
-    def e(self) -> float:
-        """Initial non-INVITE retransmit interval (unreliable transports)."""
-        return self.t1
-
-    @property
-    def f(self) -> float:
-        """Non-INVITE transaction timeout."""
-        return 64 * self.t1
+    # Table 4: Timer E starts as A does, and F is B's 64*T1.
+    e = a
+    f = b
 
     def d(self, reliable: bool) -> float:
         """Wait time for response retransmits after an INVITE's non-2xx final."""
@@ -121,17 +116,20 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
-class Provisional:
-    """A 1xx for the TU."""
+class _WithResponse:
+    """What the events about a received response share: the response."""
 
     msg: SipMessage
 
 
 @dataclass(frozen=True, slots=True)
-class Final:
-    """A final response for the TU (the first one; or a 2xx from another fork)."""
+class Provisional(_WithResponse):
+    """A 1xx for the TU."""
 
-    msg: SipMessage
+
+@dataclass(frozen=True, slots=True)
+class Final(_WithResponse):
+    """A final response for the TU (the first one; or a 2xx from another fork)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,18 +150,15 @@ class TransportFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class Stray:
+class Stray(_WithResponse):
     """A response this transaction does not take: not matching (§17.1.3) or out of place."""
 
-    msg: SipMessage
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(_WithResponse):
     """A retransmission of the final response already reported (the ACK, if any, is re-sent)."""
-
-    msg: SipMessage
 
 
 Event = Send | Provisional | Final | Timeout | Terminated | TransportFailed | Stray | Duplicate
@@ -254,6 +249,22 @@ NON_INVITE_TRANSITIONS: dict[State, dict[Trigger, State]] = {
 #   docstring); anything else after TERMINATED is ``Stray``.
 # * A transport error with no entry (PROCEEDING of an INVITE, where nothing is sent) is ignored.
 # * Timer D / K of 0 (reliable transports) makes COMPLETED last no time at all.
+
+
+@dataclass(frozen=True, slots=True)
+class _Figure:
+    """One client transaction diagram: its transitions, its first state, and which of its
+    timers retransmits, which times out and which ends COMPLETED."""
+
+    transitions: dict[State, dict[Trigger, State]]
+    initial: State
+    retransmit: Trigger
+    timeout: Trigger
+    completed_timer: Trigger
+
+
+_FIGURE_5 = _Figure(INVITE_TRANSITIONS, _S.CALLING, _T.TIMER_A, _T.TIMER_B, _T.TIMER_D)
+_FIGURE_6 = _Figure(NON_INVITE_TRANSITIONS, _S.TRYING, _T.TIMER_E, _T.TIMER_F, _T.TIMER_K)
 
 # Which timers are timeouts: they win ties (module docstring).
 _TIMEOUTS = frozenset({_T.TIMER_B, _T.TIMER_F})
@@ -365,11 +376,7 @@ def build_cancel(invite: SipMessage) -> SipMessage:
 class _ClientTransaction:
     """What both client transactions share: timers, matching, the table-driven dispatch."""
 
-    TRANSITIONS: ClassVar[dict[State, dict[Trigger, State]]]
-    INITIAL: ClassVar[State]
-    RETRANSMIT: ClassVar[Trigger]
-    TIMEOUT: ClassVar[Trigger]
-    COMPLETED_TIMER: ClassVar[Trigger]
+    FIGURE: ClassVar[_Figure]
 
     def __init__(
         self,
@@ -378,6 +385,9 @@ class _ClientTransaction:
         timers: Timers | None = None,
         now: float = 0.0,
     ) -> None:
+        refused = self._refuse(request.method)
+        if refused is not None:
+            raise ValueError(refused)
         if request.method is None:
             raise ValueError("a client transaction needs a request")
         via = request.top_via
@@ -392,7 +402,7 @@ class _ClientTransaction:
         self.created = now
         self.branch: str = via.branch
         self.method: str = request.method
-        self.state = self.INITIAL
+        self.state = self.FIGURE.initial
         self.final: SipMessage | None = None
         self.retransmissions = 0
         self.duplicates = 0
@@ -417,11 +427,11 @@ class _ClientTransaction:
             raise RuntimeError("transaction already started")
         self._started = True
         now = self.created if now is None else now
-        self._deadlines[self.TIMEOUT] = now + self.timers.b  # B and F are both 64*T1
+        self._deadlines[self.FIGURE.timeout] = now + self.timers.b  # B and F are both 64*T1
         if not self.reliable:
             # RFC 3261 §17.1.1.2 / §17.1.2.2: retransmit only over unreliable transports.
             self._interval = self.timers.t1
-            self._deadlines[self.RETRANSMIT] = now + self._interval
+            self._deadlines[self.FIGURE.retransmit] = now + self._interval
         return [Send(self._wire)]
 
     def next_deadline(self) -> float | None:
@@ -453,13 +463,13 @@ class _ClientTransaction:
             return [Stray(msg, "transaction not started")]
         if self.state is State.TERMINATED:
             return self._after_terminated(msg, trigger)
-        if trigger not in self.TRANSITIONS[self.state]:
+        if trigger not in self.FIGURE.transitions[self.state]:
             return [Stray(msg, f"{trigger.value} response in state {self.state.name}")]
         return self._transition(trigger, msg, now)
 
     def on_transport_error(self, now: float) -> list[Event]:
         """The transport failed to send our request or ACK (RFC 3261 §17.1.4)."""
-        if _T.TRANSPORT_ERROR not in self.TRANSITIONS[self.state]:
+        if _T.TRANSPORT_ERROR not in self.FIGURE.transitions[self.state]:
             return []
         return self._transition(_T.TRANSPORT_ERROR, None, now)
 
@@ -467,7 +477,7 @@ class _ClientTransaction:
 
     def _transition(self, trigger: Trigger, msg: SipMessage | None, now: float) -> list[Event]:
         old = self.state
-        self.state = self.TRANSITIONS[old][trigger]
+        self.state = self.FIGURE.transitions[old][trigger]
         events = self._act(trigger, old, msg, now)
         if self.state is State.TERMINATED and old is not State.TERMINATED:
             self._deadlines.clear()
@@ -477,7 +487,7 @@ class _ClientTransaction:
     def _enter_completed(self, wait: float, now: float) -> None:
         self._deadlines.clear()
         if wait > 0:
-            self._deadlines[self.COMPLETED_TIMER] = now + wait
+            self._deadlines[self.FIGURE.completed_timer] = now + wait
         else:
             # Reliable transports: Timer D / K are zero, COMPLETED lasts no time.
             self.state = State.TERMINATED
@@ -490,18 +500,23 @@ class _ClientTransaction:
         """What a transition does besides changing the state.  The timers act alike in both
         transactions (Figures 5 and 6: retransmit, time out, leave COMPLETED); each handles
         the responses in its own way."""
-        if trigger is self.RETRANSMIT:
+        if trigger is self.FIGURE.retransmit:
             self._interval = self._next_interval()
             self._deadlines[trigger] = now + self._interval
             return [self._retransmit()]
-        if trigger is self.TIMEOUT:
+        if trigger is self.FIGURE.timeout:
             return [Timeout(trigger.value)]
-        if trigger is self.COMPLETED_TIMER:
+        if trigger is self.FIGURE.completed_timer:
             return []
         if trigger is _T.TRANSPORT_ERROR:
             return [TransportFailed()]
         assert msg is not None
         return self._take(trigger, old, msg, now)
+
+    @staticmethod
+    def _refuse(method: str | None) -> str | None:
+        """Why this kind of transaction cannot carry a request of ``method``, or None."""
+        raise NotImplementedError
 
     def _next_interval(self) -> float:
         """The retransmission interval after the one that just ended (Timer A or E)."""
@@ -518,24 +533,16 @@ class _ClientTransaction:
 class ClientInviteTransaction(_ClientTransaction):
     """RFC 3261 §17.1.1 (Figure 5)."""
 
-    TRANSITIONS = INVITE_TRANSITIONS
-    INITIAL = State.CALLING
-    RETRANSMIT = _T.TIMER_A
-    TIMEOUT = _T.TIMER_B
-    COMPLETED_TIMER = _T.TIMER_D
+    FIGURE = _FIGURE_5
 
-    def __init__(
-        self,
-        request: SipMessage,
-        reliable: bool,
-        timers: Timers | None = None,
-        now: float = 0.0,
-    ) -> None:
-        if request.method != "INVITE":
-            raise ValueError(f"ClientInviteTransaction needs an INVITE, not {request.method}")
-        super().__init__(request, reliable, timers, now)
-        self.ack: SipMessage | None = None
-        self._ack_wire = b""
+    ack: SipMessage | None = None  # the ACK of a non-2xx final (§17.1.1.3), once built
+    _ack_wire = b""
+
+    @staticmethod
+    def _refuse(method: str | None) -> str | None:
+        if method != "INVITE":
+            return f"ClientInviteTransaction needs an INVITE, not {method}"
+        return None
 
     def _next_interval(self) -> float:
         # §17.1.1.2: A is reset to twice its last value (no T2 cap).
@@ -578,23 +585,14 @@ class ClientInviteTransaction(_ClientTransaction):
 class ClientNonInviteTransaction(_ClientTransaction):
     """RFC 3261 §17.1.2 (Figure 6)."""
 
-    TRANSITIONS = NON_INVITE_TRANSITIONS
-    INITIAL = State.TRYING
-    RETRANSMIT = _T.TIMER_E
-    TIMEOUT = _T.TIMER_F
-    COMPLETED_TIMER = _T.TIMER_K
+    FIGURE = _FIGURE_6
 
-    def __init__(
-        self,
-        request: SipMessage,
-        reliable: bool,
-        timers: Timers | None = None,
-        now: float = 0.0,
-    ) -> None:
-        if request.method in ("INVITE", "ACK"):
+    @staticmethod
+    def _refuse(method: str | None) -> str | None:
+        if method in ("INVITE", "ACK"):
             # ACK has no client transaction at all (§17.1).
-            raise ValueError(f"ClientNonInviteTransaction cannot carry {request.method}")
-        super().__init__(request, reliable, timers, now)
+            return f"ClientNonInviteTransaction cannot carry {method}"
+        return None
 
     def _next_interval(self) -> float:
         # §17.1.2.2: E doubles up to T2 in TRYING; in PROCEEDING it is reset to T2.
