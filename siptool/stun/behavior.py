@@ -358,30 +358,35 @@ def classify_filtering(obs: FilteringObservations, loss: PathLoss | None = None)
     if not one_ip:
         if t2 is None:
             return Finding(Mapping.UNKNOWN, "test II was not run")
+        unproven = _unproven(t2, "II", obs.server, str(other), loss, ip_changed=True)
+        if unproven:
+            return Finding(Mapping.UNKNOWN, unproven)
         if t2.answered:
-            wrong = _came_from(t2, obs.server, ip_changed=True)
-            if wrong:
-                return Finding(Mapping.UNKNOWN, wrong)
             return Finding(Mapping.ENDPOINT_INDEPENDENT)
-        if t2.stray:
-            return Finding(Mapping.UNKNOWN, _stray(t2.stray, "II", str(other)))
-        if loss is not None and loss.explains(t2.sends):
-            return Finding(Mapping.UNKNOWN, _lost(loss, t2, "II"))
     if t3 is None:
         return Finding(Mapping.UNKNOWN, "test III was not run")
+    expected = format_address(split_address(obs.server)[0], split_address(str(other))[1])
+    unproven = _unproven(t3, "III", obs.server, expected, loss, ip_changed=False)
+    if unproven:
+        return Finding(Mapping.UNKNOWN, unproven)
     if t3.answered:
-        wrong = _came_from(t3, obs.server, ip_changed=False)
-        if wrong:
-            return Finding(Mapping.UNKNOWN, wrong)
-        if one_ip:
-            return Finding(Mapping.UNKNOWN, problem)
-        return Finding(Mapping.ADDRESS_DEPENDENT)
-    if t3.stray:
-        expected = format_address(split_address(obs.server)[0], split_address(str(other))[1])
-        return Finding(Mapping.UNKNOWN, _stray(t3.stray, "III", expected))
-    if loss is not None and loss.explains(t3.sends):
-        return Finding(Mapping.UNKNOWN, _lost(loss, t3, "III"))
+        return Finding(Mapping.UNKNOWN, problem) if one_ip else Finding(Mapping.ADDRESS_DEPENDENT)
     return Finding(Mapping.ADDRESS_AND_PORT_DEPENDENT)
+
+
+def _unproven(
+    probe: Probe, test: str, server: str, expected: str, loss: PathLoss | None, *, ip_changed: bool
+) -> str | None:
+    """Why the CHANGE-REQUEST test ``test`` (§4.4 test II or III) shows nothing of the filter,
+    or None when its answer, or its silence, does: the answer came from elsewhere than asked
+    (not from ``expected``), or loss may explain the silence."""
+    if probe.answered:
+        return _came_from(probe, server, ip_changed=ip_changed)
+    if probe.stray:
+        return _stray(probe.stray, test, expected)
+    if loss is not None and loss.explains(probe.sends):
+        return _lost(loss, probe, test)
+    return None
 
 
 def _lost(loss: PathLoss, probe: Probe, test: str) -> str:
@@ -567,41 +572,15 @@ def _unanswered_verdict(
     )
 
 
-def decide(
+def _answered_verdict(
     mapping_obs: MappingObservations,
     filtering_obs: FilteringObservations,
-    *,
-    hairpinning: bool | None = None,
-    lifetime_s: float | None = None,
-    loss: PathLoss | None = None,
-    hairpin_sends: int = 0,
-) -> NatVerdict:
-    """The whole verdict from both tests' observations.
-
-    ``loss`` is what the tests whose answers must come measured of the path; ``hairpin_sends``
-    the requests of a hairpin test that found no hairpinning by silence (0 when it did not
-    rest on silence)."""
-    t1 = mapping_obs.test1
-    mapped = t1.mapped if t1.succeeded else None
-    if mapped is not None and mapped_address_problem(mapped, mapping_obs.server):
-        mapped = None
-    port_preserved = None
-    if mapped is not None:
-        port_preserved = split_address(mapped)[1] == split_address(mapping_obs.local)[1]
-    nothing = _unanswered_verdict(mapping_obs, filtering_obs)
-    if nothing is not None:
-        blocked, blocked_reasons, tips, failure = nothing
-        return NatVerdict(
-            mapping=Mapping.UNKNOWN,
-            filtering=Mapping.UNKNOWN,
-            classic=blocked,
-            mapped=None,
-            port_preserved=None,
-            hairpinning=hairpinning,
-            reasons=blocked_reasons,
-            advice=tips,
-            failure=failure,
-        )
+    hairpinning: bool | None,
+    loss: PathLoss | None,
+    hairpin_sends: int,
+) -> tuple[Mapping, Mapping, Classic, list[str], bool | None]:
+    """When some probe was answered: the mapping, the filtering, the label, the reasons, and
+    the hairpinning (None when loss may explain the hairpin test's silence)."""
     mapping = classify_mapping(mapping_obs)
     filtering = classify_filtering(filtering_obs, loss)
     if mapping.value is Mapping.NONE and filtering.value is Mapping.ENDPOINT_INDEPENDENT:
@@ -626,20 +605,56 @@ def decide(
         and not any(loss.text in r for r in reasons)
     ):
         reasons.append(loss.text)
+    return mapping.value, filtering.value, classic, reasons, hairpinning
+
+
+def decide(
+    mapping_obs: MappingObservations,
+    filtering_obs: FilteringObservations,
+    *,
+    hairpinning: bool | None = None,
+    lifetime_s: float | None = None,
+    loss: PathLoss | None = None,
+    hairpin_sends: int = 0,
+) -> NatVerdict:
+    """The whole verdict from both tests' observations.
+
+    ``loss`` is what the tests whose answers must come measured of the path; ``hairpin_sends``
+    the requests of a hairpin test that found no hairpinning by silence (0 when it did not
+    rest on silence)."""
+    t1 = mapping_obs.test1
+    mapped = t1.mapped if t1.succeeded else None
+    if mapped is not None and mapped_address_problem(mapped, mapping_obs.server):
+        mapped = None
+    port_preserved = None
+    if mapped is not None:
+        port_preserved = split_address(mapped)[1] == split_address(mapping_obs.local)[1]
+    failure: Unanswered | None = None
+    nothing = _unanswered_verdict(mapping_obs, filtering_obs)
+    if nothing is not None:
+        # Nothing answered, so test I gave no mapped address either (mapped is None).
+        mapping = filtering = Mapping.UNKNOWN
+        classic, reasons, tips, failure = nothing
+    else:
+        mapping, filtering, classic, reasons, hairpinning = _answered_verdict(
+            mapping_obs, filtering_obs, hairpinning, loss, hairpin_sends
+        )
+        tips = advice(
+            mapping,
+            filtering,
+            classic,
+            hairpinning=hairpinning,
+            port_preserved=port_preserved,
+            lifetime_s=lifetime_s,
+        )
     return NatVerdict(
-        mapping=mapping.value,
-        filtering=filtering.value,
+        mapping=mapping,
+        filtering=filtering,
         classic=classic,
         mapped=mapped,
         port_preserved=port_preserved,
         hairpinning=hairpinning,
         reasons=reasons,
-        advice=advice(
-            mapping.value,
-            filtering.value,
-            classic,
-            hairpinning=hairpinning,
-            port_preserved=port_preserved,
-            lifetime_s=lifetime_s,
-        ),
+        advice=tips,
+        failure=failure,
     )
