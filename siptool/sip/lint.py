@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from siptool.addr import (
     is_private_address,
@@ -17,7 +18,8 @@ from siptool.addr import (
 from siptool.errors import ParseError
 from siptool.sip.builders import BRANCH_COOKIE
 from siptool.sip.headers import MANDATORY_REQUEST_HEADERS
-from siptool.sip.message import SipMessage
+from siptool.sip.message import CSeq, SipMessage
+from siptool.sip.nameaddr import Via
 
 __all__ = [
     "LintWarning",
@@ -32,6 +34,9 @@ __all__ = [
 _MANDATORY = tuple(name for name in MANDATORY_REQUEST_HEADERS if name != "Max-Forwards")
 # Headers that may appear at most once (RFC 3261 §7.3: only the comma-list headers repeat).
 _SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
+
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +91,8 @@ def lint_message(
             )
 
     out.extend(_framing(msg))
-    out.extend(_cseq(msg))
-    out.extend(_via(msg))
+    out.extend(_parsed_check(msg, "CSeq", "bad-cseq", lambda m: m.cseq, _cseq))
+    out.extend(_parsed_check(msg, "Via", "bad-via", lambda m: m.top_via, _via))
     out.extend(_unparseable(msg))
     if is_request and msg.method == "INVITE" and "Contact" not in present:
         out.append(
@@ -141,13 +146,23 @@ def lost_carriage_returns(msg: SipMessage) -> bool:
     )
 
 
-def _cseq(msg: SipMessage) -> list[LintWarning]:
+def _parsed_check(
+    msg: SipMessage,
+    name: str,
+    code: str,
+    view: Callable[[SipMessage], _V | None],
+    check: Callable[[SipMessage, _V], list[LintWarning]],
+) -> list[LintWarning]:
+    """``check`` on one parsed view of ``msg``: an error ``code`` when it does not parse,
+    nothing when the message lacks it."""
     try:
-        cseq = msg.cseq
+        value = view(msg)
     except ParseError as exc:
-        return [LintWarning("bad-cseq", f"unparseable CSeq: {exc.message}", "error")]
-    if cseq is None:
-        return []
+        return [LintWarning(code, f"unparseable {name}: {exc.message}", "error")]
+    return [] if value is None else check(msg, value)
+
+
+def _cseq(msg: SipMessage, cseq: CSeq) -> list[LintWarning]:
     out = []
     # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
     if msg.method is not None and cseq.method != msg.method:
@@ -170,13 +185,7 @@ def _cseq(msg: SipMessage) -> list[LintWarning]:
     return out
 
 
-def _via(msg: SipMessage) -> list[LintWarning]:
-    try:
-        top = msg.top_via
-    except ParseError as exc:
-        return [LintWarning("bad-via", f"unparseable Via: {exc.message}", "error")]
-    if top is None:
-        return []
+def _via(msg: SipMessage, top: Via) -> list[LintWarning]:
     if top.branch is None:
         return [
             LintWarning("branch", "top Via has no branch parameter (RFC 3261 §8.1.1.7)", "error")
