@@ -63,6 +63,9 @@ _CRLF = b"\r\n"
 _Layer4 = tuple[int, bytes, int, int, int, bytes]
 # An IP fragment: reassembly key, offset of its data in the datagram, more fragments follow.
 _Fragment = tuple[bytes, int, bool]
+# The captured packet a layer belongs to: frame number, capture time, byte offset of its
+# record in the input, original length on the wire.
+_Packet = tuple[int, float | None, int, int]
 
 
 class PacketExtractor:
@@ -151,17 +154,8 @@ class PacketExtractor:
                                     )
                                 )
                         else:
-                            self._udp_payload_key(
-                                buf,
-                                buf[ip + 12 : ip + 24],
-                                p,
-                                udp_end,
-                                0,
-                                frame,
-                                time,
-                                record,
-                                origlen,
-                            )
+                            pkt = (frame, time, record, origlen)
+                            self._udp_payload_key(buf, buf[ip + 12 : ip + 24], p, udp_end, 0, pkt)
                     return
         elif linktype not in SUPPORTED_LINKTYPES:
             if linktype not in self._bad_links:
@@ -170,19 +164,9 @@ class PacketExtractor:
             return
         ip = ip_offset(linktype, buf, start, end)
         if ip >= 0:
-            self._ip(buf, ip, end, frame, time, record, origlen, 0)
+            self._ip(buf, ip, end, (frame, time, record, origlen), 0)
 
-    def _ip(
-        self,
-        buf: bytes,
-        ip: int,
-        end: int,
-        frame: int,
-        time: float | None,
-        record: int,
-        origlen: int,
-        depth: int,
-    ) -> None:
+    def _ip(self, buf: bytes, ip: int, end: int, pkt: _Packet, depth: int) -> None:
         version = buf[ip] >> 4
         if version == 4:
             found = _ipv4(buf, ip, end)
@@ -194,25 +178,19 @@ class PacketExtractor:
             return
         l4, fragment = found
         if fragment is not None:
-            reassembled = self._reassemble(l4, fragment, version, ip, frame, time, record)
+            reassembled = self._reassemble(l4, fragment, version, ip, pkt)
             if reassembled is None:
                 return
             l4 = reassembled
-        self._transport(l4, frame, time, record, origlen, depth)
+        self._transport(l4, pkt, depth)
 
     def _reassemble(
-        self,
-        l4: _Layer4,
-        fragment: _Fragment,
-        version: int,
-        ip: int,
-        frame: int,
-        time: float | None,
-        record: int,
+        self, l4: _Layer4, fragment: _Fragment, version: int, ip: int, pkt: _Packet
     ) -> _Layer4 | None:
         """An IP fragment to the reassembler; where the transport header of its datagram is
         once the datagram is whole.  A fragment the snaplen cut loses its datagram."""
         proto, buf, start, end, missing, addresses = l4
+        frame, time, record, _ = pkt
         if missing:
             self._cut_fragment(frame, end - ip, missing)
             return None
@@ -237,15 +215,7 @@ class PacketExtractor:
             )
         )
 
-    def _transport(
-        self,
-        layer4: _Layer4,
-        frame: int,
-        time: float | None,
-        record: int,
-        origlen: int,
-        depth: int,
-    ) -> None:
+    def _transport(self, layer4: _Layer4, pkt: _Packet, depth: int) -> None:
         proto, buf, l4, end, missing, addresses = layer4
         if proto == _IPPROTO_UDP:
             if end - l4 < 8:
@@ -258,10 +228,11 @@ class PacketExtractor:
                 cut = min(udp_end - end, missing)
                 udp_end = end
             key = addresses + buf[l4 : l4 + 4]
-            self._udp_payload_key(buf, key, l4 + 8, udp_end, cut, frame, time, record, origlen)
+            self._udp_payload_key(buf, key, l4 + 8, udp_end, cut, pkt)
         elif proto == _IPPROTO_TCP:
             if end - l4 < 20:
                 return
+            frame, time, record, origlen = pkt
             flags = buf[l4 + 13]
             p = l4 + ((buf[l4 + 12] >> 4) << 2)
             if p > end:
@@ -295,19 +266,10 @@ class PacketExtractor:
                 )
             stream.segment(seq, flags, data, missing, frame, time, record)
         elif proto in (_IPPROTO_IPIP, _IPPROTO_IPV6) and depth < _MAX_TUNNEL_DEPTH and l4 < end:
-            self._ip(buf, l4, end, frame, time, record, origlen, depth + 1)
+            self._ip(buf, l4, end, pkt, depth + 1)
 
     def _udp_payload_key(
-        self,
-        buf: bytes,
-        key: bytes,
-        p: int,
-        end: int,
-        cut: int,
-        frame: int,
-        time: float | None,
-        record: int,
-        origlen: int,
+        self, buf: bytes, key: bytes, p: int, end: int, cut: int, pkt: _Packet
     ) -> None:
         if p >= end:
             return
@@ -324,7 +286,7 @@ class PacketExtractor:
                 return
             if cut:
                 if announced_size(buf, p) > end - p:
-                    self._cut_datagram(frame, origlen, cut, "STUN", key)
+                    self._cut_datagram(pkt, cut, "STUN", key)
                 return
             data = buf[p:end]
             if not looks_like_stun(data):
@@ -332,16 +294,18 @@ class PacketExtractor:
             protocol = "stun"
         elif starts_like_sip(buf, p, end):
             if cut:
-                self._cut_datagram(frame, origlen, cut, "SIP", key)
+                self._cut_datagram(pkt, cut, "SIP", key)
                 return
             data = buf[p:end]
             protocol = "sip"
         else:
             return
+        frame, time, record, _ = pkt
         src, dst = self._endpoints(key)
         self.out.append(RawMessage(protocol, data, frame, time, src, dst, "udp", record))
 
-    def _cut_datagram(self, frame: int, origlen: int, cut: int, label: str, key: bytes) -> None:
+    def _cut_datagram(self, pkt: _Packet, cut: int, label: str, key: bytes) -> None:
+        frame, _, _, origlen = pkt
         src, dst = self._endpoints(key)
         self.out.append(
             Problem(
