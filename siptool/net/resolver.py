@@ -206,10 +206,18 @@ class Resolver:
             result.path.append(f"{kind} {name}: {exc.message}")
             return None
 
+    async def _records(
+        self, result: Resolution, kind: str, name: str, query: Awaitable[list[_R]]
+    ) -> list[_R]:
+        """The records ``query`` finds; none, with the reason in the path, when there are none
+        or the lookup failed."""
+        records = await self._ask(result, kind, name, query)
+        if records == []:
+            result.path.append(f"{kind} {name}: none")
+        return records or []
+
     async def _naptr(self, result: Resolution, target: Target) -> bool:
-        records = await self._ask(result, "NAPTR", target.host, self.lookup.naptr(target.host))
-        if records is None:
-            return False
+        records = await self._records(result, "NAPTR", target.host, self.lookup.naptr(target.host))
         usable = [
             r
             for r in records
@@ -217,12 +225,8 @@ class Resolver:
             and r.service.upper() in NAPTR_SERVICES
             and (not target.secure or r.service.upper().startswith("SIPS"))
         ]
-        if not records:
-            result.path.append(f"NAPTR {target.host}: none")
-            return False
-        if not usable:
+        if records and not usable:
             result.path.append(f"NAPTR {target.host}: no usable SIP service")
-            return False
         found = False
         # RFC 3403: lower order first, then lower preference.
         for r in sorted(usable, key=lambda r: (r.order, r.preference)):
@@ -235,15 +239,10 @@ class Resolver:
         return found
 
     async def _srv(self, result: Resolution, name: str, transport: str) -> bool:
-        records = await self._ask(result, "SRV", name, self.lookup.srv(name))
-        if records is None:
-            return False
+        records = await self._records(result, "SRV", name, self.lookup.srv(name))
         # RFC 2782: a single record with target "." means the service is decidedly absent.
         if len(records) == 1 and records[0].target in (".", ""):
             result.path.append(f"SRV {name}: service not offered (target '.')")
-            return False
-        if not records:
-            result.path.append(f"SRV {name}: none")
             return False
         found = False
         for r in order_srv(records, self.rng):
