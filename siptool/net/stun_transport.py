@@ -512,6 +512,22 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         self.endpoint._drain_errors()
 
 
+def _socket_step(
+    sock: socket.socket,
+    step: Callable[[Address], None],
+    what: str,
+    address: Address,
+    error: type[TransportError],
+) -> None:
+    """``step(address)`` (bind or connect ``sock``); when it fails the socket is closed and
+    ``error`` says what could not be done."""
+    try:
+        step(address)
+    except OSError as exc:
+        sock.close()
+        raise error(f"cannot {what} {format_address(*address)}: {exc.strerror or exc}") from None
+
+
 class UdpEndpoint(StunEndpoint):
     """One UDP socket, unconnected unless opened with ``connect_to``."""
 
@@ -543,16 +559,10 @@ class UdpEndpoint(StunEndpoint):
         loop = asyncio.get_running_loop()
         sock = socket.socket(family, socket.SOCK_DGRAM)
         bind_to = (local_address or wildcard_address(family), local_port or 0)
-        try:
-            if family == socket.AF_INET6:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(bind_to)
-        except OSError as exc:
-            sock.close()
-            raise LocalBindError(
-                f"cannot bind {format_address(*bind_to)}: {exc.strerror or exc}"
-            ) from None
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        _socket_step(sock, sock.bind, "bind", bind_to, LocalBindError)
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError):
                 if family == socket.AF_INET6:
@@ -560,13 +570,7 @@ class UdpEndpoint(StunEndpoint):
                 else:
                     sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
         if connect_to is not None:
-            try:
-                sock.connect(connect_to)
-            except OSError as exc:
-                sock.close()
-                raise TransportError(
-                    f"cannot connect to {format_address(*connect_to)}: {exc.strerror or exc}"
-                ) from None
+            _socket_step(sock, sock.connect, "connect to", connect_to, TransportError)
             endpoint.connected = True
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DatagramProtocol(endpoint), sock=sock
