@@ -45,7 +45,6 @@ from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
-from siptool.terminal import terminal_safe
 
 
 @dataclass
@@ -132,14 +131,8 @@ def peek_response(head: bytes | bytearray) -> tuple[int | None, str | None, str 
 class WireLog(TimedLog):
     """-v: every message sent and received, with a timestamp, on stderr (like sipexer)."""
 
-    def __call__(
-        self, direction: str, transport: str, local: str, remote: str, data: bytes
-    ) -> None:
-        if not self.enabled:
-            return
-        # A peer's bytes go to the user's terminal: controls shown as \xNN (siptool.terminal).
-        text = terminal_safe(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
-        self.message(direction, transport, local, remote, text)
+    def describe(self, data: bytes) -> str:
+        return data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")
 
 
 class SipFlow:
@@ -174,7 +167,7 @@ class SipFlow:
             raise TransportError(
                 f"{self.transport_name} connection to {self.remote_text} is closed"
             )
-        self.log("send", self.transport_name, self.local_text, self.remote_text, data)
+        self.log("send", self.transport_name, self.local, self.remote, data)
         if isinstance(transport, _UdpSocket):
             transport.sendto(data)
         else:
@@ -184,7 +177,7 @@ class SipFlow:
     def deliver(self, data: bytes, source: tuple[str, int] | None = None) -> None:
         src = self.remote if source is None else source
         src_text = format_address(src[0], src[1])
-        self.log("recv", self.transport_name, self.local_text, src_text, data)
+        self.log("recv", self.transport_name, self.local, src, data)
         if not data.strip(b"\r\n"):
             return  # RFC 5626 §3.5.1 keep-alive CRLFs
         try:

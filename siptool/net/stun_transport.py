@@ -143,17 +143,11 @@ def summarize(message: StunMessage) -> str:
 class StunLog(TimedLog):
     """-v: every message sent and received, decoded, with a timestamp, on stderr."""
 
-    def __call__(
-        self, direction: str, transport: str, local: Address, remote: Address, data: bytes
-    ) -> None:
-        if not self.enabled:
-            return
+    def describe(self, data: bytes) -> str:
         try:
-            text = summarize(parse_stun(data))
+            return summarize(parse_stun(data))
         except ParseError as exc:
-            text = f"not STUN ({exc}): {data[:64].hex()}"
-        ours, theirs = format_address(*local), format_address(*remote)
-        self.message(direction, transport, ours, theirs, terminal_safe(text))
+            return f"not STUN ({exc}): {data[:64].hex()}"
 
     def note(self, text: str) -> None:
         if self.enabled:

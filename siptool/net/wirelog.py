@@ -10,6 +10,9 @@ import sys
 import time
 from typing import IO
 
+from siptool.addr import Address, format_address
+from siptool.terminal import terminal_safe
+
 __all__ = ["TimedLog"]
 
 
@@ -26,9 +29,20 @@ class TimedLog:
         self.out.write(f"[{time.monotonic() - self.start:9.6f}] {text}\n")
         self.out.flush()
 
-    def message(self, direction: str, transport: str, local: str, remote: str, text: str) -> None:
+    def __call__(
+        self, direction: str, transport: str, local: Address, remote: Address, data: bytes
+    ) -> None:
         """One message sent (``direction`` "send") or received: the transport, both addresses
-        with an arrow the way it went, then ``text`` (made safe for a terminal by the caller)
-        and an empty line."""
+        with an arrow the way it went, then the message as ``describe`` shows it (a peer's
+        bytes go to the user's terminal: controls shown as \\xNN, siptool.terminal) and an
+        empty line."""
+        if not self.enabled:
+            return
+        text = terminal_safe(self.describe(data))
         arrow = "->" if direction == "send" else "<-"
-        self.write(f"{direction} {transport.upper()} {local} {arrow} {remote}\n{text}\n")
+        ours, theirs = format_address(*local), format_address(*remote)
+        self.write(f"{direction} {transport.upper()} {ours} {arrow} {theirs}\n{text}\n")
+
+    def describe(self, data: bytes) -> str:
+        """A message's bytes as the log shows them."""
+        raise NotImplementedError
