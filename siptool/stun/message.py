@@ -37,6 +37,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import overload
 
 from siptool.addr import format_address
 from siptool.errors import ParseError
@@ -368,6 +369,24 @@ class StunAttribute:
         return {"type": self.type, "name": self.name, "value": self.value}
 
 
+class _TextAttribute:
+    """A ``StunMessage`` property: the first of ``types`` the message carries with text."""
+
+    def __init__(self, *types: int) -> None:
+        self.types = types
+
+    @overload
+    def __get__(self, message: None, owner: type[StunMessage]) -> _TextAttribute: ...
+
+    @overload
+    def __get__(self, message: StunMessage, owner: type[StunMessage]) -> str | None: ...
+
+    def __get__(
+        self, message: StunMessage | None, owner: type[StunMessage]
+    ) -> _TextAttribute | str | None:
+        return self if message is None else message._string(*self.types)
+
+
 @dataclass
 class StunMessage:
     """A parsed STUN message.  ``length`` is the header's length field."""
@@ -398,45 +417,27 @@ class StunMessage:
         return None
 
     def _string(self, *types: int) -> str | None:
+        """The value of the first attribute of these types that carries text (an address
+        ``"ip:port"``, SOFTWARE), or None."""
         for number in types:
             attribute = self.attribute(number)
             if attribute is not None and isinstance(attribute.value, str):
                 return attribute.value
         return None
 
-    @property
-    def xor_mapped_address(self) -> str | None:
-        """XOR-MAPPED-ADDRESS, or its pre-standard 0x8020 form."""
-        return self._string(XOR_MAPPED_ADDRESS, XOR_MAPPED_ADDRESS_OLD)
-
-    @property
-    def mapped_address(self) -> str | None:
-        return self._string(MAPPED_ADDRESS)
+    # The text attributes by name: XOR-MAPPED-ADDRESS includes its pre-standard 0x8020 form.
+    xor_mapped_address = _TextAttribute(XOR_MAPPED_ADDRESS, XOR_MAPPED_ADDRESS_OLD)
+    mapped_address = _TextAttribute(MAPPED_ADDRESS)
+    other_address = _TextAttribute(OTHER_ADDRESS)
+    response_origin = _TextAttribute(RESPONSE_ORIGIN)
+    changed_address = _TextAttribute(CHANGED_ADDRESS)
+    source_address = _TextAttribute(SOURCE_ADDRESS)
+    software = _TextAttribute(SOFTWARE)
 
     @property
     def reflexive_address(self) -> str | None:
         """What the server saw: XOR-MAPPED-ADDRESS when present, else MAPPED-ADDRESS."""
         return self.xor_mapped_address or self.mapped_address
-
-    @property
-    def other_address(self) -> str | None:
-        return self._string(OTHER_ADDRESS)
-
-    @property
-    def response_origin(self) -> str | None:
-        return self._string(RESPONSE_ORIGIN)
-
-    @property
-    def changed_address(self) -> str | None:
-        return self._string(CHANGED_ADDRESS)
-
-    @property
-    def source_address(self) -> str | None:
-        return self._string(SOURCE_ADDRESS)
-
-    @property
-    def software(self) -> str | None:
-        return self._string(SOFTWARE)
 
     @property
     def error_code(self) -> tuple[int, str] | None:
