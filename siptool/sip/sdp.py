@@ -196,8 +196,36 @@ class IceCandidate:
         }
 
 
+class _Attributes:
+    """What a session and a media description share: their ``a=`` lines, in order
+    (RFC 8866 §5.13), as (name, value) with None for a flag attribute."""
+
+    __slots__ = ()
+    attributes: list[tuple[str, str | None]]
+
+    def attribute(self, name: str) -> str | None:
+        """Value of the first ``a=name`` (None also for a flag attribute)."""
+        for key, value in self.attributes:
+            if key == name:
+                return value
+        return None
+
+    def has_attribute(self, name: str) -> bool:
+        return any(key == name for key, _ in self.attributes)
+
+    def direction_attribute(self) -> str | None:
+        """The direction attribute at this level (RFC 8866 §6.7), or None."""
+        for key, _ in self.attributes:
+            if key in DIRECTIONS:
+                return key
+        return None
+
+    def _attributes_dict(self) -> list[list[str | None]]:
+        return [[_clean(k), None if v is None else _clean(v)] for k, v in self.attributes]
+
+
 @dataclass(slots=True)
-class MediaDescription:
+class MediaDescription(_Attributes):
     """One ``m=`` section.  ``direction`` is resolved: media-level attribute, else the
     session-level one, else "sendrecv" (RFC 8866 §6.7)."""
 
@@ -241,16 +269,6 @@ class MediaDescription:
                 out.append(fmt)
         return out
 
-    def attribute(self, name: str) -> str | None:
-        """Value of the first ``a=name`` of this media (None also for a flag attribute)."""
-        for key, value in self.attributes:
-            if key == name:
-                return value
-        return None
-
-    def has_attribute(self, name: str) -> bool:
-        return any(key == name for key, _ in self.attributes)
-
     def to_dict(self) -> dict[str, Any]:
         addr = self.connection_address
         return {
@@ -266,9 +284,7 @@ class MediaDescription:
             "fmtp": {_clean(k): _clean(v) for k, v in self.fmtp.items()},
             "ptime": self.ptime,
             "candidates": [c.to_dict() for c in self.candidates],
-            "attributes": [
-                [_clean(k), None if v is None else _clean(v)] for k, v in self.attributes
-            ],
+            "attributes": self._attributes_dict(),
         }
 
     def to_lines(self) -> list[str]:
@@ -287,7 +303,7 @@ class MediaDescription:
 
 
 @dataclass(slots=True)
-class SessionDescription:
+class SessionDescription(_Attributes):
     version: int = 0
     origin: Origin | None = None
     session_name: str | None = None
@@ -303,16 +319,7 @@ class SessionDescription:
     @property
     def direction(self) -> str | None:
         """The session-level direction attribute, or None."""
-        for key, _ in self.attributes:
-            if key in DIRECTIONS:
-                return key
-        return None
-
-    def attribute(self, name: str) -> str | None:
-        for key, value in self.attributes:
-            if key == name:
-                return value
-        return None
+        return self.direction_attribute()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -324,9 +331,7 @@ class SessionDescription:
                 {"type": _clean(b.bwtype), "bandwidth": b.bandwidth} for b in self.bandwidths
             ],
             "times": [{"start": t.start, "stop": t.stop} for t in self.times],
-            "attributes": [
-                [_clean(k), None if v is None else _clean(v)] for k, v in self.attributes
-            ],
+            "attributes": self._attributes_dict(),
             "media": [m.to_dict() for m in self.media],
             "problems": [_clean(p) for p in self.problems],
         }
@@ -573,7 +578,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         raise ParseError("SDP without v= line", offset=0)
     session_direction = sdp.direction or "sendrecv"
     for m in sdp.media:
-        m.direction = next((k for k, _ in m.attributes if k in DIRECTIONS), session_direction)
+        m.direction = m.direction_attribute() or session_direction
     return sdp
 
 
