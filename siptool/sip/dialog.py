@@ -15,7 +15,7 @@ request a fresh Via (a new branch: an ACK for a 2xx is its own transaction, §13
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from siptool.errors import ParseError
 from siptool.sip.builders import assemble_request, closing_headers
@@ -26,7 +26,8 @@ from siptool.sip.uri import Uri, parse_uri
 __all__ = ["Dialog", "DialogError", "build_response"]
 
 # RFC 3261 §19.1.1 Table 1: parameters allowed in a Route/Record-Route URI but not in a
-# Request-URI, stripped when a strict router's URI becomes the Request-URI (§12.2.1.1).
+# Request-URI, stripped (with the URI's headers) when a strict router's URI becomes the
+# Request-URI (§12.2.1.1).
 _NOT_IN_REQUEST_URI = ("method", "lr")
 
 
@@ -114,14 +115,7 @@ class Dialog:
             return self.remote_target, list(self.route_set)
         first = self._route_uris()[0]
         params = {k: v for k, v in first.params.items() if k not in _NOT_IN_REQUEST_URI}
-        request_uri = Uri(
-            scheme=first.scheme,
-            user=first.user,
-            password=first.password,
-            host=first.host,
-            port=first.port,
-            params=params,
-        ).to_text()
+        request_uri = replace(first, params=params, headers={}).to_text()
         return request_uri, [*self.route_set[1:], f"<{self.remote_target}>"]
 
     def next_hop(self) -> Uri:
