@@ -111,8 +111,7 @@ class Via:
     @property
     def rport(self) -> int | None:
         """The value of ``rport`` (RFC 3581 §4), None when absent or empty."""
-        value = self.params.get("rport")
-        return int(value) if value else None
+        return self._number("rport")
 
     @property
     def rport_requested(self) -> bool:
@@ -125,7 +124,12 @@ class Via:
 
     @property
     def ttl(self) -> int | None:
-        value = self.params.get("ttl")
+        return self._number("ttl")
+
+    def _number(self, name: str) -> int | None:
+        """A numeric parameter's value (the parser checked its digits), None when absent or
+        empty."""
+        value = self.params.get(name)
         return int(value) if value else None
 
     @property
