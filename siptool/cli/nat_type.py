@@ -122,11 +122,7 @@ def nat_type(
         options = NatOptions(
             server=parse_nat_server(server, server_list),
             started=started,
-            timeout=network.timeout,
-            families=network.families,
-            local_address=network.local_address,
-            local_port=network.local_port,
-            verbose=network.verbose,
+            local=network.local(),
             filter_wait=filter_wait,
             lifetime=lifetime,
             lifetime_max=lifetime_max,

@@ -44,6 +44,14 @@ class NetworkFlags(NamedTuple):
 
         return families_from_flags(self.family4, self.family6)
 
+    def local(self) -> LocalSettings:
+        """The flags as the I/O layer's one value."""
+        from siptool.net.settings import LocalSettings
+
+        return LocalSettings(
+            self.timeout, self.families, self.local_address, self.local_port, self.verbose
+        )
+
 
 class SipFlags(NamedTuple):
     """The flags the SIP commands share."""
@@ -92,6 +100,7 @@ class TimerFlags(NamedTuple):
 if TYPE_CHECKING:
     from siptool.commands.nagios import Thresholds
     from siptool.commands.sip_common import SipSettings
+    from siptool.net.settings import LocalSettings
     from siptool.sip.target import Target
 
 

@@ -88,11 +88,7 @@ def stun_probe(
         options = ProbeOptions(
             servers=tuple(parsed),
             used_default_list=used_default,
-            timeout=network.timeout,
-            families=network.families,
-            local_address=network.local_address,
-            local_port=network.local_port,
-            verbose=network.verbose,
+            local=network.local(),
             count=repeat.count,
             interval=repeat.interval,
             tls=TlsOptions(insecure=insecure, ca_file=ca_file),

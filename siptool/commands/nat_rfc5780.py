@@ -59,6 +59,7 @@ from siptool.stun.behavior import (
 )
 
 if TYPE_CHECKING:
+    from siptool.net.settings import LocalSettings
     from siptool.stun.servers import StunServer
 
 Address = tuple[str, int]
@@ -71,13 +72,7 @@ class Rfc5780Settings(Protocol):
     @property
     def server(self) -> StunServer: ...
     @property
-    def timeout(self) -> float: ...
-    @property
-    def families(self) -> tuple[int, ...]: ...
-    @property
-    def local_address(self) -> str | None: ...
-    @property
-    def local_port(self) -> int | None: ...
+    def local(self) -> LocalSettings: ...
     @property
     def filter_wait(self) -> float: ...
     @property
@@ -238,7 +233,7 @@ class _Session:
     ) -> UdpEndpoint:
         endpoint = await UdpEndpoint.open(
             self.family,
-            local_address=self.options.local_address,
+            local_address=self.options.local.local_address,
             local_port=port,
             log=self.log,
             connect_to=connect_to,
@@ -362,8 +357,8 @@ class _Session:
             family=self.family,
             search_max=self.options.lifetime_max,
             wait=self.filter_wait_used,
-            timeout=self.options.timeout,
-            local_address=self.options.local_address,
+            timeout=self.options.local.timeout,
+            local_address=self.options.local.local_address,
         )
         return await binding_lifetime(search, self.log)
 
@@ -412,7 +407,7 @@ async def run_rfc5780(options: Rfc5780Settings, log: StunLog, end: float) -> Rfc
     outcome = Rfc5780Outcome()
     try:
         addresses = await resolve_server(
-            options.server, options.families, max(0.05, end - time.monotonic())
+            options.server, options.local.families, max(0.05, end - time.monotonic())
         )
     except TransportError as exc:
         outcome.error = ResolveError(exc.message)
@@ -429,7 +424,7 @@ async def run_rfc5780(options: Rfc5780Settings, log: StunLog, end: float) -> Rfc
 
 
 async def _run_session(session: _Session, outcome: Rfc5780Outcome) -> None:
-    mapping_sock = await session.open_socket(session.options.local_port)
+    mapping_sock = await session.open_socket(session.options.local.local_port)
     filtering_sock = await session.open_socket()
     local = outcome.local = session.local_text(mapping_sock)
     await asyncio.gather(session.mapping_side(mapping_sock), session.filtering_side(filtering_sock))

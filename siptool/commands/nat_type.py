@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import socket
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ from siptool.commands.nat_lifetime import Lifetime
 from siptool.commands.nat_pystun3 import EngineReport, run_pystun3
 from siptool.commands.nat_rfc5780 import NatTests, Rfc5780Outcome, run_rfc5780
 from siptool.errors import ExitCode, SiptoolError
+from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import StunLog
 from siptool.stun.behavior import Classic, Mapping, NatVerdict, Unanswered
 from siptool.stun.servers import StunServer
@@ -56,11 +56,7 @@ class Engine(enum.Enum):
 class NatOptions:
     server: StunServer
     started: float  # time.monotonic() of the command's start: --timeout counts from it
-    timeout: float = 1.0
-    families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
-    local_address: str | None = None
-    local_port: int | None = None
-    verbose: bool = False
+    local: LocalSettings = field(default_factory=lambda: LocalSettings(timeout=1.0))
     filter_wait: float = 0.3
     lifetime: bool = False
     lifetime_max: float = 120.0
@@ -138,20 +134,20 @@ async def run_nat_type(options: NatOptions) -> NatResult:
     """The engine asked (and pystun3 beside it with --compare), and the verdicts."""
     result = NatResult(options.server.text, engine=options.engine)
     # --timeout bounds the whole run, from the command's start to the verdict.
-    end = max(time.monotonic(), options.started + options.timeout - CLEANUP)
+    end = max(time.monotonic(), options.started + options.local.timeout - CLEANUP)
     pystun3: asyncio.Future[EngineReport] | None = None
     if options.engine is Engine.PYSTUN3 or options.compare:
         pystun3 = asyncio.ensure_future(
             run_pystun3(
                 options.server,
-                local_address=options.local_address,
-                timeout=options.timeout,
+                local_address=options.local.local_address,
+                timeout=options.local.timeout,
                 watchdog=options.watchdog,
             )
         )
     try:
         if options.engine is Engine.SIPTOOL:
-            outcome = await run_rfc5780(options, StunLog(options.verbose), end)
+            outcome = await run_rfc5780(options, StunLog(options.local.verbose), end)
             if outcome.bind_error is not None:
                 return _not_run(result, outcome)
             result.elapsed_ms = _elapsed_ms(options.started)
@@ -195,7 +191,7 @@ def _take_siptool(result: NatResult, outcome: Rfc5780Outcome, options: NatOption
         message = verdict.reasons[0]
         if verdict.failure is Unanswered.TIMEOUT:
             message = (
-                f"no answer from {outcome.address} over UDP within {options.timeout:g} s "
+                f"no answer from {outcome.address} over UDP within {options.local.timeout:g} s "
                 f"({outcome.requests} requests)"
             )
         result.errors.append(SiptoolError(message, code=verdict.failure.value))

@@ -32,9 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siptool.addr import ALL_FAMILIES, format_address, split_address
+from siptool.addr import format_address, split_address
 from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
 from siptool.errors import ExitCode, LocalBindError, SiptoolError, TransportError
+from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import (
     Exchange,
     Schedule,
@@ -73,11 +74,7 @@ class ProbeOptions:
 
     servers: tuple[StunServer, ...]
     used_default_list: bool = False  # no SERVER given: --server-list, its variable or defaults
-    timeout: float = 5.0
-    families: tuple[int, ...] = ALL_FAMILIES
-    local_address: str | None = None
-    local_port: int | None = None
-    verbose: bool = False
+    local: LocalSettings = field(default_factory=LocalSettings)
     count: int = 1
     interval: float = 1.0
     tls: TlsOptions = field(default_factory=TlsOptions)
@@ -399,8 +396,8 @@ class _UdpSockets:
             if family not in self.sockets:
                 self.sockets[family] = await UdpEndpoint.open(
                     family,
-                    local_address=self.options.local_address,
-                    local_port=self.options.local_port,
+                    local_address=self.options.local.local_address,
+                    local_port=self.options.local.local_port,
                     log=self.log,
                 )
         return self.sockets[family]
@@ -425,7 +422,7 @@ async def probe_server(
     siptool cannot use) is raised: the check cannot run."""
     probe = ServerProbe(server.text, server.transport)
     try:
-        addresses = await resolve_server(server, options.families, options.timeout)
+        addresses = await resolve_server(server, options.local.families, options.local.timeout)
     except TransportError as exc:
         probe.errors.append(SiptoolError(exc.message, code="dns_error"))
         return probe
@@ -437,9 +434,9 @@ async def probe_server(
             address,
             udp=udp.get,
             tls=options.tls,
-            local_address=options.local_address,
-            local_port=options.local_port,
-            timeout=options.timeout,
+            local_address=options.local.local_address,
+            local_port=options.local.local_port,
+            timeout=options.local.timeout,
             log=log,
         )
     except LocalBindError:
@@ -470,7 +467,7 @@ async def _ask(
     """``options.count`` requests ``options.interval`` apart over ``endpoint``."""
     local = _local_for(endpoint, address)
     probe.local = format_address(*local)
-    schedule = Schedule(cap=options.timeout)
+    schedule = Schedule(cap=options.local.timeout)
     last_error: str | None = None
     failure: SiptoolError | None = None
     for n in range(options.count):
@@ -489,7 +486,7 @@ async def _ask(
             continue
         _record(probe, exchange, local)
     if not probe.received:
-        probe.errors.append(failure or _no_answer(probe, last_error, options.timeout))
+        probe.errors.append(failure or _no_answer(probe, last_error, options.local.timeout))
 
 
 def _reply(seq: int, tid: bytes, exchange: Exchange) -> BindingReply:
@@ -538,7 +535,7 @@ def _failure(exchange: Exchange, address: str) -> SiptoolError | None:
 async def run_probe(options: ProbeOptions, on_reply: ReplyCallback | None = None) -> ProbeResult:
     """Probe every server concurrently; ``on_reply`` sees each request's outcome as it comes.
     The sockets are closed whatever happens, Ctrl-C included."""
-    log = StunLog(options.verbose)
+    log = StunLog(options.local.verbose)
     udp = _UdpSockets(options, log)
     tasks = [
         asyncio.ensure_future(probe_server(s, options, udp, log, on_reply)) for s in options.servers
