@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import FiniteFloat, SipCheckFlags, parse_target_flag, sip_check_options
+from siptool.cli.options import SipCheckFlags, parse_target_flag, seconds_option, sip_check_options
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -26,18 +26,11 @@ COMMAND = "invite-test"
     metavar="LIST",
     help="Codecs to offer, in order (PCMU, PCMA, G722, GSM, G729, telephone-event).",
 )
-@click.option(
-    "--hold",
-    type=FiniteFloat(min=0.0),
-    default=2.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to stay in the call once answered, before the BYE.",
+@seconds_option(
+    "--hold", default=2.0, help="How long to stay in the call once answered, before the BYE."
 )
-@click.option(
+@seconds_option(
     "--ring-timeout",
-    type=FiniteFloat(min=0.0),
-    metavar="SECONDS",
     help="Ring test: CANCEL when no final answer by then (expects 487); passes when it rang.",
 )
 @click.option(

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import click
 
 from siptool.cli.options import (
-    FiniteFloat,
     NetworkFlags,
     OutputFlags,
     network_options,
     output_options,
+    seconds_option,
 )
 from siptool.cli.run import Job, output_for, run_command
 
@@ -30,12 +30,11 @@ COMMAND = "nat-type"
 # 0.5 s beside it, then the verdict; on a lossy path --timeout 3 gives every test more tries.
 @click.command(COMMAND, context_settings={"default_map": {"timeout": 1.0}})
 @click.argument("server", required=False, metavar="[SERVER]")
-@click.option(
+@seconds_option(
     "--filter-wait",
-    type=FiniteFloat(min=0.01, max=30.0),
     default=0.3,
-    show_default=True,
-    metavar="SECONDS",
+    minimum=0.01,
+    maximum=30.0,
     help="How long to wait for an answer that a filtering NAT may rightly drop "
     "(at least 3x the measured RTT).",
 )
@@ -44,12 +43,11 @@ COMMAND = "nat-type"
     is_flag=True,
     help="Also estimate how long an idle UDP binding lives (RFC 5780 §4.6); takes about that long.",
 )
-@click.option(
+@seconds_option(
     "--lifetime-max",
-    type=FiniteFloat(min=1.0, max=3600.0),
     default=120.0,
-    show_default=True,
-    metavar="SECONDS",
+    minimum=1.0,
+    maximum=3600.0,
     help="Longest binding lifetime --lifetime looks for.",
 )
 @click.option(
@@ -60,12 +58,10 @@ COMMAND = "nat-type"
     help="Classifier: siptool's RFC 5780 tests, or pystun3's RFC 3489 algorithm.",
 )
 @click.option("--compare", is_flag=True, help="Run pystun3 too and show both verdicts.")
-@click.option(
+@seconds_option(
     "--watchdog",
-    type=FiniteFloat(min=1.0),
     default=30.0,
-    show_default=True,
-    metavar="SECONDS",
+    minimum=1.0,
     help="Kill pystun3 when it has no verdict after this long.",
 )
 @click.option(

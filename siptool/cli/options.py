@@ -199,6 +199,24 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+def seconds_option(
+    *decls: str,
+    help: str,
+    default: float | None = None,
+    minimum: float = 0.0,
+    maximum: float | None = None,
+) -> Callable[[F], F]:
+    """An option that is a number of seconds: finite, within its range, shown as SECONDS."""
+    return click.option(
+        *decls,
+        type=FiniteFloat(min=minimum, max=maximum),
+        default=default,
+        show_default=default is not None,
+        metavar="SECONDS",
+        help=help,
+    )
+
+
 def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -233,12 +251,8 @@ def network_options(func: F) -> F:
         NetworkFlags,
         "network",
         [
-            click.option(
-                "--timeout",
-                type=FiniteFloat(min=0.01),
-                default=5.0,
-                show_default=True,
-                help="Seconds to wait for an answer.",
+            seconds_option(
+                "--timeout", default=5.0, minimum=0.01, help="Seconds to wait for an answer."
             ),
             click.option("-4", "family4", is_flag=True, help="Use IPv4 only."),
             click.option("-6", "family6", is_flag=True, help="Use IPv6 only."),
@@ -333,13 +347,8 @@ def repeat_options(what: str, per: str) -> Callable[[F], F]:
                 show_default=True,
                 help=f"{what} per {per}.",
             ),
-            click.option(
-                "-i",
-                "--interval",
-                type=FiniteFloat(min=0.0),
-                default=1.0,
-                show_default=True,
-                help=f"Seconds between requests to one {per}.",
+            seconds_option(
+                "-i", "--interval", default=1.0, help=f"Seconds between requests to one {per}."
             ),
         ],
     )
@@ -367,19 +376,17 @@ def timer_options(func: F) -> F:
         TimerFlags,
         "timers",
         [
-            click.option(
+            seconds_option(
                 "--t1",
-                type=FiniteFloat(min=0.001),
                 default=0.5,
-                show_default=True,
-                help="RFC 3261 T1 in seconds: first UDP retransmission interval.",
+                minimum=0.001,
+                help="RFC 3261 T1: first UDP retransmission interval.",
             ),
-            click.option(
+            seconds_option(
                 "--t2",
-                type=FiniteFloat(min=0.001),
                 default=4.0,
-                show_default=True,
-                help="RFC 3261 T2 in seconds: cap of the non-INVITE retransmission interval.",
+                minimum=0.001,
+                help="RFC 3261 T2: cap of the non-INVITE retransmission interval.",
             ),
         ],
     )(func)
