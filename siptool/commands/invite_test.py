@@ -30,9 +30,8 @@ from siptool.commands.nagios import (
     unknown,
     verdict,
 )
-from siptool.commands.sip_common import Expectation, NatView, SipSettings
+from siptool.commands.sip_common import Expectation, NatView, Reached, SipSettings
 from siptool.errors import ExitCode, InputError, SiptoolError
-from siptool.net.resolver import Resolution
 from siptool.net.rtp import RtpStats, RtpVerdict
 from siptool.sip.auth import AuthReport
 from siptool.sip.sdp_offer import AnswerSummary, Codec
@@ -132,11 +131,7 @@ class CallEvent:
 
 
 @dataclass
-class CallResult:
-    target: str
-    resolution: Resolution | None = None
-    transport: str | None = None
-    address: str | None = None
+class CallResult(Reached):
     call_id: str | None = None
     final_status: int | None = None
     final_reason: str | None = None
@@ -189,9 +184,7 @@ class CallResult:
         auth = self.auth or AuthReport(None, None, None, 0)
         return {
             "target": self.target,
-            "resolved": None
-            if self.address is None
-            else {"transport": self.transport, "address": self.address},
+            "resolved": self.resolved,
             "call_id": self.call_id,
             "final_status": self.final_status,
             "final_reason": self.final_reason,

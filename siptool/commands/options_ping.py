@@ -19,6 +19,7 @@ from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unkn
 from siptool.commands.sip_common import (
     Expectation,
     NatView,
+    Reached,
     SipSettings,
     flow_opener,
     local_endpoint,
@@ -27,7 +28,6 @@ from siptool.commands.sip_common import (
 )
 from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
 from siptool.net.failover import Failover
-from siptool.net.resolver import Resolution
 from siptool.net.sip_client import OutcomeKind, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.builders import build_request, new_call_id, new_tag
@@ -129,11 +129,7 @@ class Stats:
 
 
 @dataclass
-class TargetResult:
-    target: str
-    resolution: Resolution | None = None
-    transport: str | None = None
-    address: str | None = None
+class TargetResult(Reached):
     replies: list[Reply] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     server: ServerInfo = field(default_factory=ServerInfo)
@@ -145,9 +141,7 @@ class TargetResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
-            "resolved": None
-            if self.address is None
-            else {"transport": self.transport, "address": self.address},
+            "resolved": self.resolved,
             "resolution": None if self.resolution is None else self.resolution.to_dict(),
             "replies": [r.to_dict() for r in self.replies],
             "stats": self.stats.to_dict(),
@@ -235,14 +229,14 @@ async def ping_target(
     result.resolution = resolution
     if options.resolve_only:
         first = resolution.candidates[0]
-        result.transport, result.address = first.transport, first.hostport
+        result.reach(first)
         return result
 
     dialog = _PingDialog(new_call_id("siptool.invalid"), new_tag())
     servers = Failover(resolution, flow_opener(settings, log), result.errors)
     while (opened := await servers.next_flow()) is not None:
         candidate = opened.candidate
-        result.transport, result.address = candidate.transport, candidate.hostport
+        result.reach(candidate)
         silent = await _ping_over(
             opened.flow, target, options, dialog, result, on_reply, can_fail_over=servers.more
         )

@@ -37,6 +37,7 @@ from siptool.commands.sip_common import (
     local_endpoint,
     nat_view,
     resolve,
+    resolved,
 )
 from siptool.errors import ExitCode, LocalBindError, ParseError, ResolveError, SiptoolError
 from siptool.net.failover import Failover
@@ -155,9 +156,7 @@ class RegisterResult:
             "bindings": [b.to_dict() for b in self.bindings],
             "service_route": self.service_route,
             "path": self.path,
-            "resolved": None
-            if self.address is None
-            else {"transport": self.transport, "address": self.address},
+            "resolved": resolved(self.transport, self.address),
             "nat": self.nat.to_dict(),
             "warnings": self.warnings,
         }

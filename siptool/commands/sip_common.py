@@ -80,6 +80,29 @@ class Expectation:
 
 
 @dataclass
+class Reached:
+    """Where a SIP check went (RFC 3263): the target as given, its resolution, and the server
+    whose flow it used."""
+
+    target: str
+    resolution: Resolution | None = None
+    transport: str | None = None
+    address: str | None = None
+
+    def reach(self, candidate: Candidate) -> None:
+        self.transport, self.address = candidate.transport, candidate.hostport
+
+    @property
+    def resolved(self) -> dict[str, str | None] | None:
+        return resolved(self.transport, self.address)
+
+
+def resolved(transport: str | None, address: str | None) -> dict[str, str | None] | None:
+    """The JSON ``resolved`` object: the server a check reached, or null."""
+    return None if address is None else {"transport": transport, "address": address}
+
+
+@dataclass
 class NatView:
     """Our address as we know it beside the address the server saw (RFC 3581 §4)."""
 
@@ -193,6 +216,7 @@ def read_password(password_file: str | None, *, prompt: bool) -> str | None:
 __all__ = [
     "Expectation",
     "NatView",
+    "Reached",
     "ResolveError",
     "SipSettings",
     "flow_opener",
@@ -200,4 +224,5 @@ __all__ = [
     "nat_view",
     "read_password",
     "resolve",
+    "resolved",
 ]
