@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
+from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
 from siptool.sip.lint import (
     LintWarning,
@@ -36,7 +37,6 @@ from siptool.sip.message import SipMessage, clean_text, parse_message
 
 if TYPE_CHECKING:
     from siptool.commands.callflow import CallFlow
-    from siptool.commands.nagios import NagiosVerdict
 
 # Every key of a message object, SIP or STUN, so that absent values are null, never omitted
 # (shared/cli-contract.md).
@@ -166,15 +166,12 @@ class Summary:
 
 
 @dataclass
-class DecodeResult:
+class DecodeResult(CheckResult):
     """What the renderers get at the end; the messages were handed to them before."""
 
     input_name: str
     summary: Summary = field(default_factory=Summary)
-    errors: list[SiptoolError] = field(default_factory=list)
-    exit_code: ExitCode = ExitCode.OK
-    flows: list[CallFlow] | None = None  # with --flow: one per Call-ID
-    nagios: NagiosVerdict | None = None  # decode has no --nagios
+    flows: list[CallFlow] | None = None  # with --flow: one per Call-ID (no --nagios in decode)
 
 
 def _where(raw: RawMessage, offset: int | None) -> str:

@@ -30,6 +30,7 @@ from siptool.commands.nagios import (
     unknown,
     verdict,
 )
+from siptool.commands.result import CheckResult
 from siptool.commands.sip_common import Expectation, NatView, Reached, SipSettings
 from siptool.errors import ExitCode, InputError, SiptoolError
 from siptool.net.rtp import RtpStats, RtpVerdict
@@ -131,7 +132,7 @@ class CallEvent:
 
 
 @dataclass
-class CallResult(Reached):
+class CallResult(Reached, CheckResult):
     call_id: str | None = None
     final_status: int | None = None
     final_reason: str | None = None
@@ -152,10 +153,8 @@ class CallResult(Reached):
     auth: AuthReport | None = None
     server: str | None = None
     events: list[CallEvent] = field(default_factory=list)
-    errors: list[SiptoolError] = field(default_factory=list)
     passed: bool = False
-    exit_code: ExitCode = ExitCode.FAILED
-    nagios: NagiosVerdict | None = None
+    exit_code: ExitCode = field(default=ExitCode.FAILED, kw_only=True)  # OK once it passed
 
     def error(self, code: str, message: str) -> None:
         self.errors.append(SiptoolError(message, code=code))

@@ -28,10 +28,10 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from siptool.commands.nagios import NagiosVerdict
 from siptool.commands.nat_lifetime import Lifetime
 from siptool.commands.nat_pystun3 import EngineReport, run_pystun3
 from siptool.commands.nat_rfc5780 import NatTests, Rfc5780Outcome, run_rfc5780
+from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, SiptoolError
 from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import StunLog
@@ -66,7 +66,7 @@ class NatOptions:
 
 
 @dataclass
-class NatResult:
+class NatResult(CheckResult):
     server: str | None
     engine: Engine = Engine.SIPTOOL
     address: str | None = None
@@ -77,10 +77,7 @@ class NatResult:
     lifetime: Lifetime | None = None
     pystun3: EngineReport | None = None
     agree: bool | None = None  # --compare: pystun3's label is siptool's (None: it gave none)
-    elapsed_ms: float | None = None
-    exit_code: ExitCode = ExitCode.OK
-    errors: list[SiptoolError] = field(default_factory=list)
-    nagios: NagiosVerdict | None = None  # nat-type has no --nagios
+    elapsed_ms: float | None = None  # nat-type has no --nagios: ``nagios`` stays None
 
     @property
     def classic(self) -> Classic:

@@ -12,10 +12,11 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
+from siptool.commands.result import Probed, SeveralResult
 from siptool.commands.sip_common import (
     Expectation,
     NatView,
@@ -24,10 +25,10 @@ from siptool.commands.sip_common import (
     flow_opener,
     local_endpoint,
     nat_view,
+    over_servers,
     resolve,
 )
 from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
-from siptool.net.failover import Failover
 from siptool.net.sip_client import OutcomeKind, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.builders import build_request, new_call_id, new_tag
@@ -129,12 +130,11 @@ class Stats:
 
 
 @dataclass
-class TargetResult(Reached):
+class TargetResult(Reached, Probed):
     replies: list[Reply] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     server: ServerInfo = field(default_factory=ServerInfo)
     nat: NatView = field(default_factory=NatView)
-    errors: list[SiptoolError] = field(default_factory=list)
     strays: int = 0
     alive: bool = False
 
@@ -158,23 +158,19 @@ class TargetResult(Reached):
         return next((r for r in reversed(self.replies) if r.status is not None), None)
 
     @property
-    def failure(self) -> str:
-        """Why the target is not alive, in a few words."""
-        return self.errors[-1].message if self.errors else "no answer"
+    def name(self) -> str:
+        return self.target
 
 
 @dataclass
-class PingResult:
+class PingResult(SeveralResult):
     targets: list[TargetResult]
-    exit_code: ExitCode = ExitCode.OK
-    errors: list[SiptoolError] = field(default_factory=list)
+    _: KW_ONLY
     resolve_only: bool = False
-    nagios: NagiosVerdict | None = None
 
     @property
-    def all_errors(self) -> list[SiptoolError]:
-        """The run's errors, then each target's with the target in front."""
-        return self.errors + [e.prefixed(t.target) for t in self.targets for e in t.errors]
+    def probed(self) -> list[TargetResult]:
+        return self.targets
 
 
 def _split_list(msg: SipMessage, name: str) -> list[str] | None:
@@ -233,17 +229,15 @@ async def ping_target(
         return result
 
     dialog = _PingDialog(new_call_id("siptool.invalid"), new_tag())
-    servers = Failover(resolution, flow_opener(settings, log), result.errors)
-    while (opened := await servers.next_flow()) is not None:
-        candidate = opened.candidate
-        result.reach(candidate)
-        silent = await _ping_over(
-            opened.flow, target, options, dialog, result, on_reply, can_fail_over=servers.more
-        )
-        if silent is None:
-            break
-        # RFC 3263 §4.3: no answer at all from this server: the next one gets the pings.
-        result.errors.append(silent.prefixed(candidate.hostport))
+    await over_servers(
+        resolution,
+        flow_opener(settings, log),
+        result,
+        result.errors,
+        lambda flow, more: _ping_over(
+            flow, target, options, dialog, result, on_reply, can_fail_over=more
+        ),
+    )
     statuses = [r.status for r in result.replies if r.status is not None]
     expect = options.expect
     result.alive = bool(statuses) and all(expect is None or expect.accepts(s) for s in statuses)
@@ -334,14 +328,15 @@ async def run_ping(options: PingOptions, on_reply: ReplyCallback | None = None) 
     try:
         results = await asyncio.gather(*(one(t) for t in options.targets))
     except LocalBindError as exc:
-        result = PingResult([], ExitCode.NOT_RUN, [exc], options.resolve_only)
+        result = PingResult([], exit_code=ExitCode.NOT_RUN, errors=[exc])
     else:
         if options.resolve_only:
             ok = all(r.resolution is not None for r in results)
         else:
             ok = all(r.alive for r in results)
         code = ExitCode.OK if ok else ExitCode.FAILED
-        result = PingResult(list(results), code, resolve_only=options.resolve_only)
+        result = PingResult(list(results), exit_code=code)
+    result.resolve_only = options.resolve_only
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
 

@@ -30,18 +30,18 @@ from typing import Any
 
 from siptool.addr import format_host
 from siptool.commands.nagios import NagiosVerdict, Thresholds, unknown, verdict
+from siptool.commands.result import CheckResult
 from siptool.commands.sip_common import (
     NatView,
+    Reached,
     SipSettings,
     flow_opener,
     local_endpoint,
     nat_view,
+    over_servers,
     resolve,
-    resolved,
 )
 from siptool.errors import ExitCode, LocalBindError, ParseError, ResolveError, SiptoolError
-from siptool.net.failover import Failover
-from siptool.net.resolver import Resolution
 from siptool.net.sip_client import Outcome, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.numbers import decimal_or_none
@@ -119,8 +119,7 @@ class Binding:
 
 
 @dataclass
-class RegisterResult:
-    target: str
+class RegisterResult(Reached, CheckResult):
     aor: str
     mode: RegisterMode
     status: int | None = None
@@ -133,13 +132,9 @@ class RegisterResult:
     bindings: list[Binding] = field(default_factory=list)
     service_route: list[str] = field(default_factory=list)
     path: list[str] = field(default_factory=list)
-    transport: str | None = None
-    address: str | None = None
     nat: NatView = field(default_factory=NatView)
-    errors: list[SiptoolError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    exit_code: ExitCode = ExitCode.FAILED
-    nagios: NagiosVerdict | None = None
+    exit_code: ExitCode = field(default=ExitCode.FAILED, kw_only=True)  # OK once registered
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +151,7 @@ class RegisterResult:
             "bindings": [b.to_dict() for b in self.bindings],
             "service_route": self.service_route,
             "path": self.path,
-            "resolved": resolved(self.transport, self.address),
+            "resolved": self.resolved,
             "nat": self.nat.to_dict(),
             "warnings": self.warnings,
         }
@@ -276,31 +271,21 @@ async def run_register(options: RegisterOptions) -> RegisterResult:
     except ResolveError as exc:
         result.errors.append(exc)
     else:
+        result.resolution = resolution
         try:
-            await _fail_over(resolution, options, log, result)
+            await over_servers(
+                resolution,
+                flow_opener(options.settings, log),
+                result,
+                result.errors,
+                lambda flow, _more: _register_over(flow, options, result),
+            )
         except LocalBindError as exc:
             # Our address, port or CA file: every server would fail the same way.
             result.errors.append(exc)
             result.exit_code = ExitCode.NOT_RUN
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
-
-
-async def _fail_over(
-    resolution: Resolution, options: RegisterOptions, log: WireLog, result: RegisterResult
-) -> None:
-    servers = Failover(resolution, flow_opener(options.settings, log), result.errors)
-    while (opened := await servers.next_flow()) is not None:
-        candidate = opened.candidate
-        result.transport, result.address = candidate.transport, candidate.hostport
-        silent = await _register_over(opened.flow, options, result)
-        if silent is None:
-            return
-        if not servers.more:
-            result.errors.append(silent)
-            return
-        # RFC 3263 §4.3: no answer at all from this registrar: try the next one.
-        result.errors.append(silent.prefixed(candidate.hostport))
 
 
 async def _register_over(

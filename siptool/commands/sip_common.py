@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from siptool.addr import format_address, is_loopback_address, is_private_address
@@ -15,8 +16,9 @@ from siptool.errors import (
     InputError,
     ParseError,
     ResolveError,
+    SiptoolError,
 )
-from siptool.net.failover import OpenFlow
+from siptool.net.failover import Failover, OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
 from siptool.net.tls import TlsOptions
@@ -82,9 +84,10 @@ class Expectation:
 @dataclass
 class Reached:
     """Where a SIP check went (RFC 3263): the target as given, its resolution, and the server
-    whose flow it used."""
+    whose flow it used.  Only the target is positional, before the command's own fields."""
 
     target: str
+    _: KW_ONLY
     resolution: Resolution | None = None
     transport: str | None = None
     address: str | None = None
@@ -181,6 +184,30 @@ def flow_opener(
     return open_to
 
 
+CheckOver = Callable[[SipFlow, bool], Awaitable[SiptoolError | None]]
+
+
+async def over_servers(
+    resolution: Resolution,
+    open_to: OpenFlow,
+    result: Reached,
+    errors: list[SiptoolError],
+    check_over: CheckOver,
+) -> None:
+    """RFC 3263 §4.3: run a check over one server's flow after another, in the resolution's
+    order, until one answers or none is left.  ``check_over(flow, more)`` is told whether a
+    server is left after this one and returns the error when the server never answered
+    (None: it did, or the check stays with it); that error goes to ``errors``, with the
+    server in front when the next one gets the check."""
+    servers = Failover(resolution, open_to, errors)
+    while (opened := await servers.next_flow()) is not None:
+        result.reach(opened.candidate)
+        silent = await check_over(opened.flow, servers.more)
+        if silent is None:
+            return
+        errors.append(silent.prefixed(opened.candidate.hostport) if servers.more else silent)
+
+
 def local_endpoint(flow: SipFlow) -> LocalEndpoint:
     return LocalEndpoint(flow.transport_name, flow.local[0], flow.local[1])
 
@@ -222,6 +249,7 @@ __all__ = [
     "flow_opener",
     "local_endpoint",
     "nat_view",
+    "over_servers",
     "read_password",
     "resolve",
     "resolved",

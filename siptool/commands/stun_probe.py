@@ -29,11 +29,12 @@ import asyncio
 import enum
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from siptool.addr import format_address, split_address
 from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
+from siptool.commands.result import Probed, SeveralResult
 from siptool.errors import ExitCode, LocalBindError, SiptoolError, TransportError
 from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import (
@@ -121,7 +122,7 @@ class BindingReply:
 
 
 @dataclass
-class ServerProbe:
+class ServerProbe(Probed):
     """Everything learnt about one server."""
 
     server: str
@@ -146,7 +147,6 @@ class ServerProbe:
     connect_ms: float | None = None
     tls_version: str | None = None
     mappings_seen: list[str] = field(default_factory=list)
-    errors: list[SiptoolError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -184,9 +184,8 @@ class ServerProbe:
         return round(statistics.fmean(self.rtts_ms), 3) if self.rtts_ms else None
 
     @property
-    def failure(self) -> str:
-        """Why the server gave no usable answer, in a few words."""
-        return self.errors[-1].message if self.errors else "no answer"
+    def name(self) -> str:
+        return self.server
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rtts_ms
@@ -227,17 +226,14 @@ class ServerProbe:
 
 
 @dataclass
-class ProbeResult:
+class ProbeResult(SeveralResult):
     servers: list[ServerProbe]
-    exit_code: ExitCode = ExitCode.OK
-    errors: list[SiptoolError] = field(default_factory=list)
+    _: KW_ONLY
     used_default_list: bool = False
-    nagios: NagiosVerdict | None = None
 
     @property
-    def all_errors(self) -> list[SiptoolError]:
-        """The run's errors, then each server's with the server in front."""
-        return self.errors + [e.prefixed(p.server) for p in self.servers for e in p.errors]
+    def probed(self) -> list[ServerProbe]:
+        return self.servers
 
     @property
     def mapping_consistent(self) -> bool | None:
@@ -543,11 +539,11 @@ async def run_probe(options: ProbeOptions, on_reply: ReplyCallback | None = None
     try:
         probes = await asyncio.gather(*tasks)
     except LocalBindError as exc:
-        result = ProbeResult([], ExitCode.NOT_RUN, [exc], options.used_default_list)
+        result = ProbeResult([], exit_code=ExitCode.NOT_RUN, errors=[exc])
     else:
         ok = all(p.answered for p in probes)
         code = ExitCode.OK if ok else ExitCode.FAILED
-        result = ProbeResult(list(probes), code, used_default_list=options.used_default_list)
+        result = ProbeResult(list(probes), exit_code=code)
     finally:
         # gather leaves the other probes running when one raises: stop them (their
         # connections close in probe_server's finally) before the shared sockets go.
@@ -557,6 +553,7 @@ async def run_probe(options: ProbeOptions, on_reply: ReplyCallback | None = None
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             udp.close()
+    result.used_default_list = options.used_default_list
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
 

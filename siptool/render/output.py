@@ -29,7 +29,7 @@ from siptool.terminal import one_line
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from siptool.commands.nagios import NagiosVerdict
+    from siptool.commands.result import CheckResult
     from siptool.errors import SiptoolError
 
 PIPE_WIDTH = 160
@@ -100,20 +100,8 @@ class Output:
         return doc
 
 
-class Checked(Protocol):
-    """What every check's result carries for its renderer (the command decided all of it)."""
-
-    @property
-    def exit_code(self) -> ExitCode: ...
-
-    @property
-    def errors(self) -> list[SiptoolError]: ...
-
-    @property
-    def nagios(self) -> NagiosVerdict | None: ...
-
-
-C = TypeVar("C", bound=Checked)
+# What every check's result carries for its renderer (the command decided all of it).
+C = TypeVar("C", bound="CheckResult")
 
 
 class ResultRenderer(Generic[C]):

@@ -52,7 +52,7 @@ def draw(result: PingResult, mode: OutputMode, count: int = 1) -> tuple[str, str
 
 
 def test_json_is_one_line_with_the_envelope_and_target_errors_prefixed() -> None:
-    result = PingResult([alive(), dead()], ExitCode.FAILED)
+    result = PingResult([alive(), dead()], exit_code=ExitCode.FAILED)
     out, err = draw(result, OutputMode.JSON)
     assert out.count("\n") == 1
     doc = json.loads(out)
@@ -66,7 +66,7 @@ def test_json_is_one_line_with_the_envelope_and_target_errors_prefixed() -> None
 
 
 def test_the_table_shows_each_target_and_makes_peer_text_safe() -> None:
-    out, err = draw(PingResult([alive(), dead()], ExitCode.FAILED), OutputMode.TEXT)
+    out, err = draw(PingResult([alive(), dead()], exit_code=ExitCode.FAILED), OutputMode.TEXT)
     lines = out.splitlines()
     assert lines[0].split() == [
         "target", "address", "status", "sent/recv", "loss", "rtt", "min/avg/max/sd", "ms",
@@ -82,7 +82,7 @@ def test_the_table_shows_each_target_and_makes_peer_text_safe() -> None:
 
 def test_nagios_prints_the_verdict_the_command_computed() -> None:
     verdict = NagiosVerdict(NagiosState.WARNING, "SIP WARNING - made up", "rtt=9ms;1;2;0")
-    result = PingResult([alive()], ExitCode.OK, nagios=verdict)
+    result = PingResult([alive()], exit_code=ExitCode.OK, nagios=verdict)
     out, err = draw(result, OutputMode.NAGIOS)
     assert out == "SIP WARNING - made up | rtt=9ms;1;2;0\n" and err == ""
 
@@ -98,7 +98,7 @@ def test_the_command_decides_the_nagios_state_from_the_thresholds() -> None:
     assert both.summary.endswith("; sip:down.test: no answer in 5 s")
     assert "rtt_2=U;2;10;0 loss_2=100%;20;60;0;100" in both.perfdata
     unknown = nagios_verdict(
-        PingResult([], ExitCode.NOT_RUN, [SiptoolError("cannot bind")]), limits
+        PingResult([], exit_code=ExitCode.NOT_RUN, errors=[SiptoolError("cannot bind")]), limits
     )
     assert unknown.state is NagiosState.UNKNOWN and unknown.text == "SIP UNKNOWN - cannot bind"
 

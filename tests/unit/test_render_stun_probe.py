@@ -66,7 +66,7 @@ def draw(result: ProbeResult, mode: OutputMode, *, quiet: bool = False) -> tuple
 
 
 def test_json_is_one_line_with_the_envelope_and_server_errors_prefixed() -> None:
-    result = ProbeResult([answered(), silent(), refused()], ExitCode.FAILED)
+    result = ProbeResult([answered(), silent(), refused()], exit_code=ExitCode.FAILED)
     out, _ = draw(result, OutputMode.JSON)
     assert out.count("\n") == 1  # not a terminal: one line
     doc = json.loads(out)
@@ -93,7 +93,7 @@ def test_json_is_one_line_with_the_envelope_and_server_errors_prefixed() -> None
 
 
 def test_errors_and_warnings_go_to_stderr_one_line_each() -> None:
-    result = ProbeResult([answered(), silent()], ExitCode.FAILED)
+    result = ProbeResult([answered(), silent()], exit_code=ExitCode.FAILED)
     for mode in (OutputMode.TEXT, OutputMode.JSON, OutputMode.JSONL):
         _, err = draw(result, mode)
         assert err.splitlines() == [
@@ -104,7 +104,7 @@ def test_errors_and_warnings_go_to_stderr_one_line_each() -> None:
 
 
 def test_the_table_shows_each_server_and_makes_peer_text_safe() -> None:
-    result = ProbeResult([answered(), silent()], ExitCode.FAILED)
+    result = ProbeResult([answered(), silent()], exit_code=ExitCode.FAILED)
     out, _ = draw(result, OutputMode.TEXT)
     lines = out.splitlines()
     assert lines[0].split() == [
@@ -124,7 +124,7 @@ def test_the_table_says_when_the_mapping_differs_and_rfc3489_servers() -> None:
     other = answered("stun2.test:3478", mapped="198.51.100.7:40001", rtts=(3.0,))
     other.other_address = None
     other.changed_address = "192.0.2.12:3479"
-    result = ProbeResult([answered(), other], ExitCode.OK)
+    result = ProbeResult([answered(), other], exit_code=ExitCode.OK)
     out, _ = draw(result, OutputMode.TEXT)
     lines = out.splitlines()
     assert "3.00" in lines[2] and "no (RFC 3489, changed 192.0.2.12:3479)" in lines[2]
@@ -135,7 +135,9 @@ def test_the_table_says_when_the_mapping_differs_and_rfc3489_servers() -> None:
 
 def test_quiet_and_a_run_that_could_not_start_print_no_table() -> None:
     assert draw(ProbeResult([answered()]), OutputMode.TEXT, quiet=True)[0] == ""
-    not_run = ProbeResult([], ExitCode.NOT_RUN, [LocalBindError("cannot bind 0.0.0.0:3478")])
+    not_run = ProbeResult(
+        [], exit_code=ExitCode.NOT_RUN, errors=[LocalBindError("cannot bind 0.0.0.0:3478")]
+    )
     out, err = draw(not_run, OutputMode.TEXT)
     assert out == "" and err == "siptool stun-probe: cannot bind 0.0.0.0:3478\n"
     out, _ = draw(not_run, OutputMode.JSON)
@@ -146,7 +148,7 @@ def test_quiet_and_a_run_that_could_not_start_print_no_table() -> None:
 
 def test_nagios_prints_the_verdict_the_command_computed() -> None:
     verdict = NagiosVerdict(NagiosState.WARNING, "STUN WARNING - made up", "rtt=9ms;1;2;0")
-    result = ProbeResult([silent()], ExitCode.FAILED, nagios=verdict)
+    result = ProbeResult([silent()], exit_code=ExitCode.FAILED, nagios=verdict)
     out, err = draw(result, OutputMode.NAGIOS)
     assert out == "STUN WARNING - made up | rtt=9ms;1;2;0\n" and err == ""
 
@@ -187,7 +189,9 @@ def test_a_mapping_that_differs_between_servers_is_a_warning() -> None:
 
 
 def test_nagios_is_unknown_when_the_check_could_not_run() -> None:
-    result = ProbeResult([], ExitCode.NOT_RUN, [SiptoolError("cannot use --ca-file x")])
+    result = ProbeResult(
+        [], exit_code=ExitCode.NOT_RUN, errors=[SiptoolError("cannot use --ca-file x")]
+    )
     verdict = nagios_verdict(result, Thresholds(warning_ms=1.0))
     assert verdict.state is NagiosState.UNKNOWN
     assert verdict.text == "STUN UNKNOWN - cannot use --ca-file x"
