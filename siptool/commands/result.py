@@ -8,8 +8,8 @@ Decisions:
 - Its fields are keyword-only, so that each command's own fields (the target, the servers)
   come first in its constructor, as before the fields had one home.
 - A check of several targets or servers at once (options-ping, stun-probe) has one result
-  per target (a ``Probed``) and the run's errors besides: ``SeveralResult.all_errors`` lists
-  both, each target's with the target in front, for the JSON document.
+  per target (a ``Probed``) and the run's errors besides: its ``all_errors`` (the JSON
+  document's errors) lists both, each target's with the target in front.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ class CheckResult:
     exit_code: ExitCode = ExitCode.OK
     errors: list[SiptoolError] = field(default_factory=list)
     nagios: NagiosVerdict | None = None
+
+    @property
+    def all_errors(self) -> list[SiptoolError]:
+        """Every error of the run, as the JSON document lists them."""
+        return self.errors
 
 
 @dataclass(kw_only=True)

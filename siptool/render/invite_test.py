@@ -10,15 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from siptool.commands.invite_test import ByeOutcome, CallResult, Direction
-from siptool.render.output import Output, ResultRenderer
+from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line as escape
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-
-def document(output: Output, result: CallResult) -> dict[str, Any]:
-    return output.document(result.exit_code, result.errors, result.to_dict())
 
 
 def _ms(value: float | None) -> str:
@@ -35,8 +31,8 @@ def bye_text(result: CallResult) -> str:
 
 
 class InviteRenderer(ResultRenderer[CallResult]):
-    def document(self, result: CallResult) -> dict[str, Any]:
-        return document(self.output, result)
+    def body(self, result: CallResult) -> dict[str, Any]:
+        return result.to_dict()
 
     def report(self, result: CallResult) -> None:
         self._summary(result)

@@ -11,39 +11,8 @@ from typing import Any
 
 from siptool.commands.nat_lifetime import Lifetime
 from siptool.commands.nat_type import Engine, NatResult
-from siptool.render.output import Output, ResultRenderer
+from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line
-
-
-def document(output: Output, result: NatResult) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "server": result.server,
-        "address": result.address,
-        "other_address": result.other_address,
-        "engine": result.engine.value,
-        "mapping": result.mapping.value,
-        "filtering": result.filtering.value,
-        "classic": result.classic.value,
-        "hairpinning": result.hairpinning,
-        "port_preserved": result.port_preserved,
-        "local": result.local,
-        "mapped": result.mapped,
-        "reasons": result.reasons,
-        "advice": result.advice,
-        "lifetime": result.lifetime.to_dict() if result.lifetime else None,
-        "tests": result.tests.to_dict() if result.tests else None,
-        "elapsed_ms": result.elapsed_ms,
-        "compare": None,
-    }
-    if result.engine is Engine.PYSTUN3 and result.pystun3 is not None:
-        body["pystun3"] = result.pystun3.to_dict()
-    elif result.pystun3 is not None:
-        body["compare"] = {
-            "siptool": result.classic.value,
-            "pystun3": result.pystun3.to_dict(),
-            "agree": result.agree,
-        }
-    return output.document(result.exit_code, result.errors, body)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -59,8 +28,35 @@ def _lifetime_text(life: Lifetime) -> str:
 
 
 class NatRenderer(ResultRenderer[NatResult]):
-    def document(self, result: NatResult) -> dict[str, Any]:
-        return document(self.output, result)
+    def body(self, result: NatResult) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "server": result.server,
+            "address": result.address,
+            "other_address": result.other_address,
+            "engine": result.engine.value,
+            "mapping": result.mapping.value,
+            "filtering": result.filtering.value,
+            "classic": result.classic.value,
+            "hairpinning": result.hairpinning,
+            "port_preserved": result.port_preserved,
+            "local": result.local,
+            "mapped": result.mapped,
+            "reasons": result.reasons,
+            "advice": result.advice,
+            "lifetime": result.lifetime.to_dict() if result.lifetime else None,
+            "tests": result.tests.to_dict() if result.tests else None,
+            "elapsed_ms": result.elapsed_ms,
+            "compare": None,
+        }
+        if result.engine is Engine.PYSTUN3 and result.pystun3 is not None:
+            body["pystun3"] = result.pystun3.to_dict()
+        elif result.pystun3 is not None:
+            body["compare"] = {
+                "siptool": result.classic.value,
+                "pystun3": result.pystun3.to_dict(),
+                "agree": result.agree,
+            }
+        return body
 
     def report(self, result: NatResult) -> None:
         self._report(result)

@@ -8,16 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.options_ping import PingResult, Reply, TargetResult
-from siptool.render.output import Output, OutputMode, ResultRenderer
+from siptool.render.output import Output, OutputMode, SeveralRenderer
 from siptool.terminal import markup_one_line, one_line
 
 
-def document(output: Output, result: PingResult) -> dict[str, Any]:
-    body = {"targets": [t.to_dict() for t in result.targets]}
-    return output.document(result.exit_code, result.all_errors, body)
-
-
-class PingRenderer(ResultRenderer[PingResult]):
+class PingRenderer(SeveralRenderer[PingResult]):
     def __init__(self, output: Output, *, count: int) -> None:
         super().__init__(output)
         self.count = count
@@ -48,12 +43,8 @@ class PingRenderer(ResultRenderer[PingResult]):
             lines += [f"{t.target}: warning: {w}" for w in t.nat.warnings]
         return lines
 
-    def document(self, result: PingResult) -> dict[str, Any]:
-        return document(self.output, result)
-
-    def has_report(self, result: PingResult) -> bool:
-        # No targets: siptool could not run the check (exit 3), and stderr said why.
-        return bool(result.targets)
+    def body(self, result: PingResult) -> dict[str, Any]:
+        return {"targets": [t.to_dict() for t in result.targets]}
 
     def report(self, result: PingResult) -> None:
         if result.resolve_only:

@@ -29,7 +29,7 @@ from siptool.terminal import one_line
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from siptool.commands.result import CheckResult
+    from siptool.commands.result import CheckResult, SeveralResult
     from siptool.errors import SiptoolError
 
 PIPE_WIDTH = 160
@@ -102,6 +102,7 @@ class Output:
 
 # What every check's result carries for its renderer (the command decided all of it).
 C = TypeVar("C", bound="CheckResult")
+S = TypeVar("S", bound="SeveralResult")
 
 
 class ResultRenderer(Generic[C]):
@@ -133,6 +134,11 @@ class ResultRenderer(Generic[C]):
         return [e.message for e in result.errors]
 
     def document(self, result: C) -> dict[str, Any]:
+        """The JSON document: the contract's envelope, with every error, around ``body``."""
+        return self.output.document(result.exit_code, result.all_errors, self.body(result))
+
+    def body(self, result: C) -> dict[str, Any]:
+        """The command's own keys of the JSON document, after the envelope."""
         raise NotImplementedError
 
     def has_report(self, result: C) -> bool:
@@ -140,6 +146,14 @@ class ResultRenderer(Generic[C]):
 
     def report(self, result: C) -> None:
         raise NotImplementedError
+
+
+class SeveralRenderer(ResultRenderer[S]):
+    """The ``finish`` of a check of several targets or servers (options-ping, stun-probe)."""
+
+    def has_report(self, result: S) -> bool:
+        # None checked: siptool could not run the check (exit 3), and stderr said why.
+        return bool(result.probed)
 
 
 class Renderer(Protocol[R_contra]):

@@ -9,23 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.commands.register import RegisterResult
 from siptool.errors import ExitCode
-from siptool.render.output import Output, ResultRenderer
+from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
-def document(output: Output, result: RegisterResult) -> dict[str, Any]:
-    return output.document(result.exit_code, result.errors, result.to_dict())
-
-
 class RegisterRenderer(ResultRenderer[RegisterResult]):
     def messages(self, result: RegisterResult) -> list[str]:
         return [e.message for e in result.errors] + [f"warning: {w}" for w in result.warnings]
 
-    def document(self, result: RegisterResult) -> dict[str, Any]:
-        return document(self.output, result)
+    def body(self, result: RegisterResult) -> dict[str, Any]:
+        return result.to_dict()
 
     def report(self, result: RegisterResult) -> None:
         self._text(result)

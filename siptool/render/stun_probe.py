@@ -12,24 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.stun_probe import BindingReply, ProbeResult, ServerProbe
-from siptool.render.output import Output, OutputMode, ResultRenderer
+from siptool.render.output import OutputMode, SeveralRenderer
 from siptool.terminal import markup_one_line
 
 COLUMNS = ("server", "address", "local", "mapped", "rtt ms", "loss", "software", "RFC 5780")
 
 
-def document(output: Output, result: ProbeResult) -> dict[str, Any]:
-    body = {
-        "servers": [p.to_dict() for p in result.servers],
-        "mapping_consistent": result.mapping_consistent,
-        "port_preserved": result.port_preserved,
-        "behind_nat": result.behind_nat,
-        "default_server_list": result.used_default_list,
-    }
-    return output.document(result.exit_code, result.all_errors, body)
-
-
-class ProbeRenderer(ResultRenderer[ProbeResult]):
+class ProbeRenderer(SeveralRenderer[ProbeResult]):
     def reply(self, probe: ServerProbe, reply: BindingReply) -> None:
         """--jsonl: one object per reply (or its timeout) as it comes."""
         if self.output.mode is OutputMode.JSONL:
@@ -44,12 +33,14 @@ class ProbeRenderer(ResultRenderer[ProbeResult]):
             lines += [f"{p.server}: warning: {w}" for w in p.warnings]
         return lines
 
-    def document(self, result: ProbeResult) -> dict[str, Any]:
-        return document(self.output, result)
-
-    def has_report(self, result: ProbeResult) -> bool:
-        # No servers: siptool could not run the check (exit 3), and stderr said why.
-        return bool(result.servers)
+    def body(self, result: ProbeResult) -> dict[str, Any]:
+        return {
+            "servers": [p.to_dict() for p in result.servers],
+            "mapping_consistent": result.mapping_consistent,
+            "port_preserved": result.port_preserved,
+            "behind_nat": result.behind_nat,
+            "default_server_list": result.used_default_list,
+        }
 
     def report(self, result: ProbeResult) -> None:
         self._table(result)
