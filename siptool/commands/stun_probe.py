@@ -426,14 +426,7 @@ async def probe_server(
     probe.address = format_address(*address)
     try:
         endpoint = await open_endpoint_for(
-            server,
-            address,
-            udp=udp.get,
-            tls=options.tls,
-            local_address=options.local.local_address,
-            local_port=options.local.local_port,
-            timeout=options.local.timeout,
-            log=log,
+            server, address, udp=udp.get, tls=options.tls, settings=options.local, log=log
         )
     except LocalBindError:
         raise

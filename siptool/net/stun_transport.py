@@ -71,6 +71,7 @@ from siptool.net.connect import (
     connect_stream,
     os_reason,
 )
+from siptool.net.settings import LocalSettings
 from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
 from siptool.stun.framing import (
@@ -678,13 +679,13 @@ class StreamEndpoint(StunEndpoint):
         *,
         server_name: str | None = None,
         tls: TlsOptions | None = None,
-        local_address: str | None = None,
-        local_port: int | None = None,
-        timeout: float = 5.0,
+        settings: LocalSettings | None = None,
         log: StunLog | None = None,
     ) -> StreamEndpoint:
+        """Connect within ``settings.timeout``, from its local address and port if any."""
+        settings = settings or LocalSettings()
         endpoint = cls(transport_name, remote, log)
-        local = bind_address(local_address, local_port, family_of(remote[0]))
+        local = bind_address(settings.local_address, settings.local_port, family_of(remote[0]))
         context = (tls or TlsOptions()).context() if transport_name == "tls" else None
         started = time.monotonic()
         try:
@@ -694,7 +695,7 @@ class StreamEndpoint(StunEndpoint):
                 context=context,
                 server_name=server_name,
                 local=local,
-                timeout=timeout,
+                timeout=settings.timeout,
             )
         except TimeoutError:
             raise TransportError(f"{endpoint.name}: connect timed out") from None
@@ -745,9 +746,7 @@ async def open_endpoint_for(
     *,
     udp: Callable[[int], Any],
     tls: TlsOptions,
-    local_address: str | None,
-    local_port: int | None,
-    timeout: float,
+    settings: LocalSettings,
     log: StunLog,
 ) -> StunEndpoint:
     """The endpoint to reach ``server`` at ``address``: the shared UDP socket of that address
@@ -757,14 +756,7 @@ async def open_endpoint_for(
         endpoint: StunEndpoint = await udp(family)
         return endpoint
     return await StreamEndpoint.open(
-        server.transport,
-        address,
-        server_name=server.host,
-        tls=tls,
-        local_address=local_address,
-        local_port=local_port,
-        timeout=timeout,
-        log=log,
+        server.transport, address, server_name=server.host, tls=tls, settings=settings, log=log
     )
 
 

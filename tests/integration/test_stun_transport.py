@@ -18,6 +18,7 @@ import pytest
 
 from siptool.errors import LocalBindError, TransportError
 from siptool.net import stun_transport
+from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import (
     Schedule,
     StreamEndpoint,
@@ -36,7 +37,9 @@ def test_tcp_gives_up_at_ti_even_when_the_timeout_is_longer(
     listener.listen()  # the kernel completes the handshake; nobody ever answers
 
     async def run() -> tuple[str | None, float]:
-        endpoint = await StreamEndpoint.open("tcp", listener.getsockname(), timeout=2)
+        endpoint = await StreamEndpoint.open(
+            "tcp", listener.getsockname(), settings=LocalSettings(timeout=2)
+        )
         try:
             tid, wire = binding_request()
             started = time.monotonic()
