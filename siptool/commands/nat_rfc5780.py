@@ -29,7 +29,7 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from siptool.addr import family_of, format_address, split_address
 from siptool.commands.nat_lifetime import Lifetime, LifetimeSearch, binding_lifetime
@@ -209,6 +209,14 @@ class Rfc5780Outcome:
     bind_error: LocalBindError | None = None  # siptool could not run the check
 
 
+T = TypeVar("T")
+
+
+async def _gathered(jobs: dict[str, Awaitable[T]]) -> dict[str, T]:
+    """The jobs run at once; each one's result under its name."""
+    return dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+
+
 class _Session:
     """One run of the tests toward ``primary``: the sockets, the path learnt, the runs."""
 
@@ -271,24 +279,41 @@ class _Session:
     def filter_wait_used(self) -> float:
         return self.filter_waited if self.filter_waited is not None else self.options.filter_wait
 
+    def test(
+        self,
+        sock: UdpEndpoint,
+        destination: Address,
+        *,
+        end: float | None = None,
+        plan: ProbePlan | None = None,
+    ) -> Awaitable[NatTestRun]:
+        """One test on this run's path, until ``end`` (by default the run's own end)."""
+        return run_test(
+            sock, destination, end=self.end if end is None else end, path=self.path, plan=plan
+        )
+
+    async def test_one(self, runs: SocketRuns, sock: UdpEndpoint) -> NatTestRun | None:
+        """Test I to the primary address from ``runs``' socket: the run when it was answered
+        (the socket's other tests start from what it saw), else None."""
+        test1 = runs.test1 = await self.test(sock, self.primary, plan=TEST_I)
+        return test1 if test1.answer is not None else None
+
     async def mapping_side(self, sock: UdpEndpoint) -> None:
         """RFC 5780 §4.3 (tests II and III to the other address) and §4.5 beside them."""
-        test1 = self.mapping.test1 = await run_test(sock, self.primary, end=self.end,
-                                                    path=self.path, plan=TEST_I)  # fmt: skip
-        if test1.answer is None:
+        test1 = await self.test_one(self.mapping, sock)
+        if test1 is None:
             return
         other = self.other_known()
         hairpin = await self.hairpin_job(sock, test1)  # before any coroutine is made
         jobs: dict[str, Awaitable[Any]] = {}
         if other is not None:
             if other[0] != self.primary[0]:
-                jobs["test2"] = run_test(sock, (other[0], self.primary[1]), end=self.end,
-                                         path=self.path)  # fmt: skip
+                jobs["test2"] = self.test(sock, (other[0], self.primary[1]))
             if other[1] != self.primary[1]:
-                jobs["test3"] = run_test(sock, other, end=self.end, path=self.path)
+                jobs["test3"] = self.test(sock, other)
         if hairpin is not None:
             jobs["hairpin"] = hairpin
-        done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+        done = await _gathered(jobs)
         self.mapping.test2, self.mapping.test3 = done.get("test2"), done.get("test3")
         self.hairpin = done.get("hairpin")
 
@@ -319,12 +344,9 @@ class _Session:
 
     async def filtering_side(self, sock: UdpEndpoint) -> None:
         """RFC 5780 §4.4: tests II and III ask for answers a filter may drop."""
-        test1 = self.filtering.test1 = await run_test(sock, self.primary, end=self.end,
-                                                      path=self.path, plan=TEST_I)  # fmt: skip
-        if test1.answer is None:
-            return
+        test1 = await self.test_one(self.filtering, sock)
         other = self.other_known()
-        if other is None:
+        if test1 is None or other is None:
             return
         wait = self.filter_waited = self.filter_wait()
         until = time.monotonic() + wait
@@ -334,11 +356,11 @@ class _Session:
         jobs: dict[str, Awaitable[NatTestRun]] = {}
         if other[0] != primary[0]:
             plan = ProbePlan(count, change_ip=True, change_port=True, answer_from=other)
-            jobs["test2"] = run_test(sock, primary, end=until, path=self.path, plan=plan)
+            jobs["test2"] = self.test(sock, primary, end=until, plan=plan)
         if other[1] != primary[1]:
             plan = ProbePlan(count, change_port=True, answer_from=(primary[0], other[1]))
-            jobs["test3"] = run_test(sock, primary, end=until, path=self.path, plan=plan)
-        done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+            jobs["test3"] = self.test(sock, primary, end=until, plan=plan)
+        done = await _gathered(jobs)
         self.filtering.test2, self.filtering.test3 = done.get("test2"), done.get("test3")
 
     async def late_answers(self) -> None:
