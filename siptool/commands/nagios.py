@@ -84,6 +84,37 @@ def verdict(
     return NagiosVerdict(state, f"{service} {state.name} - {summary}", " ".join(perfdata))
 
 
+@dataclass(frozen=True)
+class Pinged:
+    """One target of a ping-like check (options-ping, stun-probe) as its line counts it."""
+
+    answered: bool
+    rtt_ms: float | None
+    loss_pct: float | None  # None: nothing was sent, which counts as all lost
+    summary: str
+
+
+def ping_verdict(
+    service: str, pinged: Iterable[Pinged], limits: Thresholds, *, warning: str | None = None
+) -> NagiosVerdict:
+    """The worst target's state, every target's summary, and rtt and loss perfdata for each
+    (numbered when there are several, as check_icmp does).  ``warning``: a finding of the whole
+    run that makes an otherwise OK line a WARNING, said then."""
+    targets = list(pinged)
+    worst = NagiosState.OK
+    perf: list[str] = []
+    many = len(targets) > 1
+    for index, target in enumerate(targets, 1):
+        loss = target.loss_pct if target.loss_pct is not None else 100.0
+        worst = max(worst, limits.state(target.answered, target.rtt_ms, loss))
+        perf += limits.ping_perfdata(f"_{index}" if many else "", target.rtt_ms, loss)
+    parts = [target.summary for target in targets]
+    if warning is not None and worst is NagiosState.OK:
+        worst = NagiosState.WARNING
+        parts.append(warning)
+    return verdict(service, worst, "; ".join(parts), perf)
+
+
 def unknown(service: str, errors: Iterable[SiptoolError]) -> NagiosVerdict:
     """siptool could not run the check: UNKNOWN, whatever the thresholds say."""
     return verdict(service, NagiosState.UNKNOWN, "; ".join(e.message for e in errors))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
+from siptool.commands.nagios import NagiosVerdict, Pinged, Thresholds, ping_verdict, unknown
 from siptool.commands.result import Probed, SeveralResult
 from siptool.commands.sip_common import (
     Expectation,
@@ -345,22 +345,17 @@ def nagios_verdict(result: PingResult, limits: Thresholds) -> NagiosVerdict:
     """The --nagios line: the worst target's state, every target's summary and perfdata."""
     if not result.targets:
         return unknown("SIP", result.errors)
-    worst = NagiosState.OK
-    parts: list[str] = []
-    perf: list[str] = []
-    many = len(result.targets) > 1
-    for index, t in enumerate(result.targets, 1):
-        s = t.stats.to_dict()
-        avg = s["rtt_avg_ms"]
-        loss = s["loss_pct"] if s["loss_pct"] is not None else 100.0
-        worst = max(worst, limits.state(t.alive, avg, loss))
-        if t.replies and t.replies[-1].status is not None:
-            last = t.replies[-1]
-            what = f"{last.status} {last.reason or ''}".rstrip() + f" from {t.target}"
-            if avg is not None:
-                what += f" in {avg:.1f} ms"
-        else:
-            what = f"{t.target}: {t.failure}"
-        parts.append(what)
-        perf += limits.ping_perfdata(f"_{index}" if many else "", avg, loss)
-    return verdict("SIP", worst, "; ".join(parts), perf)
+    return ping_verdict("SIP", map(_pinged, result.targets), limits)
+
+
+def _pinged(t: TargetResult) -> Pinged:
+    s = t.stats.to_dict()
+    avg = s["rtt_avg_ms"]
+    if t.replies and t.replies[-1].status is not None:
+        last = t.replies[-1]
+        what = f"{last.status} {last.reason or ''}".rstrip() + f" from {t.target}"
+        if avg is not None:
+            what += f" in {avg:.1f} ms"
+    else:
+        what = f"{t.target}: {t.failure}"
+    return Pinged(t.alive, avg, s["loss_pct"], what)

@@ -33,7 +33,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from siptool.addr import format_address, split_address
-from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds, unknown, verdict
+from siptool.commands.nagios import NagiosVerdict, Pinged, Thresholds, ping_verdict, unknown
 from siptool.commands.result import Probed, SeveralResult
 from siptool.errors import ExitCode, LocalBindError, SiptoolError, TransportError
 from siptool.net.settings import LocalSettings
@@ -556,20 +556,14 @@ def nagios_verdict(result: ProbeResult, limits: Thresholds) -> NagiosVerdict:
     a mapping that differs between servers is at least a WARNING."""
     if not result.servers:
         return unknown(SERVICE, result.errors)
-    worst = NagiosState.OK
-    parts: list[str] = []
-    perf: list[str] = []
-    many = len(result.servers) > 1
-    for index, probe in enumerate(result.servers, 1):
-        avg = probe.rtt_avg_ms
-        loss = probe.loss_pct if probe.loss_pct is not None else 100.0
-        worst = max(worst, limits.state(probe.answered, avg, loss))
-        if probe.answered and avg is not None:
-            parts.append(f"{probe.server} mapped {probe.mapped} in {avg:.1f} ms")
-        else:
-            parts.append(f"{probe.server}: {probe.failure}")
-        perf += limits.ping_perfdata(f"_{index}" if many else "", avg, loss)
-    if result.mapping_consistent is False and worst is NagiosState.OK:
-        worst = NagiosState.WARNING
-        parts.append("mapping differs between servers")
-    return verdict(SERVICE, worst, "; ".join(parts), perf)
+    differs = "mapping differs between servers" if result.mapping_consistent is False else None
+    return ping_verdict(SERVICE, map(_pinged, result.servers), limits, warning=differs)
+
+
+def _pinged(probe: ServerProbe) -> Pinged:
+    avg = probe.rtt_avg_ms
+    if probe.answered and avg is not None:
+        what = f"{probe.server} mapped {probe.mapped} in {avg:.1f} ms"
+    else:
+        what = f"{probe.server}: {probe.failure}"
+    return Pinged(probe.answered, avg, probe.loss_pct, what)
