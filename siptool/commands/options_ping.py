@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -22,13 +22,11 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    flow_opener,
+    check_target,
     local_endpoint,
     nat_view,
-    over_servers,
-    resolve,
 )
-from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
+from siptool.errors import ExitCode, LocalBindError, SiptoolError
 from siptool.net.sip_client import OutcomeKind, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.sip.builders import build_request, new_call_id, new_tag
@@ -215,29 +213,17 @@ ReplyCallback = Callable[[TargetResult, Reply], None]
 async def ping_target(
     target: Target, options: PingOptions, log: WireLog, on_reply: ReplyCallback | None = None
 ) -> TargetResult:
-    settings = options.settings
     result = TargetResult(str(target))
-    try:
-        resolution = await resolve(target, settings)
-    except ResolveError as exc:
-        result.errors.append(exc)
-        return result
-    result.resolution = resolution
-    if options.resolve_only:
-        first = resolution.candidates[0]
-        result.reach(first)
-        return result
-
     dialog = _PingDialog(new_call_id("siptool.invalid"), new_tag())
-    await over_servers(
-        resolution,
-        flow_opener(settings, log),
-        result,
-        result.errors,
-        lambda flow, more: _ping_over(
-            flow, target, options, dialog, result, on_reply, can_fail_over=more
-        ),
+
+    def ping_over(flow: SipFlow, more: bool) -> Awaitable[SiptoolError | None]:
+        return _ping_over(flow, target, options, dialog, result, on_reply, can_fail_over=more)
+
+    await check_target(
+        target, options.settings, log, result, None if options.resolve_only else ping_over
     )
+    if options.resolve_only or result.resolution is None:
+        return result
     statuses = [r.status for r in result.replies if r.status is not None]
     expect = options.expect
     result.alive = bool(statuses) and all(expect is None or expect.accepts(s) for s in statuses)

@@ -35,13 +35,11 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    flow_opener,
+    check_target,
     local_endpoint,
     nat_view,
-    over_servers,
-    resolve,
 )
-from siptool.errors import ExitCode, LocalBindError, ParseError, ResolveError, SiptoolError
+from siptool.errors import ExitCode, LocalBindError, ParseError, SiptoolError
 from siptool.net.sip_client import Outcome, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
 from siptool.numbers import decimal_or_none
@@ -267,23 +265,17 @@ async def run_register(options: RegisterOptions) -> RegisterResult:
     result = RegisterResult(str(options.target), options.aor, options.mode)
     result.requested_expires = options.mode.requested_expires(options.expires)
     try:
-        resolution = await resolve(options.target, options.settings)
-    except ResolveError as exc:
+        await check_target(
+            options.target,
+            options.settings,
+            log,
+            result,
+            lambda flow, _more: _register_over(flow, options, result),
+        )
+    except LocalBindError as exc:
+        # Our address, port or CA file: every server would fail the same way.
         result.errors.append(exc)
-    else:
-        result.resolution = resolution
-        try:
-            await over_servers(
-                resolution,
-                flow_opener(options.settings, log),
-                result,
-                result.errors,
-                lambda flow, _more: _register_over(flow, options, result),
-            )
-        except LocalBindError as exc:
-            # Our address, port or CA file: every server would fail the same way.
-            result.errors.append(exc)
-            result.exit_code = ExitCode.NOT_RUN
+        result.exit_code = ExitCode.NOT_RUN
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
 

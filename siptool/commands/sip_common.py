@@ -83,14 +83,16 @@ class Expectation:
 
 @dataclass
 class Reached:
-    """Where a SIP check went (RFC 3263): the target as given, its resolution, and the server
-    whose flow it used.  Only the target is positional, before the command's own fields."""
+    """Where a SIP check went (RFC 3263): the target as given, its resolution, the server
+    whose flow it used, and the errors on the way (the check's own join them).  Only the
+    target is positional, before the command's own fields."""
 
     target: str
     _: KW_ONLY
     resolution: Resolution | None = None
     transport: str | None = None
     address: str | None = None
+    errors: list[SiptoolError] = field(default_factory=list)
 
     def reach(self, candidate: Candidate) -> None:
         self.transport, self.address = candidate.transport, candidate.hostport
@@ -187,25 +189,37 @@ def flow_opener(
 CheckOver = Callable[[SipFlow, bool], Awaitable[SiptoolError | None]]
 
 
-async def over_servers(
-    resolution: Resolution,
-    open_to: OpenFlow,
+async def check_target(
+    target: Target,
+    settings: SipSettings,
+    log: WireLog,
     result: Reached,
-    errors: list[SiptoolError],
-    check_over: CheckOver,
+    check_over: CheckOver | None,
 ) -> None:
-    """RFC 3263 §4.3: run a check over one server's flow after another, in the resolution's
-    order, until one answers or none is left.  ``check_over(flow, more)`` is told whether a
-    server is left after this one and returns the error when the server never answered
-    (None: it did, or the check stays with it); that error goes to ``errors``, with the
-    server in front when the next one gets the check."""
-    servers = Failover(resolution, open_to, errors)
+    """Resolve ``target`` onto ``result`` (a name that does not resolve: its ResolveError),
+    then, RFC 3263 §4.3, run the check over one server's flow after another, in the
+    resolution's order, until one answers or none is left.  ``check_over(flow, more)`` is
+    told whether a server is left after this one and returns the error when the server never
+    answered (None: it did, or the check stays with it); that error joins the result's, with
+    the server in front when the next one gets the check.  Without ``check_over``
+    (--resolve-only) the first server is where the check would go, and nothing is sent."""
+    try:
+        resolution = await resolve(target, settings)
+    except ResolveError as exc:
+        result.errors.append(exc)
+        return
+    result.resolution = resolution
+    if check_over is None:
+        result.reach(resolution.candidates[0])
+        return
+    servers = Failover(resolution, flow_opener(settings, log), result.errors)
     while (opened := await servers.next_flow()) is not None:
         result.reach(opened.candidate)
         silent = await check_over(opened.flow, servers.more)
         if silent is None:
             return
-        errors.append(silent.prefixed(opened.candidate.hostport) if servers.more else silent)
+        where = opened.candidate.hostport
+        result.errors.append(silent.prefixed(where) if servers.more else silent)
 
 
 def local_endpoint(flow: SipFlow) -> LocalEndpoint:
@@ -246,10 +260,10 @@ __all__ = [
     "Reached",
     "ResolveError",
     "SipSettings",
+    "check_target",
     "flow_opener",
     "local_endpoint",
     "nat_view",
-    "over_servers",
     "read_password",
     "resolve",
     "resolved",
