@@ -25,29 +25,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from siptool.cli.options import NagiosFlags, OutputFlags
 
 if TYPE_CHECKING:
-    from siptool.commands.nagios import NagiosVerdict
+    from siptool.commands.result import CheckResult
     from siptool.render.output import Output, Renderer
 
 R = TypeVar("R")
 
 INTERRUPTED = 130  # ExitCode.INTERRUPTED, without importing siptool.errors' enum at --help time
-
-
-if TYPE_CHECKING:
-
-    class CommandResult(Protocol):
-        """What the runner reads from every result: the verdicts the command computed."""
-
-        @property
-        def exit_code(self) -> int: ...
-
-        @property
-        def nagios(self) -> NagiosVerdict | None: ...
 
 
 class Job(Generic[R]):
@@ -164,7 +152,7 @@ def _drive(work: Callable[[], Awaitable[R] | R]) -> R:
     return results[0]
 
 
-def exit_code(result: CommandResult, output: Output) -> int:
+def exit_code(result: CheckResult, output: Output) -> int:
     """The result's exit code, or its Nagios state with --nagios."""
     from siptool.render.output import OutputMode
 

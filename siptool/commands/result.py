@@ -6,7 +6,7 @@ Decisions:
   ``errors`` (``SiptoolError``s) and the --nagios verdict.  ``CheckResult`` declares them
   once for every result; cli/run.py and render/output.py's ``ResultRenderer`` read them.
 - Its fields are keyword-only, so that each command's own fields (the target, the servers)
-  come first in its constructor, as before the fields had one home.
+  stay first, and positional, in the command's constructor.
 - A check of several targets or servers at once (options-ping, stun-probe) has one result
   per target (a ``Probed``) and the run's errors besides: its ``all_errors`` (the JSON
   document's errors) lists both, each target's with the target in front.
