@@ -4,7 +4,6 @@ commands/invite_test.py) and nothing else."""
 
 from __future__ import annotations
 
-import io
 import json
 
 from siptool.commands.invite_test import (
@@ -20,9 +19,10 @@ from siptool.commands.sip_common import NatView
 from siptool.errors import ExitCode, LocalBindError, SiptoolError
 from siptool.net.rtp import RtpStats
 from siptool.render.invite_test import InviteRenderer
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import OutputMode
 from siptool.sip.auth import AuthReport
 from siptool.sip.sdp_offer import AnswerSummary
+from tests.support.render import drawn
 
 KEYS = [
     "command", "ok", "exit_code", "siptool_version", "errors", "target", "resolved", "call_id",
@@ -78,10 +78,7 @@ def busy() -> CallResult:
 
 
 def draw(result: CallResult, mode: OutputMode, *, quiet: bool = False) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    output = Output("invite-test", mode=mode, quiet=quiet, color=False, out=out, err=err)
-    InviteRenderer(output).finish(result)
-    return out.getvalue(), err.getvalue()
+    return drawn("invite-test", InviteRenderer, result, mode, quiet=quiet)
 
 
 def row(out: str, label: str) -> str:

@@ -19,6 +19,7 @@ from siptool.commands.sip_common import NatView
 from siptool.errors import ExitCode, SiptoolError
 from siptool.render.options_ping import PingRenderer
 from siptool.render.output import Output, OutputMode
+from tests.support.render import drawn
 
 
 def alive(target: str = "sip:pbx.test", rtts: tuple[float, ...] = (1.25, 2.75)) -> TargetResult:
@@ -44,11 +45,7 @@ def dead(target: str = "sip:down.test") -> TargetResult:
 
 
 def draw(result: PingResult, mode: OutputMode, count: int = 1) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    PingRenderer(
-        Output("options-ping", mode=mode, out=out, err=err, color=False), count=count
-    ).finish(result)
-    return out.getvalue(), err.getvalue()
+    return drawn("options-ping", lambda o: PingRenderer(o, count=count), result, mode)
 
 
 def test_json_is_one_line_with_the_envelope_and_target_errors_prefixed() -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 from siptool.commands.nagios import NagiosState, NagiosVerdict, Thresholds
@@ -15,9 +14,10 @@ from siptool.commands.register import (
 )
 from siptool.commands.sip_common import NatView
 from siptool.errors import ExitCode, LocalBindError, ResolveError, SiptoolError
-from siptool.render.output import Output, OutputMode
+from siptool.render.output import OutputMode
 from siptool.render.register import RegisterRenderer
 from siptool.sip.auth import AuthReport
+from tests.support.render import drawn
 
 KEYS = [
     "command", "ok", "exit_code", "siptool_version", "errors", "target", "aor", "mode",
@@ -71,10 +71,7 @@ def rejected() -> RegisterResult:
 
 
 def draw(result: RegisterResult, mode: OutputMode, *, quiet: bool = False) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    output = Output("register", mode=mode, quiet=quiet, color=False, out=out, err=err)
-    RegisterRenderer(output).finish(result)
-    return out.getvalue(), err.getvalue()
+    return drawn("register", RegisterRenderer, result, mode, quiet=quiet)
 
 
 # --- JSON ----------------------------------------------------------------------------------

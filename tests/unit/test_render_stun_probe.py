@@ -18,6 +18,7 @@ from siptool.commands.stun_probe import (
 from siptool.errors import ExitCode, LocalBindError, SiptoolError
 from siptool.render.output import Output, OutputMode
 from siptool.render.stun_probe import ProbeRenderer
+from tests.support.render import drawn
 
 COMMAND = "stun-probe"
 
@@ -59,10 +60,7 @@ def refused() -> ServerProbe:
 
 
 def draw(result: ProbeResult, mode: OutputMode, *, quiet: bool = False) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    output = Output(COMMAND, mode=mode, quiet=quiet, out=out, err=err, color=False)
-    ProbeRenderer(output).finish(result)
-    return out.getvalue(), err.getvalue()
+    return drawn(COMMAND, ProbeRenderer, result, mode, quiet=quiet)
 
 
 def test_json_is_one_line_with_the_envelope_and_server_errors_prefixed() -> None:
