@@ -61,7 +61,9 @@ def main() -> None:
         sys.stderr.write(f"siptool: {one_line(exc.format_message())}\n")
         raise SystemExit(exc.exit_code) from None
     except click.Abort:
+        from siptool.errors import ExitCode
+
         # Ctrl-C before a command's runner took over (while click parsed the flags).
         sys.stderr.write("siptool: interrupted\n")
-        raise SystemExit(130) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -82,9 +82,6 @@ class RepeatFlags:
         self.count = count
         self.interval = interval
 
-    def _asdict(self) -> dict[str, Any]:
-        return {"count": self.count, "interval": self.interval}
-
 
 class DnsFlags(NamedTuple):
     dns_server: str | None = None

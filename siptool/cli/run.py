@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-INTERRUPTED = 130  # ExitCode.INTERRUPTED, without importing siptool.errors' enum at --help time
-
 
 class Job(Generic[R]):
     """One command run: where it is shown, who draws it, and the work itself.  (A plain
@@ -113,7 +111,7 @@ def _run(command: str, prepare: Callable[[], Job[Any]]) -> int:
         return ExitCode.NOT_RUN
     except KeyboardInterrupt:
         say("interrupted")
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader left.  Point stdout at /dev/null so the interpreter's last flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)

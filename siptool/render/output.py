@@ -88,9 +88,6 @@ class Output:
         """``siptool COMMAND: message`` on stderr, one line whatever the peer sent."""
         self.err.write(f"siptool {self.command}: {one_line(message)}\n")
 
-    def warning(self, message: str) -> None:
-        self.error(f"warning: {message}")
-
     def document(
         self, exit_code: int, errors: Iterable[SiptoolError], body: dict[str, Any]
     ) -> dict[str, Any]:
