@@ -14,7 +14,7 @@ line; CRLF keep-alives and everything else (RTP, DNS, ...) are skipped silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from siptool.capture.hexdump import HexBlock, parse_hex_dump
 from siptool.capture.ipfrag import FragmentReassembler
@@ -29,7 +29,7 @@ from siptool.capture.layers import (
     ipv6_walk,
 )
 from siptool.capture.model import Problem, RawMessage
-from siptool.capture.pcap import iter_pcap, iter_pcapng
+from siptool.capture.pcap import PCAP_MAGICS, PCAPNG_MAGIC, Buffer, iter_pcap, iter_pcapng
 from siptool.capture.sniff import detect_format
 from siptool.capture.stunsplit import split_stun
 from siptool.capture.tcp import (
@@ -386,13 +386,24 @@ def _ipv6(buf: bytes, ip: int, end: int) -> tuple[_Layer4, _Fragment | None] | N
     return l4, (addresses + buf[frag + 4 : frag + 8], field & 0xFFF8, bool(field & 1))
 
 
-def iter_capture(data: bytes, input_format: str) -> Iterator[RawMessage | Problem]:
-    """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``."""
+def iter_capture(
+    data: Buffer,
+    input_format: str,
+    release: Callable[[int], None] | None = None,
+) -> Iterator[RawMessage | Problem]:
+    """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``.
+
+    ``data`` may be a file mapping (``capture.source``): each packet is then copied out of it
+    (the extractor works on ``bytes``), and ``release`` is told every few thousand packets how
+    far the walk has come, so that the pages behind it can be dropped.
+    """
     records = iter_pcap(data) if input_format == "pcap" else iter_pcapng(data)
     extractor = PacketExtractor()
     out = extractor.out
     packet = extractor.packet
+    walked = data if isinstance(data, bytes) else None
     fatal: Problem | None = None
+    count = 0
     for record in records:
         if isinstance(record, Problem):
             if record.fatal:
@@ -402,7 +413,14 @@ def iter_capture(data: bytes, input_format: str) -> Iterator[RawMessage | Proble
             out.clear()
             yield record
             continue
-        packet(*record, data)
+        if walked is not None:
+            packet(*record, walked)
+        else:
+            frame, time, linktype, start, end, origlen, offset = record
+            packet(frame, time, linktype, 0, end - start, origlen, offset, data[start:end])
+            count += 1
+            if release is not None and not count & 4095:
+                release(offset)
         if out:
             yield from out
             out.clear()
@@ -413,14 +431,26 @@ def iter_capture(data: bytes, input_format: str) -> Iterator[RawMessage | Proble
         yield fatal
 
 
-def iter_input(data: bytes, *, input_format: str = "auto") -> Iterator[RawMessage | Problem]:
-    """Candidate messages in ``data``; see the module docstring."""
+def iter_input(
+    data: Buffer,
+    *,
+    input_format: str = "auto",
+    release: Callable[[int], None] | None = None,
+) -> Iterator[RawMessage | Problem]:
+    """Candidate messages in ``data``; see the module docstring.  A mapping (``mmap``) is
+    walked in place when it holds a capture and copied into ``bytes`` otherwise (the text
+    splitters need ``bytes``' methods); ``release`` is ``iter_capture``'s."""
     if input_format not in INPUT_FORMATS:
         raise ParseError(f"unknown input format {input_format!r}")
-    if input_format == "auto":
-        input_format = detect_format(data)
+    head = data[:4]
+    if input_format == "auto" and (head in PCAP_MAGICS or head == PCAPNG_MAGIC):
+        input_format = "pcap" if head in PCAP_MAGICS else "pcapng"
     if input_format == "pcap" or input_format == "pcapng":
-        return iter_capture(data, input_format)
+        return iter_capture(data, input_format, release)
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if input_format == "auto":
+        input_format = detect_format(data)  # not a capture: those were known by their magic
     if input_format == "stun":
         return split_stun(data)
     if input_format == "hex":

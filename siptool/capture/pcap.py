@@ -22,6 +22,7 @@ between blocks is reported and skipped up to the next plausible block, found by 
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 from collections.abc import Callable, Iterator
@@ -31,12 +32,15 @@ from siptool.capture.model import Problem, time_in_range
 __all__ = [
     "PCAPNG_MAGIC",
     "PCAP_MAGICS",
+    "Buffer",
     "PacketRecord",
     "iter_pcap",
     "iter_pcapng",
 ]
 
 PacketRecord = tuple[int, float | None, int, int, int, int, int]
+# What the readers walk: the file's bytes, or a read-only mapping of it (capture.source).
+Buffer = bytes | mmap.mmap
 
 # magic as the first 4 bytes of the file -> (byte order, fraction scale, record header size)
 PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
@@ -73,7 +77,7 @@ def _where(frame: int, offset: int) -> str:
     return f"packet {frame}, byte {offset}"
 
 
-def iter_pcap(data: bytes) -> Iterator[PacketRecord | Problem]:
+def iter_pcap(data: Buffer) -> Iterator[PacketRecord | Problem]:
     """Records of a pcap file; see the module docstring."""
     size = len(data)
     if size < 24:
@@ -138,9 +142,9 @@ def iter_pcap(data: bytes) -> Iterator[PacketRecord | Problem]:
 
 
 def _pcap_resync(
-    data: bytes,
+    data: Buffer,
     offset: int,
-    unpack: Callable[[bytes, int], tuple[int, ...]],
+    unpack: Callable[[Buffer, int], tuple[int, ...]],
     header_size: int,
     last_sec: int,
     scale: float,
@@ -210,7 +214,7 @@ class _Interface:
         self.bad_time = False  # a time out of the range of dates was reported
 
 
-def _parse_idb(data: bytes, offset: int, length: int, order: str) -> _Interface:
+def _parse_idb(data: Buffer, offset: int, length: int, order: str) -> _Interface:
     linktype, _, snaplen = struct.unpack_from(order + "HHI", data, offset + 8)
     units = 1_000_000
     tsoffset = 0
@@ -233,7 +237,7 @@ def _parse_idb(data: bytes, offset: int, length: int, order: str) -> _Interface:
     return _Interface(linktype, snaplen, units, tsoffset, fcs)
 
 
-def _section_order(data: bytes, offset: int) -> str | None:
+def _section_order(data: Buffer, offset: int) -> str | None:
     """The byte order of the Section Header Block at ``offset`` from its byte-order magic
     (pcapng §4.1): ``"<"``, ``">"``, or None when the magic is neither."""
     bom = data[offset + 8 : offset + 12]
@@ -244,7 +248,7 @@ def _section_order(data: bytes, offset: int) -> str | None:
     return None
 
 
-def _block_ok(data: bytes, offset: int, order: str) -> bool:
+def _block_ok(data: Buffer, offset: int, order: str) -> bool:
     """A plausible block starts at ``offset``: known type, sane length, trailer equal."""
     size = len(data)
     if size - offset < 12:
@@ -272,7 +276,7 @@ def _block_starts(order: str) -> re.Pattern[bytes]:
 _BLOCK_STARTS = {order: _block_starts(order) for order in "<>"}
 
 
-def _pcapng_resync(data: bytes, offset: int, order: str) -> int:
+def _pcapng_resync(data: Buffer, offset: int, order: str) -> int:
     """The next offset from ``offset`` where a plausible block starts, or -1.
 
     One scan for all the block types at once (a regular expression in C), each candidate checked
@@ -285,7 +289,7 @@ def _pcapng_resync(data: bytes, offset: int, order: str) -> int:
     return -1
 
 
-def iter_pcapng(data: bytes) -> Iterator[PacketRecord | Problem]:
+def iter_pcapng(data: Buffer) -> Iterator[PacketRecord | Problem]:
     """Records of a pcapng file; see the module docstring."""
     size = len(data)
     offset = 0

@@ -19,12 +19,13 @@ Decisions:
 from __future__ import annotations
 
 import enum
-import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
+from siptool.capture.source import InputSource, open_source
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
 from siptool.sip.lint import (
@@ -282,14 +283,6 @@ class MessageFilter:
         return True
 
 
-def read_input(source: str) -> tuple[str, bytes]:
-    """(name for messages, bytes).  ``-`` is standard input."""
-    if source == "-":
-        return "<stdin>", sys.stdin.buffer.read()
-    with open(source, "rb") as handle:
-        return source, handle.read()
-
-
 def run_decode(
     options: DecodeOptions,
     on_message: Callable[[DecodedMessage], None],
@@ -298,14 +291,25 @@ def run_decode(
     """Decode the input; ``on_message`` gets each message the filters keep, ``on_problem``
     each problem, as they are found.  The exit code is the result's (shared/cli-contract.md):
     0 clean, 1 some input invalid, 3 the input could not be read."""
-    try:
-        name, data = read_input(options.source)
-    except OSError as exc:
-        shown = clean_text(options.source)
-        error = InputError(f"cannot read {shown}: {exc.strerror or exc}")
-        on_problem(error)
-        return DecodeResult(shown, errors=[error], exit_code=ExitCode.NOT_RUN)
-    name = clean_text(name)  # a file name that is not UTF-8 must not break the JSON output
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(open_source(options.source))
+        except OSError as exc:  # only the opening: a broken pipe on output is not "cannot read"
+            shown = clean_text(options.source)
+            error = InputError(f"cannot read {shown}: {exc.strerror or exc}")
+            on_problem(error)
+            return DecodeResult(shown, errors=[error], exit_code=ExitCode.NOT_RUN)
+        return _decode_source(source, options, on_message, on_problem)
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
+def _decode_source(
+    source: InputSource,
+    options: DecodeOptions,
+    on_message: Callable[[DecodedMessage], None],
+    on_problem: Callable[[SiptoolError], None],
+) -> DecodeResult:
+    name = clean_text(source.name)  # a file name that is not UTF-8 must not break the JSON
     result = DecodeResult(name)
     summary = result.summary
 
@@ -317,7 +321,7 @@ def run_decode(
 
     try:
         items: Iterable[RawMessage | Problem] = iter_input(
-            data, input_format=options.input_format.value
+            source.data, input_format=options.input_format.value, release=source.release
         )
     except ParseError as exc:
         report(InputProblem(f"byte {exc.offset}" if exc.offset is not None else "", exc.message))
