@@ -11,14 +11,19 @@ Decisions:
   table's column widths are rich's own (computed from the widest cells only).
 * Text from the input is shown as pieces, never as rich markup: ``[`` needs no escaping and an
   emoji code such as ``:smile:`` in a header stays as it came.
-* The messages are kept until the end only for the views that show them (the table, -v,
-  --lint's findings); the ladders come built on the result.
+* Nothing grows with the input (issue 10): -v writes each message as it comes; the table
+  holds its first 200 rows, takes its column widths from them (and from a hint of the widest
+  index and time a day of capture needs) and then writes each row as it comes, a cell wider
+  than its column wrapping in it (or, in the no-wrap address column, pushing the row);
+  --lint keeps its findings, not the messages; the ladders come built on the result.
+  A table of up to 200 rows is drawn whole, exactly as rich draws it.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.cells import cell_len
@@ -30,6 +35,7 @@ from siptool.capture.model import time_in_range
 from siptool.commands.decode import DecodedMessage, DecodeResult, DecodeView
 from siptool.errors import ExitCode, ParseError, SiptoolError
 from siptool.render.output import Output
+from siptool.sip.lint import LintWarning
 from siptool.terminal import terminal_safe as _terminal_safe
 
 
@@ -121,6 +127,10 @@ class _RichWriter:
             table.add_row(*(Text.assemble(*cell) for cell in cells), style=style or None)
         self.console.print(table)
 
+    def table_stream(self, table: Table, hint: Sequence[str]) -> _TableStream:
+        """A table written as its rows come (``_TableStream``)."""
+        return _RichTableStream(self, table, hint)
+
     def text(self, text: str) -> None:
         self.console.out(text, highlight=False)
 
@@ -154,36 +164,49 @@ class _PlainWriter(_RichWriter):
             self.write(title + " " + self.rule_character * (self.width - used) + "\n")
 
     def table(self, table: Table, rows: Iterable[tuple[Sequence[Line], str]]) -> None:
-        plain = [
-            [cell[0][0] if len(cell) == 1 else "".join(p for p, _ in cell) for cell in cells]
-            for cells, _ in rows
-        ]
-        widths = self._column_widths(table, plain)
+        plain = [_plain_cells(cells) for cells, _ in rows]
+        widths = _column_widths(self.console, table, plain)
         if widths is None:
             super().table(table, [([[(cell, "")] for cell in cells], "") for cells in plain])
             return
+        layout = self._layout(table, widths)
+        if table.show_header:
+            plain.insert(0, [str(column.header) for column in table.columns])
+        self.write_rows(layout, plain)
+
+    def _layout(self, table: Table, widths: list[int]) -> _Layout:
+        """Per column: inner width, left and right padding, flush right, the column."""
         columns = table.columns
         last = len(columns) - 1
         edge = 0 if not table.pad_edge else 1
         pads = [(edge if j == 0 else 1, edge if j == last else 1) for j in range(len(columns))]
-        layout = [
+        cells = [
             (width - left - right, " " * left, " " * right, column.justify == "right", column)
             for column, width, (left, right) in zip(columns, widths, pads, strict=True)
         ]
-        if table.show_header:
-            plain.insert(0, [str(column.header) for column in columns])
+        return _Layout(widths, cells)
+
+    def write_rows(
+        self, layout: _Layout, rows: Iterable[list[str]], overflow: bool = False
+    ) -> None:
+        """Rows laid out in fixed columns.  A cell wider than its column wraps in it as rich
+        wraps it; with ``overflow`` (a streamed table, whose widths came from its first rows) a
+        cell of a ``no_wrap`` column is written whole instead, pushing the rest of its row."""
+        widths = layout.widths
         out: list[str] = []
         append = out.append
-        for cells in plain:
+        for cells in rows:
             parts: list[str] = []
             tall: list[tuple[int, list[str]]] = []
             for j, (cell, (inner, left, right, flush_right, column)) in enumerate(
-                zip(cells, layout, strict=True)
+                zip(cells, layout.cells, strict=True)
             ):
                 used = _width(cell)
                 if used <= inner and "\n" not in cell and "\t" not in cell:
                     fill = " " * (inner - used)
                     parts.append(left + (fill + cell if flush_right else cell + fill) + right)
+                elif overflow and column.no_wrap and "\n" not in cell and "\t" not in cell:
+                    parts.append(left + cell + right)
                 else:
                     lines = self._wrapped_cell(cell, column, inner, left, right)
                     parts.append(lines[0])
@@ -200,6 +223,9 @@ class _PlainWriter(_RichWriter):
                 append("".join(blank))
         if out:
             self.write("\n".join(out) + "\n")
+
+    def table_stream(self, table: Table, hint: Sequence[str]) -> _TableStream:
+        return _PlainTableStream(self, table, hint)
 
     def _wrapped_cell(
         self, text: str, column: Column, width: int, left: str, right: str
@@ -219,56 +245,171 @@ class _PlainWriter(_RichWriter):
             out.append(left + inner + right)
         return out
 
-    def _column_widths(self, table: Table, rows: list[list[str]]) -> list[int] | None:
-        """rich's own widths for the table (``Table._calculate_column_widths``), from a copy
-        that holds only the cells that decide them: per column the longest line and the
-        longest word, which is all a Text cell's measure looks at.  None if rich has no such
-        method any more (the table is then printed by rich)."""
-        calculate = getattr(Table, "_calculate_column_widths", None)
-        if calculate is None:
-            return None
-        count = len(table.columns)
-        line_best = [-1] * count
-        word_best = [-1] * count
-        chosen_line = [-1] * count
-        chosen_word = [-1] * count
-        for i, cells in enumerate(rows):
-            for j, cell in enumerate(cells):
-                full = _width(cell)
-                used = full if "\n" not in cell else max(map(_width, cell.splitlines()))
-                if used > line_best[j]:
-                    line_best[j], chosen_line[j] = used, i
-                # No word is wider than the cell: most cells need no split.
-                if full > word_best[j]:
-                    word = max((_width(w) for w in cell.split()), default=0)
-                    if word > word_best[j]:
-                        word_best[j], chosen_word[j] = word, i
-        chosen = sorted({i for i in (*chosen_line, *chosen_word) if i >= 0})
-        proxy = Table(
-            box=table.box,
-            show_header=table.show_header,
-            pad_edge=table.pad_edge,
-            padding=table.padding,
-        )
-        for column in table.columns:
-            proxy.add_column(
-                column.header,
-                justify=column.justify,
-                no_wrap=column.no_wrap,
-                overflow=column.overflow,
-            )
-        for i in chosen:
-            proxy.add_row(*(Text(cell) for cell in rows[i]))
-        widths: list[int] = calculate(proxy, self.console, self.console.options)
-        return widths
-
     def text(self, text: str) -> None:
         self.write(text + "\n")  # Console.out: no wrapping, no cropping
 
 
+def _column_widths(console: Console, table: Table, rows: list[list[str]]) -> list[int] | None:
+    """rich's own widths for the table (``Table._calculate_column_widths``), from a copy
+    that holds only the cells that decide them: per column the longest line and the
+    longest word, which is all a Text cell's measure looks at.  None if rich has no such
+    method any more (the table is then printed by rich)."""
+    calculate = getattr(Table, "_calculate_column_widths", None)
+    if calculate is None:
+        return None
+    count = len(table.columns)
+    line_best = [-1] * count
+    word_best = [-1] * count
+    chosen_line = [-1] * count
+    chosen_word = [-1] * count
+    for i, cells in enumerate(rows):
+        for j, cell in enumerate(cells):
+            full = _width(cell)
+            used = full if "\n" not in cell else max(map(_width, cell.splitlines()))
+            if used > line_best[j]:
+                line_best[j], chosen_line[j] = used, i
+            # No word is wider than the cell: most cells need no split.
+            if full > word_best[j]:
+                word = max((_width(w) for w in cell.split()), default=0)
+                if word > word_best[j]:
+                    word_best[j], chosen_word[j] = word, i
+    chosen = sorted({i for i in (*chosen_line, *chosen_word) if i >= 0})
+    proxy = Table(
+        box=table.box,
+        show_header=table.show_header,
+        pad_edge=table.pad_edge,
+        padding=table.padding,
+    )
+    for column in table.columns:
+        proxy.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=column.no_wrap,
+            overflow=column.overflow,
+        )
+    for i in chosen:
+        proxy.add_row(*(Text(cell) for cell in rows[i]))
+    widths: list[int] = calculate(proxy, console, console.options)
+    return widths
+
+
+def _plain_cells(cells: Sequence[Line]) -> list[str]:
+    return [cell[0][0] if len(cell) == 1 else "".join(p for p, _ in cell) for cell in cells]
+
+
+@dataclass
+class _Layout:
+    """A table's column widths, fixed: the whole widths and, per column, what lays a cell out
+    (inner width, left and right padding, flush right, the column)."""
+
+    widths: list[int]
+    cells: list[tuple[int, str, str, bool, Column]]
+
+
+class _TableStream:
+    """A table whose rows come one at a time and are written as they come.
+
+    The first ``SAMPLE`` rows are held: a table that ends within them is drawn whole, exactly
+    as before (rich's widths from every cell).  A longer one takes its column widths from
+    those rows and a ``hint`` row (the widest index and time it is likely to need), then
+    writes every row at once in those widths: the output starts after ``SAMPLE`` rows and
+    memory does not grow with the table."""
+
+    SAMPLE = 200
+    BATCH = 512
+
+    def __init__(self, writer: _RichWriter, table: Table, hint: Sequence[str]) -> None:
+        self.writer = writer
+        self.table = table
+        self.hint = list(hint)
+        self.held: list[tuple[Sequence[Line], str]] = []
+        self.fixed = False
+
+    def add(self, cells: Sequence[Line], style: str) -> None:
+        self.held.append((cells, style))
+        if len(self.held) >= (self.BATCH if self.fixed else self.SAMPLE):
+            if not self.fixed:
+                self.fixed = True
+                self.start()
+            self.write(self.held)
+            self.held = []
+
+    def close(self) -> None:
+        if not self.fixed:
+            self.writer.table(self.table, self.held)
+        elif self.held:
+            self.write(self.held)
+        self.held = []
+
+    def widths(self) -> list[int] | None:
+        rows = [_plain_cells(cells) for cells, _ in self.held]
+        return _column_widths(self.writer.console, self.table, [*rows, self.hint])
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def write(self, rows: list[tuple[Sequence[Line], str]]) -> None:
+        raise NotImplementedError
+
+
+class _RichTableStream(_TableStream):
+    """Each batch printed by rich as a table of fixed-width columns, the header on the first."""
+
+    def start(self) -> None:
+        self.columns = self.widths()
+        self.header = self.table.show_header
+
+    def write(self, rows: list[tuple[Sequence[Line], str]]) -> None:
+        batch = _fixed_table(self.table, self.columns, header=self.header)
+        self.header = False
+        self.writer.table(batch, rows)
+
+
+def _fixed_table(table: Table, widths: list[int] | None, *, header: bool) -> Table:
+    """A copy of ``table``'s columns, each exactly as wide as ``widths`` says (padding in;
+    None: rich without ``_calculate_column_widths``, so each batch at its own widths)."""
+    fixed = Table(
+        box=table.box,
+        show_header=header,
+        pad_edge=table.pad_edge,
+        header_style=table.header_style,
+        padding=table.padding,
+    )
+    last = len(table.columns) - 1
+    edge = 1 if table.pad_edge else 0
+    for j, column in enumerate(table.columns):
+        pad = (edge if j == 0 else 1) + (edge if j == last else 1)
+        fixed.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=column.no_wrap,
+            overflow=column.overflow,
+            width=None if widths is None else max(1, widths[j] - pad),
+        )
+    return fixed
+
+
+class _PlainTableStream(_TableStream):
+    writer: _PlainWriter
+
+    def start(self) -> None:
+        widths = self.widths()
+        self.layout = None if widths is None else self.writer._layout(self.table, widths)
+        if self.layout is not None and self.table.show_header:
+            header = [str(column.header) for column in self.table.columns]
+            self.writer.write_rows(self.layout, [header])
+
+    def write(self, rows: list[tuple[Sequence[Line], str]]) -> None:
+        if self.layout is None:
+            self.writer.table(self.table, rows)
+            return
+        self.writer.write_rows(self.layout, [_plain_cells(c) for c, _ in rows], overflow=True)
+
+
 class TextRenderer:
     """The table, every message in full (-v) or the ladders (--flow); --lint's findings; the
-    summary line."""
+    summary line.  The table and -v are written as the messages come (``_TableStream``);
+    --lint keeps its findings, not the messages, for the end."""
 
     def __init__(self, output: Output, *, view: DecodeView, lint: bool) -> None:
         self.output = output
@@ -277,12 +418,24 @@ class TextRenderer:
         self.console = output.console()
         colours = self.console.color_system in COLOR_SYSTEMS
         self.out = _RichWriter(self.console) if colours else _PlainWriter(self.console)
-        self.messages: list[DecodedMessage] = []
-        self.keep = not output.quiet and (view is not DecodeView.FLOW or lint)
+        self.findings: list[tuple[str, LintWarning]] = []
+        self.rows: _TableStream | None = None
+        self.first: float | None = None  # the first message's time: the table's time zero
 
     def message(self, decoded: DecodedMessage) -> None:
-        if self.keep:
-            self.messages.append(decoded)
+        if self.output.quiet:
+            return
+        if self.view is DecodeView.TABLE:
+            self._row(decoded)
+        elif self.view is DecodeView.VERBOSE:
+            self._full(decoded)
+        if self.lint and decoded.lint:
+            where = f"#{decoded.index}" + (
+                f" (packet {decoded.raw.frame})" if decoded.raw.frame else ""
+            )
+            what = summary_line(decoded).split("  ")[0]
+            head = f"  {_safe(where)} {_safe(what)}: "
+            self.findings.extend((head, w) for w in decoded.lint)
 
     def problem(self, error: SiptoolError) -> None:
         self.output.error(error.message)
@@ -295,11 +448,8 @@ class TextRenderer:
             from siptool.render.flow import render_flows  # only this view (start-up time)
 
             self.out.text(_safe(render_flows(result.flows or [])))
-        elif self.view is DecodeView.VERBOSE:
-            for m in self.messages:
-                self._full(m)
-        elif self.messages:
-            self._table()
+        elif self.rows is not None:
+            self.rows.close()
         if self.lint:
             self._lint()
         s = result.summary
@@ -308,27 +458,29 @@ class TextRenderer:
             line += f", {s.filtered_out} filtered out"
         self.out.line([(_safe(line), "dim")])
 
-    def _table(self) -> None:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("#", justify="right")
-        table.add_column("time", justify="right")
-        table.add_column("source -> destination", no_wrap=True)
-        table.add_column("proto")
-        table.add_column("summary", overflow="fold")
-        first = next((x.raw.time for x in self.messages if x.raw.time is not None), None)
-        rows: list[tuple[Sequence[Line], str]] = []
-        for m in self.messages:
-            raw = m.raw
-            when = "-" if raw.time is None or first is None else f"{raw.time - first:.6f}"
-            route = f"{raw.src} -> {raw.dst}" if raw.src else "-"
-            proto = m.protocol.upper() + (f"/{raw.transport.upper()}" if raw.transport else "")
-            summary: list[Piece] = [(_safe(summary_line(m)), "")]
-            if m.lint:
-                summary.append((f"  \u26a0 {len(m.lint)}", "yellow"))
-            style = "red" if m.sip is not None and (m.sip.status or 0) >= 400 else ""
-            cells = [[(str(m.index), "")], [(when, "")], [(route, "")], [(proto, "")], summary]
-            rows.append((cells, style))
-        self.out.table(table, rows)
+    def _row(self, m: DecodedMessage) -> None:
+        raw = m.raw
+        if self.rows is None:
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            table.add_column("#", justify="right")
+            table.add_column("time", justify="right")
+            table.add_column("source -> destination", no_wrap=True)
+            table.add_column("proto")
+            table.add_column("summary", overflow="fold")
+            # A long capture's widest index and time (a day), so that later rows still fit.
+            self.rows = self.out.table_stream(table, ["9999999", "99999.999999", "", "", ""])
+        if self.first is None:
+            self.first = raw.time
+        first = self.first
+        when = "-" if raw.time is None or first is None else f"{raw.time - first:.6f}"
+        route = f"{raw.src} -> {raw.dst}" if raw.src else "-"
+        proto = m.protocol.upper() + (f"/{raw.transport.upper()}" if raw.transport else "")
+        summary: list[Piece] = [(_safe(summary_line(m)), "")]
+        if m.lint:
+            summary.append((f"  \u26a0 {len(m.lint)}", "yellow"))
+        style = "red" if m.sip is not None and (m.sip.status or 0) >= 400 else ""
+        cells = [[(str(m.index), "")], [(when, "")], [(route, "")], [(proto, "")], summary]
+        self.rows.add(cells, style)
 
     def _full(self, m: DecodedMessage) -> None:
         raw = m.raw
@@ -406,19 +558,10 @@ class TextRenderer:
         self.out.table(table, rows)
 
     def _lint(self) -> None:
-        findings = [(m, w) for m in self.messages for w in (m.lint or [])]
-        if not findings:
+        if not self.findings:
             self.out.line([("lint: no problems found", "green")])
             return
-        self.out.line([(f"lint: {len(findings)} findings", "bold")])
-        for m, w in findings:
+        self.out.line([(f"lint: {len(self.findings)} findings", "bold")])
+        for head, w in self.findings:
             colour = "red" if w.severity == "error" else "yellow"
-            where = f"#{m.index}" + (f" (packet {m.raw.frame})" if m.raw.frame else "")
-            what = summary_line(m).split("  ")[0]
-            self.out.line(
-                [
-                    (f"  {_safe(where)} {_safe(what)}: ", ""),
-                    (w.code, colour),
-                    (f" {_safe(w.message)}", ""),
-                ]
-            )
+            self.out.line([(head, ""), (w.code, colour), (f" {_safe(w.message)}", "")])

@@ -191,3 +191,62 @@ def test_a_header_longer_than_the_width_is_wrapped_as_rich_wraps_it_without_prin
     calls = count_rich_prints(monkeypatch)
     assert render(messages, verbose=True) == expected
     assert calls == []
+
+
+def _many(count: int, wide_from: int | None = None) -> bytes:
+    """``count`` OPTIONS; from ``wide_from`` on, a much longer source address and summary."""
+    out = []
+    for k in range(count):
+        user = "u" * (150 if wide_from is not None and k >= wide_from else 3)
+        out.append(
+            b"OPTIONS sip:%s@b SIP/2.0\r\nCall-ID: %d@x\r\nCSeq: %d OPTIONS\r\n"
+            b"Content-Length: 0\r\n\r\n" % (user.encode(), k, k)
+        )
+    return b"".join(out)
+
+
+def test_a_long_table_streamed_is_the_same_from_both_writers() -> None:
+    messages = decoded(_many(1_500, wide_from=900), lint=False)
+    plain = render(messages)
+    assert plain == render(messages, rich=True)
+    lines = plain.splitlines()
+    assert len(lines) > 1_500 + 2  # the wide summaries fold onto a second line
+    assert [line.split()[0] for line in lines[:-1] if line.split()[0].isdigit()] == [
+        str(k) for k in range(1, 1_501)
+    ]  # every row, in order, each once
+
+
+def test_the_table_starts_before_the_input_ends_and_keeps_no_messages() -> None:
+    out = io.StringIO()
+    renderer = decode_text.TextRenderer(
+        Output("decode", out=out), view=DecodeView.TABLE, lint=False
+    )
+    messages = decoded(_many(decode_text._TableStream.SAMPLE), lint=False)
+    for message in messages[:-1]:
+        renderer.message(message)
+    assert out.getvalue() == ""  # the sample is held: its widths are not known yet
+    renderer.message(messages[-1])
+    written = out.getvalue().splitlines()
+    assert len(written) == decode_text._TableStream.SAMPLE + 1  # the header, every row
+    assert renderer.rows is not None and len(renderer.rows.held) == 0
+
+
+def test_verbose_writes_each_message_as_it_comes() -> None:
+    out = io.StringIO()
+    renderer = decode_text.TextRenderer(
+        Output("decode", out=out), view=DecodeView.VERBOSE, lint=False
+    )
+    messages = decoded(_many(3), lint=False)
+    renderer.message(messages[0])
+    assert "Call-ID: 0@x" in out.getvalue().splitlines()
+    assert "Call-ID: 1@x" not in out.getvalue()
+
+
+def test_an_address_wider_than_the_sample_pushes_its_row_and_loses_nothing() -> None:
+    messages = decoded(_many(decode_text._TableStream.SAMPLE + 10), lint=False)
+    wide = messages[-1]
+    wide.raw.src = "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff]:65535"
+    text = render(messages)
+    row = next(line for line in text.splitlines() if "2001:db8" in line)
+    assert f"{wide.raw.src} -> {wide.raw.dst}" in row
+    assert render(messages, rich=True).count("2001:db8") == 1
