@@ -2,9 +2,14 @@
 
 Decisions:
 
-- --json keeps the messages until the end: the document is one object.  --jsonl writes each
-  message as it is decoded, 512 lines at a time rather than a write and a flush per line, and
-  ends with the summary object.
+- --json streams its one document (issue 10): the keys known before the input is read
+  (``command``, ``siptool_version``) open it, then each message of the ``messages`` array is
+  written as it is decoded, and the keys known only at the end (``ok``, ``exit_code``,
+  ``errors``, ``input``, ``summary``, ``flows``) close it.  JSON objects have no key order a
+  reader may depend on (RFC 8259 §4); memory no longer grows with the messages.  A document
+  with no message (an empty or unreadable input) is written whole at the end, envelope first.
+- --jsonl writes each message as it is decoded, and ends with the summary object.
+- Both write 512 messages at a time rather than a write per message.
 - When siptool could not read the input (exit 3) the document has no ``flows``, and the JSONL
   summary object carries an empty ``messages``: the shape decode has always written then.
 """
@@ -15,7 +20,7 @@ from typing import Any
 
 from siptool.commands.decode import DecodedMessage, DecodeResult
 from siptool.errors import ExitCode, SiptoolError
-from siptool.render.json import dump
+from siptool.render.json import dump, dump_pretty
 from siptool.render.output import Output
 
 
@@ -29,26 +34,67 @@ def flows(result: DecodeResult) -> list[dict[str, Any]] | None:
 
 
 class JsonRenderer:
-    """One document: the envelope, ``messages``, ``summary`` (and ``flows`` with --flow)."""
+    """One document: the envelope, ``messages``, ``summary`` (and ``flows`` with --flow),
+    streamed (see the module docstring)."""
+
+    _BATCH = 512
 
     def __init__(self, output: Output) -> None:
         self.output = output
-        self.messages: list[DecodedMessage] = []
+        self.write = output.out.write
+        self.tty = output.terminal
+        self.pending: list[str] = []
+        self.started = False
 
     def message(self, decoded: DecodedMessage) -> None:
-        self.messages.append(decoded)
+        self.pending.append(dump_pretty(decoded.to_dict(), tty=self.tty))
+        if len(self.pending) >= self._BATCH:
+            self._flush()
 
     def problem(self, error: SiptoolError) -> None:
         self.output.error(error.message)
 
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self.tty:
+            text = ",\n".join(_indented(m, "    ") for m in self.pending)
+        else:
+            text = ",".join(self.pending)
+        if not self.started:
+            head = {k: v for k, v in self.output.document(0, [], {}).items() if k in _HEAD}
+            opened = dump_pretty(head, tty=self.tty)[:-1].rstrip()
+            text = opened + (',\n  "messages": [\n' if self.tty else ',"messages":[') + text
+            self.started = True
+        else:
+            text = (",\n" if self.tty else ",") + text
+        self.write(text)
+        self.pending.clear()
+
     def finish(self, result: DecodeResult) -> None:
-        body: dict[str, Any] = {
-            "messages": [m.to_dict() for m in self.messages],
-            "summary": result.summary.to_dict(),
-        }
+        self._flush()
+        body: dict[str, Any] = {"summary": result.summary.to_dict()}
         if result.exit_code is not ExitCode.NOT_RUN:
             body["flows"] = flows(result)
-        self.output.json(document(self.output, result, body))
+        doc = document(self.output, result, body)
+        if not self.started:
+            doc = document(self.output, result, {"messages": [], **body})
+            self.output.json(doc)
+            return
+        tail = {k: v for k, v in doc.items() if k not in _HEAD}
+        closed = dump_pretty(tail, tty=self.tty)
+        if self.tty:
+            self.write("\n  ],\n" + closed[2:] + "\n")
+        else:
+            self.write("]," + closed[1:] + "\n")
+
+
+# The envelope keys a streamed document opens with: they do not depend on the input.
+_HEAD = ("command", "siptool_version")
+
+
+def _indented(text: str, prefix: str) -> str:
+    return prefix + text.replace("\n", "\n" + prefix)
 
 
 class JsonLinesRenderer:

@@ -60,6 +60,11 @@ class Output:
         """A table or lines for a person (not JSON, JSONL or Nagios)."""
         return self.mode is OutputMode.TEXT
 
+    @property
+    def terminal(self) -> bool:
+        """stdout is a terminal: JSON indented, tables as wide as it."""
+        return _isatty(self.out)
+
     def console(self) -> Console:
         """The one rich console: terminal width on a terminal, PIPE_WIDTH into a pipe."""
         from rich.console import Console

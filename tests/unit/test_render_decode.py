@@ -23,6 +23,7 @@ from siptool.commands.decode import (
 from siptool.errors import ExitCode, InputError, SiptoolError
 from siptool.render.decode_json import JsonLinesRenderer, JsonRenderer
 from siptool.render.decode_text import TextRenderer
+from siptool.render.json import dump_pretty
 from siptool.render.output import Output, OutputMode
 from siptool.sip.lint import LintWarning
 from siptool.sip.message import parse_message
@@ -103,7 +104,8 @@ def test_json_is_one_line_with_the_contract_keys_and_the_results_errors() -> Non
     out, err = draw(decoded([flow()]), OutputMode.JSON, [invite()], view=DecodeView.FLOW)
     assert out.count("\n") == 1 and err == ""
     doc = json.loads(out)
-    assert list(doc) == [*ENVELOPE, "input", "messages", "summary", "flows"]
+    # Streamed: what is known before the input opens it, what is known after closes it.
+    assert list(doc) == [*STREAM_HEAD, "messages", *STREAM_TAIL, "input", "summary", "flows"]
     assert doc["command"] == "decode" and doc["ok"] is False and doc["exit_code"] == 1
     assert doc["errors"] == [BAD.to_dict()] and doc["input"] == "cap.pcap"
     assert doc["summary"] == {"sip": 1, "stun": 0, "invalid": 1, "filtered_out": 2}
@@ -116,6 +118,27 @@ def test_json_is_one_line_with_the_contract_keys_and_the_results_errors() -> Non
     [drawn] = doc["flows"]
     assert drawn["call_id"] == "call-made-up" and drawn["duration_ms"] == 1.5
     assert [m["label"] for m in drawn["messages"]] == ["MADE-UP", "200 OK"]
+
+
+STREAM_HEAD = ["command", "siptool_version"]
+STREAM_TAIL = [key for key in ENVELOPE if key not in STREAM_HEAD]
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_json_is_written_as_the_messages_come_and_is_one_valid_document(tty: bool) -> None:
+    out = io.StringIO()
+    out.isatty = lambda: tty  # type: ignore[method-assign]
+    renderer = JsonRenderer(Output("decode", mode=OutputMode.JSON, out=out))
+    batch = JsonRenderer._BATCH
+    for index in range(1, batch + 2):
+        renderer.message(invite(index))
+    written = out.getvalue()
+    assert written.count('"index"') == batch  # one batch out, the next message still held
+    renderer.finish(decoded())
+    doc = json.loads(out.getvalue())
+    assert [m["index"] for m in doc["messages"]] == list(range(1, batch + 2))
+    # Laid out as json.dumps lays out the same document: indented on a terminal, else one line.
+    assert out.getvalue() == dump_pretty(doc, tty=tty) + "\n"
 
 
 def test_json_without_flows_says_null() -> None:
