@@ -85,7 +85,11 @@ def decode(
             methods=tuple(m.upper() for m in methods),
         )
         renderer = renderer_for(shown, options)
-        return Job(shown, renderer, lambda: run_decode(options, renderer.message, renderer.problem))
+        return Job(
+            shown,
+            renderer,
+            lambda: run_decode(options, renderer.message, renderer.problem, renderer.flow),
+        )
 
     run_command(COMMAND, prepare)
 

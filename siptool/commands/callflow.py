@@ -7,6 +7,12 @@ goes back to the top Via.
 
 The decode command builds the flows while the messages stream past (``CallFlows.add``), so a
 flow keeps one arrow per message and never the message itself; the renderers only draw them.
+A flow that has ended (``CallFlows.ended``) can be handed on and forgotten, so that the text
+ladder of a long capture, or of a live one, is printed call by call and memory does not grow
+with the calls: a call has ended when its INVITE got a final response of 300 or more, or its
+BYE a final response (RFC 3261 §15); a flow with no INVITE (OPTIONS, MESSAGE, REGISTER) when
+its last request got a final response.  It is handed on once ``LINGER`` seconds of capture
+time have passed without a message in it, so that the ACK and any retransmission still join.
 """
 
 from __future__ import annotations
@@ -112,6 +118,11 @@ def arrow_label(m: FlowMessage) -> str:
     return clean_text(label)
 
 
+# Seconds of capture time an ended flow waits for its last messages (ACK, retransmissions:
+# RFC 3261 §17.1.1.2 Timer D is 32 s on UDP, but a retransmitted final comes within T2 = 4 s).
+LINGER = 4.0
+
+
 class CallFlows:
     """The flows of a stream of messages, one per Call-ID, in order of each call's first
     message; STUN messages are not part of any."""
@@ -119,6 +130,8 @@ class CallFlows:
     def __init__(self) -> None:
         self._flows: dict[str, CallFlow] = {}
         self._starts: dict[str, float] = {}
+        self._invite: set[str] = set()  # flows that carried an INVITE: a call
+        self._ended: dict[str, float | None] = {}  # call_id -> time of its last message
 
     def add(self, m: FlowMessage) -> None:
         msg = m.sip
@@ -139,6 +152,46 @@ class CallFlows:
             start = self._starts.setdefault(call_id, time)
             rel = round((time - start) * 1000.0, 3)
         flow.arrows.append(Arrow(m.index, rel, src, dst, arrow_label(m)))
+        self._track(call_id, msg, time)
+
+    def _track(self, call_id: str, msg: SipMessage, time: float | None) -> None:
+        """Whether the flow has ended with this message (see the module docstring)."""
+        if msg.method is not None:
+            if msg.method == "INVITE":
+                self._invite.add(call_id)
+            if call_id in self._ended:
+                self._ended[call_id] = time  # an ACK or a retransmission: still lingering
+            return
+        status = msg.status or 0
+        if status < 200 and call_id not in self._ended:
+            return
+        try:
+            cseq = msg.cseq
+        except ParseError:
+            cseq = None
+        method = cseq.method if cseq is not None else None
+        call = call_id in self._invite
+        if (
+            call_id in self._ended  # a message after the end: it lingers on
+            or method == "BYE"
+            or (method == "INVITE" and status >= 300)
+            or (not call and method is not None and method != "INVITE")
+        ):
+            self._ended[call_id] = time
+
+    def ended(self, now: float | None) -> list[CallFlow]:
+        """The flows that ended at least ``LINGER`` s of capture time before ``now``, removed
+        from this collection (``now`` None: text input has no time, nothing is handed on)."""
+        if now is None or not self._ended:
+            return []
+        done = [c for c, last in self._ended.items() if last is not None and now - last >= LINGER]
+        out = []
+        for call_id in done:
+            del self._ended[call_id]
+            self._starts.pop(call_id, None)
+            self._invite.discard(call_id)
+            out.append(self._flows.pop(call_id))
+        return out
 
     @property
     def flows(self) -> list[CallFlow]:

@@ -287,10 +287,14 @@ def run_decode(
     options: DecodeOptions,
     on_message: Callable[[DecodedMessage], None],
     on_problem: Callable[[SiptoolError], None],
+    on_flow: Callable[[CallFlow], None] | None = None,
 ) -> DecodeResult:
     """Decode the input; ``on_message`` gets each message the filters keep, ``on_problem``
-    each problem, as they are found.  The exit code is the result's (shared/cli-contract.md):
-    0 clean, 1 some input invalid, 3 the input could not be read."""
+    each problem, as they are found.  With --flow and ``on_flow``, each call flow is handed
+    to it once the call has ended (``CallFlows.ended``) and the rest at the end, and
+    ``result.flows`` is left empty; without it the flows are on the result.  The exit code is
+    the result's (shared/cli-contract.md): 0 clean, 1 some input invalid, 3 the input could
+    not be read."""
     with ExitStack() as stack:
         try:
             source = stack.enter_context(open_source(options.source))
@@ -299,7 +303,7 @@ def run_decode(
             error = InputError(f"cannot read {shown}: {exc.strerror or exc}")
             on_problem(error)
             return DecodeResult(shown, errors=[error], exit_code=ExitCode.NOT_RUN)
-        return _decode_source(source, options, on_message, on_problem)
+        return _decode_source(source, options, on_message, on_problem, on_flow)
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
 
@@ -308,6 +312,7 @@ def _decode_source(
     options: DecodeOptions,
     on_message: Callable[[DecodedMessage], None],
     on_problem: Callable[[SiptoolError], None],
+    on_flow: Callable[[CallFlow], None] | None,
 ) -> DecodeResult:
     name = clean_text(source.name)  # a file name that is not UTF-8 must not break the JSON
     result = DecodeResult(name)
@@ -345,7 +350,14 @@ def _decode_source(
             summary.stun += 1
         if flows is not None:
             flows.add(decoded)
+            if on_flow is not None and not summary.sip & 255:
+                for flow in flows.ended(decoded.raw.time):
+                    on_flow(flow)
         on_message(decoded)
     result.flows = flows.flows if flows is not None else None
+    if on_flow is not None and result.flows is not None:
+        for flow in result.flows:
+            on_flow(flow)
+        result.flows = []
     result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
     return result

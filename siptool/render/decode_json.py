@@ -38,6 +38,7 @@ class JsonRenderer:
     streamed (see the module docstring)."""
 
     _BATCH = 512
+    flow = None  # the flows go in the document whole, at the end: not handed over as they end
 
     def __init__(self, output: Output) -> None:
         self.output = output
@@ -101,6 +102,7 @@ class JsonLinesRenderer:
     """One object per message as it is decoded, then the envelope with ``summary``."""
 
     _BATCH = 512
+    flow = None  # the flows go in the summary object, at the end
 
     def __init__(self, output: Output) -> None:
         self.output = output

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import COLOR_SYSTEMS, Console
@@ -37,6 +37,9 @@ from siptool.errors import ExitCode, ParseError, SiptoolError
 from siptool.render.output import Output
 from siptool.sip.lint import LintWarning
 from siptool.terminal import terminal_safe as _terminal_safe
+
+if TYPE_CHECKING:
+    from siptool.commands.callflow import CallFlow
 
 
 def _summary_sip(m: DecodedMessage) -> str:
@@ -421,6 +424,7 @@ class TextRenderer:
         self.findings: list[tuple[str, LintWarning]] = []
         self.rows: _TableStream | None = None
         self.first: float | None = None  # the first message's time: the table's time zero
+        self.flows_drawn = 0
 
     def message(self, decoded: DecodedMessage) -> None:
         if self.output.quiet:
@@ -440,14 +444,24 @@ class TextRenderer:
     def problem(self, error: SiptoolError) -> None:
         self.output.error(error.message)
 
+    def flow(self, flow: CallFlow) -> None:
+        """One call's ladder, as soon as the call has ended (--flow)."""
+        if self.output.quiet:
+            return
+        from siptool.render.flow import render_flow  # only this view (start-up time)
+
+        self.out.text(("\n" if self.flows_drawn else "") + _safe(render_flow(flow)))
+        self.flows_drawn += 1
+
     def finish(self, result: DecodeResult) -> None:
         # Nothing to show when the input could not be read: stderr said why (exit 3).
         if self.output.quiet or result.exit_code is ExitCode.NOT_RUN:
             return
         if self.view is DecodeView.FLOW:
-            from siptool.render.flow import render_flows  # only this view (start-up time)
-
-            self.out.text(_safe(render_flows(result.flows or [])))
+            for flow in result.flows or []:  # the flows not handed over as they ended
+                self.flow(flow)
+            if not self.flows_drawn:
+                self.out.text("no SIP dialogs in the input")
         elif self.rows is not None:
             self.rows.close()
         if self.lint:
