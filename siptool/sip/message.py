@@ -135,17 +135,38 @@ def _parse_via_list(value: str) -> list[Via]:
     return [parse_via(item) for item in items]
 
 
+# Parsed header values (and SDP bodies) shared between messages, keyed by (kind, value): the
+# messages of one call repeat their From, To, Contact and (in responses) Via values, and often
+# their SDP, so a capture parses each distinct value once (issue 10: half of decode's time
+# went on these parses).
+# The parsed views are read, never changed, by every caller; a view that someone needs to
+# change must be copied first.  Bounded: emptied when full, which costs one re-parse each.
+_SHARED: dict[tuple[str, str | bytes], Any] = {}
+_SHARED_MAX = 4096
+
+
+def _share(key: tuple[str, str | bytes], result: Any) -> None:
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = result
+
+
 def _parsed(header: Header, kind: str, parser: Any) -> Any:
-    """``parser(header.value)``, cached on the header until its value changes."""
+    """``parser(header.value)``, cached on the header until its value changes (and shared
+    with other headers of the same value, ``_SHARED``)."""
     cache = header._cache
     value = header.value
     if cache is not None and cache[0] == kind and cache[1] is value:
         result = cache[2]
     else:
-        try:
-            result = parser(value)
-        except ParseError as exc:
-            result = exc
+        key = (kind, value)
+        result = _SHARED.get(key, _SHARED)
+        if result is _SHARED:
+            try:
+                result = parser(value)
+            except ParseError as exc:
+                result = exc
+            _share(key, result)
         header._cache = (kind, value, result)
     if isinstance(result, ParseError):
         # The offset inside the value is not a byte offset of the message: say it in words.
@@ -401,12 +422,16 @@ class SipMessage:
         else:
             result = None
             if ctype == "application/sdp" and self.body:
-                try:
-                    from siptool.sip.sdp import parse_sdp  # only messages with SDP pay
+                key = ("sdp", self.body)
+                result = _SHARED.get(key, _SHARED)
+                if result is _SHARED:
+                    try:
+                        from siptool.sip.sdp import parse_sdp  # only messages with SDP pay
 
-                    result = parse_sdp(self.body)
-                except ParseError as exc:
-                    result = exc
+                        result = parse_sdp(self.body)
+                    except ParseError as exc:
+                        result = exc
+                    _share(key, result)
             self._sdp_cache = (self.body, ctype, result)
         if isinstance(result, ParseError):
             offset = None if result.offset is None else self.body_offset + result.offset

@@ -825,3 +825,24 @@ def test_header_value_errors_name_the_header_and_the_position_in_words() -> None
         _ = m.from_
     assert info.value.offset is None
     assert str(info.value) == "From: port 99999 out of range (character 18 of the value)"
+
+
+def test_equal_header_values_of_different_messages_are_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import siptool.sip.message as message_module
+    from tests.support.spy import record_calls
+
+    monkeypatch.setattr(message_module, "_SHARED", {})
+    calls = record_calls(monkeypatch, message_module, "parse_name_addr", lambda v: v)
+    one = (
+        b"OPTIONS sip:b@h SIP/2.0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: %d\r\n\r\n"
+    )
+    first, second = parse_message(one % 1), parse_message(one % 2)
+    assert first.from_ is second.from_ and first.to is second.to  # shared, not re-parsed
+    assert calls == ["<sip:a@h>;tag=1", "<sip:b@h>"]
+    broken = b"OPTIONS sip:b@h SIP/2.0\r\nFrom: <sip:a@h\r\nCall-ID: x\r\n\r\n"
+    for _ in range(2):  # a value that fails fails each time, with its message
+        with pytest.raises(ParseError, match="From: unterminated"):
+            _ = parse_message(broken).from_
+    assert calls.count("<sip:a@h") == 1
