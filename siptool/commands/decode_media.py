@@ -1,0 +1,317 @@
+"""The media half of `siptool decode --rtp`: which RTP streams belong to which call, and per
+call a verdict on its audio, with the reasons ("why is my audio one-way?").
+
+The SIP side is read as the messages stream past (``CallMedia.sdp``): each SDP offer or answer
+(RFC 3264) says, per m= line, where its sender wants to receive media (``c=`` address and
+port), which payload types it accepts, and its direction (RFC 3264 §5.1: sendrecv, sendonly,
+recvonly, inactive).  The RTP side is the media tracker's streams (siptool.media), matched
+to the calls at the end by address: a stream toward an address a call announced belongs to
+that call.
+
+Decisions:
+
+- A call has two sides: the one that sent the INVITE (the caller) and the other.  A side's
+  announcements accumulate over the call (re-INVITE, UPDATE, early media in a 183 all add
+  addresses), and its latest SDP gives the direction in force at the end.
+- Media "from a side" is a stream toward the other side's announced address.  A stream that
+  comes from a side's announced address but goes somewhere the other side never announced is
+  named (sent to an address the SDP did not announce): the usual result of a proxy or SBC
+  that rewrote the SDP one way only.
+- The verdict: ``none`` when nothing flowed; ``held`` when the SDP in force says that a side
+  does not send (sendonly / recvonly / inactive, RFC 3264 §8.4) and the expected directions
+  flowed; ``both-ways`` when each side sent; ``one-way`` when one of the expected directions is
+  missing.  Reasons that explain a verdict come first.
+- The NAT hints (RFC 3261 has none; they are what every SBC vendor's troubleshooting guide
+  checks): an SDP address in private space (RFC 1918, RFC 6598) while the message that carried
+  it came from a public address; RTP that arrives from a source other than the address its
+  sender announced (NAT, or an SBC latching onto the source, RFC 7362).
+- Payload types: a stream whose payload type is in neither side's final m= line formats (and
+  is not telephone-event or comfort noise) is named: "codec not in the answer".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from siptool.addr import is_private_address, is_public_address
+from siptool.errors import ParseError
+from siptool.sip.message import SipMessage
+
+__all__ = ["Announcement", "CallMedia", "MediaStream", "MediaVerdict"]
+
+# RFC 3264 §5.1: who may send on a stream, by the direction attribute of the SDP that says it.
+_SENDS = frozenset({"sendrecv", "sendonly"})
+_RECEIVES = frozenset({"sendrecv", "recvonly"})
+# Payload names that are not the call's codec: events and comfort noise ride beside it.
+_SIDE_CODECS = frozenset({"telephone-event", "cn"})
+
+
+class MediaStream(Protocol):
+    """What the verdict reads of a media tracker's stream (siptool.media.rtp.RtpStream)."""
+
+    @property
+    def src(self) -> str: ...
+
+    @property
+    def dst(self) -> str: ...
+
+    @property
+    def packets(self) -> int: ...
+
+    @property
+    def payload_type(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One m= line of one SDP: where its sender wants media, what it accepts."""
+
+    call_id: str
+    caller: bool  # sent by the side that sent the INVITE
+    address: str  # the c= address
+    port: int
+    media: str  # "audio", "video", ...
+    direction: str
+    payload_types: dict[int, tuple[str, int | None]]  # number -> (encoding, clock rate)
+    signalled_from: str | None  # the source "ip:port" of the message that carried it
+
+    @property
+    def endpoint(self) -> str:
+        return _endpoint(self.address, self.port)
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _host(endpoint: str) -> str:
+    host = endpoint.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") else host
+
+
+@dataclass
+class MediaVerdict:
+    """The verdict of one call's media (shared/cli-contract.md, decode ``media``)."""
+
+    call_id: str
+    verdict: str  # both-ways, one-way, none, held
+    reasons: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)  # "src -> dst" of the call's streams
+    dtmf: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "streams": self.streams,
+            "dtmf": self.dtmf,
+        }
+
+
+def announcements(msg: SipMessage, src: str | None, caller: bool) -> list[Announcement]:
+    """The m= lines of ``msg``'s SDP (none when it has no SDP or its SDP does not parse:
+    decode reports that on its own)."""
+    try:
+        sdp = msg.sdp
+    except ParseError:
+        return []
+    if sdp is None or msg.call_id is None:
+        return []
+    out = []
+    for media in sdp.media:
+        address = media.connection_address
+        if address is None or media.port == 0:
+            continue  # RFC 3264 §6: port 0 rejects (or removes) the stream
+        types: dict[int, tuple[str, int | None]] = {}
+        for fmt in media.formats:
+            if not fmt.isdigit():
+                continue
+            mapped = media.rtpmap.get(fmt)
+            if mapped is not None:
+                types[int(fmt)] = (mapped.encoding, mapped.clock_rate)
+            else:
+                types[int(fmt)] = _static(fmt)
+        out.append(
+            Announcement(
+                msg.call_id,
+                caller,
+                address,
+                media.port,
+                media.media,
+                media.direction,
+                types,
+                src,
+            )
+        )
+    return out
+
+
+def _static(fmt: str) -> tuple[str, int | None]:
+    from siptool.sip.sdp import STATIC_PAYLOAD_TYPES
+
+    name = STATIC_PAYLOAD_TYPES.get(fmt)
+    if name is None:
+        return (fmt, None)
+    encoding, rate = name.split("/")[:2]
+    return (encoding, int(rate))
+
+
+class CallMedia:
+    """Every call's SDP announcements, in order of each call's first one."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[Announcement]] = {}
+        self._callers: dict[str, str | None] = {}  # call_id -> the INVITE's source
+
+    def sdp(self, msg: SipMessage, src: str | None) -> list[Announcement]:
+        """Record what ``msg`` (sent from ``src``) announces; the new announcements."""
+        call_id = msg.call_id
+        if call_id is None:
+            return []
+        if msg.method == "INVITE" and call_id not in self._callers:
+            self._callers[call_id] = src
+        caller_src = self._callers.get(call_id)
+        if src is not None and caller_src is not None:
+            caller = src == caller_src
+        else:
+            # No addresses (SIP text): a request comes from the caller, a response from the
+            # callee; good enough for calls without in-dialog requests from the callee.
+            caller = msg.method is not None
+        found = announcements(msg, src, caller)
+        if found:
+            self.calls.setdefault(call_id, []).extend(found)
+        return found
+
+    def verdicts(self, streams: Iterable[MediaStream]) -> list[MediaVerdict]:
+        """One verdict per call that announced media."""
+        streams = list(streams)
+        return [_verdict(call_id, said, streams) for call_id, said in self.calls.items()]
+
+
+def _latest(said: list[Announcement], caller: bool) -> dict[str, Announcement]:
+    """Per media kind, the side's SDP in force at the end."""
+    out: dict[str, Announcement] = {}
+    for a in said:
+        if a.caller is caller:
+            out[a.media] = a
+    return out
+
+
+def _verdict(call_id: str, said: list[Announcement], streams: list[MediaStream]) -> MediaVerdict:
+    sides = {True: "caller", False: "callee"}
+    ends = {side: {a.endpoint for a in said if a.caller is side} for side in (True, False)}
+    verdict = MediaVerdict(call_id, "none")
+    reasons: list[str] = []
+    sent: dict[bool, list[MediaStream]] = {True: [], False: []}
+    for s in streams:
+        for side in (True, False):
+            if s.dst in ends[not side] and s.packets:
+                sent[side].append(s)
+                verdict.streams.append(f"{s.src} -> {s.dst}")
+            elif s.src in ends[side] and s.dst not in ends[not side] and s.packets:
+                verdict.streams.append(f"{s.src} -> {s.dst}")
+                reasons.append(
+                    f"the {sides[side]} sends RTP from {s.src} to {s.dst}, an address the "
+                    f"{sides[not side]}'s SDP never announced ({_names(ends[not side])})"
+                )
+    latest = {side: _latest(said, side) for side in (True, False)}
+    expected = {side: _expects(latest[side], latest[not side]) for side in (True, False)}
+    held = [side for side in (True, False) if not expected[side]]
+    missing = [side for side in (True, False) if expected[side] and not sent[side]]
+    for side in missing:
+        reasons.insert(
+            0,
+            f"the {sides[side]} never sent RTP to the {sides[not side]}'s announced "
+            f"{_names(ends[not side]) or 'address'}",
+        )
+    for side in held:
+        mine = latest[side].get("audio") or next(iter(latest[side].values()), None)
+        theirs = latest[not side].get("audio") or next(iter(latest[not side].values()), None)
+        why = mine.direction if mine is not None and mine.direction not in _SENDS else None
+        if why is None and theirs is not None:
+            why = f"the {sides[not side]}'s {theirs.direction}"
+        reasons.append(f"the {sides[side]} is not to send ({why}): the call is on hold")
+        if sent[side]:
+            reasons.append(f"hold not respected: the {sides[side]} still sends RTP")
+    if not sent[True] and not sent[False]:
+        verdict.verdict = "held" if held and not missing else "none"
+    elif held and not missing:
+        verdict.verdict = "held"
+    elif missing:
+        verdict.verdict = "one-way"
+    else:
+        verdict.verdict = "both-ways"
+    reasons += _nat_reasons(said, sent)
+    reasons += _codec_reasons(latest, sent, sides)
+    verdict.reasons = reasons
+    return verdict
+
+
+def _expects(mine: dict[str, Announcement], theirs: dict[str, Announcement]) -> bool:
+    """Whether a side is to send on its audio (else its first) m= line (RFC 3264 §5.1)."""
+    a = mine.get("audio") or next(iter(mine.values()), None)
+    b = theirs.get("audio") or next(iter(theirs.values()), None)
+    if a is None or b is None:
+        return a is not None or b is not None  # one side's SDP seen: assume it both ways
+    return a.direction in _SENDS and b.direction in _RECEIVES
+
+
+def _names(endpoints: set[str]) -> str:
+    return ", ".join(sorted(endpoints))
+
+
+def _nat_reasons(said: list[Announcement], sent: dict[bool, list[MediaStream]]) -> list[str]:
+    sides = {True: "caller", False: "callee"}
+    out: list[str] = []
+    seen: set[tuple[bool, str]] = set()
+    for a in said:
+        key = (a.caller, a.address)
+        if key in seen:
+            continue
+        seen.add(key)
+        signalled = a.signalled_from
+        if is_private_address(a.address) and signalled and is_public_address(_host(signalled)):
+            out.append(
+                f"the {sides[a.caller]}'s SDP announces private {a.address} while its "
+                f"signalling came from public {_host(signalled)}: the other side sends RTP "
+                "where it cannot arrive unless an SBC or NAT fix-up rewrites it"
+            )
+    for side in (True, False):
+        announced = {a.endpoint for a in said if a.caller is side}
+        for s in sent[side]:
+            if announced and s.src not in announced:
+                out.append(
+                    f"the {sides[side]}'s RTP comes from {s.src}, not from its announced "
+                    f"{_names(announced)}: a NAT or a latching SBC rewrote the source"
+                )
+    return out
+
+
+def _codec_reasons(
+    latest: dict[bool, dict[str, Announcement]],
+    sent: dict[bool, list[MediaStream]],
+    sides: dict[bool, str],
+) -> list[str]:
+    out: list[str] = []
+    for side in (True, False):
+        allowed: dict[int, tuple[str, int | None]] = {}
+        for a in (*latest[side].values(), *latest[not side].values()):
+            allowed.update(a.payload_types)
+        answer_types = set()
+        for a in latest[False].values():  # the callee answers (or offers late: same test)
+            answer_types |= set(a.payload_types)
+        for s in sent[side]:
+            pt = s.payload_type
+            if pt is None or not answer_types or pt in answer_types:
+                continue
+            name = allowed.get(pt, (str(pt), None))[0]
+            if name.lower() in _SIDE_CODECS:
+                continue
+            out.append(
+                f"the {sides[side]} sends payload type {pt} ({name}), which the answer did "
+                f"not include ({', '.join(str(p) for p in sorted(answer_types))})"
+            )
+    return out
