@@ -28,7 +28,7 @@ from siptool.capture.layers import (
     ipv6_payload,
     ipv6_walk,
 )
-from siptool.capture.model import Problem, RawMessage
+from siptool.capture.model import MediaSink, Problem, RawMessage
 from siptool.capture.pcap import PCAP_MAGICS, PCAPNG_MAGIC, Buffer, iter_pcap, iter_pcapng
 from siptool.capture.sniff import detect_format
 from siptool.capture.stunsplit import split_stun
@@ -74,18 +74,28 @@ class PacketExtractor:
     Call ``packet`` for each packet in capture order, take the items from ``out`` (and clear
     it) whenever convenient, and call ``finish`` at the end to flush TCP streams and report
     incomplete fragmented datagrams.
+
+    With a ``media`` sink (``capture.model.MediaSink``, e.g. ``media.rtp.RtpTracker``), every
+    UDP payload that is neither SIP nor STUN nor a keep-alive goes to ``media.datagram`` in
+    place, on every path (snaplen-cut ones too: an RTP header is worth reading without its
+    payload).  Only a first byte of 0x40 or more can be RTP/RTCP (version 2 is 0x80-0xBF, RFC
+    7983 §7; 0x40-0x7F and 0xC0-0xFF are wrong versions a media analysis may count), and none
+    of 0x80 or more starts a SIP start line, so RTP costs no SIP check.  Without a sink such
+    payloads are skipped as before.
     """
 
     __slots__ = (
         "_bad_links",
         "_frags",
+        "_media",
         "_names",
         "_streams",
         "out",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, media: MediaSink | None = None) -> None:
         self.out: list[RawMessage | Problem] = []
+        self._media = media
         self._names: dict[bytes, tuple[str, str]] = {}
         self._frags = FragmentReassembler()
         self._streams: dict[bytes, TcpDirection] = {}
@@ -145,14 +155,19 @@ class PacketExtractor:
                         udp_end = ip_end
                     p = ip + 28
                     if p < udp_end:
-                        if buf[p] >= 0x40:
-                            if starts_like_sip(buf, p, udp_end):
+                        first = buf[p]
+                        if first >= 0x40:
+                            # A SIP start line begins with a letter; RTP's first byte is 0x80-0xBF.
+                            if first < 0x80 and starts_like_sip(buf, p, udp_end):
                                 src, dst = self._endpoints(buf[ip + 12 : ip + 24])
                                 self.out.append(
                                     RawMessage(
                                         "sip", buf[p:udp_end], frame, time, src, dst, "udp", record
                                     )
                                 )
+                            elif self._media is not None:
+                                key = buf[ip + 12 : ip + 24]
+                                self._media.datagram(key, buf, p, udp_end, time, frame)
                         else:
                             pkt = (frame, time, record, origlen)
                             self._udp_payload_key(buf, buf[ip + 12 : ip + 24], p, udp_end, 0, pkt)
@@ -292,13 +307,15 @@ class PacketExtractor:
             if not looks_like_stun(data):
                 return
             protocol = "stun"
-        elif starts_like_sip(buf, p, end):
+        elif first < 0x80 and starts_like_sip(buf, p, end):
             if cut:
                 self._cut_datagram(pkt, cut, "SIP", key)
                 return
             data = buf[p:end]
             protocol = "sip"
         else:
+            if self._media is not None:
+                self._media.datagram(key, buf, p, end, pkt[1], pkt[0])
             return
         frame, time, record, _ = pkt
         src, dst = self._endpoints(key)

@@ -1,10 +1,12 @@
-"""What the capture layer hands to the decode command: candidate messages and problems."""
+"""What the capture layer hands to the decode command: candidate messages and problems, and
+what it hands a media analysis (``MediaSink``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["EARLIEST_TIME", "LATEST_TIME", "Problem", "RawMessage", "time_in_range"]
+__all__ = ["EARLIEST_TIME", "LATEST_TIME", "MediaSink", "Problem", "RawMessage", "time_in_range"]
 
 # Epoch seconds that are a date: datetime's years 1 to 9999 (MINYEAR, MAXYEAR), in UTC.  The
 # last second of 9999 is the bound, not the end of it: a float just below 253402300800 rounds
@@ -61,3 +63,19 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class MediaSink(Protocol):
+    """Where ``PacketExtractor(media=...)`` sends each UDP payload that is neither SIP nor STUN
+    (``siptool.media.rtp.RtpTracker`` is one).
+
+    ``key`` is the source address, the destination address (4 or 16 bytes each) and the source
+    and destination ports (2 bytes each, network order); the payload is ``buf[p:end]``, left
+    in place so that a packet that is not media costs no copy.  ``time`` is the capture time
+    (None for a hex dump), ``frame`` the packet's 1-based number.  True when the sink took
+    the datagram as media.
+    """
+
+    def datagram(
+        self, key: bytes, buf: bytes, p: int, end: int, time: float | None, frame: int
+    ) -> bool: ...

@@ -536,8 +536,9 @@ class RtpTracker:
         size = end - p
         if size < 1:
             return False
-        if buf[p] >> 6 != 2:
-            if flow.announced:
+        first = buf[p]
+        if first >> 6 != 2:
+            if flow.announced and not 0x40 <= first <= 0x4F:  # RFC 7983 §7: TURN ChannelData
                 self._problem(flow.stream, MediaProblem.VERSION)
             return False
         if size >= 2 and 200 <= buf[p + 1] <= 207:
