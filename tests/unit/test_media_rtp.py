@@ -280,8 +280,10 @@ def test_bad_rtp_headers_are_counted_per_stream_and_kind_never_raised() -> None:
     assert tracker.datagram(flow, ext, 0, len(ext), T0, 4)
     pad = rtp(4, 640, first=0xA0, payload=b"\x00\x00\xff")  # 255 bytes of padding in 3
     assert tracker.datagram(flow, pad, 0, len(pad), T0, 5)
-    v1 = rtp(5, 800, first=0x40)
+    v1 = rtp(5, 800, first=0x60)
     assert not tracker.datagram(flow, v1, 0, len(v1), T0, 6)
+    turn = struct.pack("!HH", 0x4001, 4) + b"data"  # RFC 8656 ChannelData: not a wrong version
+    assert not tracker.datagram(flow, turn, 0, len(turn), T0, 7)
     found = only(tracker)
     assert found.problems == {
         MediaProblem.TRUNCATED: 2,
