@@ -53,6 +53,33 @@ FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
     help="Only requests of this method and their responses (repeatable).",
 )
 @click.option("--jsonl", is_flag=True, help="One JSON object per message, then a summary object.")
+@click.option(
+    "-i",
+    "--interface",
+    metavar="IFACE",
+    help="Capture live on IFACE (or 'any') instead of reading FILE; needs root or CAP_NET_RAW.",
+)
+@click.option(
+    "--port",
+    "ports",
+    multiple=True,
+    metavar="N|LOW-HIGH",
+    help="With -i: capture these UDP/TCP ports (repeatable; default 3478 5060 5061 5349).",
+)
+@click.option(
+    "-n", "--count", type=click.IntRange(min=1), metavar="N", help="With -i: stop after N packets."
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With -i: stop after SECONDS.",
+)
+@click.option(
+    "--write",
+    metavar="FILE.pcapng",
+    help="With -i: save every captured packet to FILE.pcapng as it is decoded.",
+)
 @output_options
 def decode(
     source: str,
@@ -63,19 +90,39 @@ def decode(
     call_ids: tuple[str, ...],
     methods: tuple[str, ...],
     jsonl: bool,
+    interface: str | None,
+    ports: tuple[str, ...],
+    count: int | None,
+    duration: float | None,
+    write: str | None,
     output: OutputFlags,
 ) -> None:
     """Decode SIP, SDP and STUN from text, hex, raw bytes, pcap or pcapng.
 
     FILE defaults to standard input. SIP over TCP is reassembled; STUN is found on any port by
-    its magic cookie. Exit 0 when every message decoded cleanly, 1 when some input was invalid
-    (each problem is one line on stderr), 3 when the input could not be read.
+    its magic cookie. With -i, packets are captured live and decoded as they arrive, until
+    --count, --duration or Ctrl-C (which prints the summary). Exit 0 when every message decoded
+    cleanly, 1 when some input was invalid (each problem is one line on stderr), 3 when the
+    input could not be read or the capture could not start.
     """
 
     def prepare() -> Job[DecodeResult]:
         from siptool.commands.decode import DecodeOptions, DecodeView, InputFormat, run_decode
+        from siptool.commands.decode_live import DEFAULT_PORTS, parse_ports
+        from siptool.errors import UsageError
 
         shown = output_for(COMMAND, output, jsonl=jsonl)
+        if interface is None:
+            given = [name for name, v in (("--port", ports), ("--count", count),
+                     ("--duration", duration), ("--write", write)) if v]  # fmt: skip
+            if given:
+                raise UsageError(f"{', '.join(given)} only apply to a live capture (-i IFACE)")
+        elif source != "-":
+            raise UsageError("decode reads FILE or captures with -i IFACE, not both")
+        try:
+            captured = parse_ports(ports) if ports else DEFAULT_PORTS
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         options = DecodeOptions(
             source=source,
             input_format=InputFormat(input_format),
@@ -83,6 +130,11 @@ def decode(
             lint=lint,
             call_ids=call_ids,
             methods=tuple(m.upper() for m in methods),
+            interface=interface,
+            ports=captured,
+            count=count,
+            duration=duration,
+            write=write,
         )
         renderer = renderer_for(shown, options)
         return Job(
@@ -98,14 +150,15 @@ def renderer_for(output: Output, options: DecodeOptions) -> DecodeRenderer:
     """The renderer of the output mode: JSON, JSONL or text (in the options' view)."""
     from siptool.render.output import OutputMode
 
+    live = options.interface is not None
     if output.mode is OutputMode.JSONL:
         from siptool.render.decode_json import JsonLinesRenderer
 
-        return JsonLinesRenderer(output)
+        return JsonLinesRenderer(output, live=live)
     if output.mode is OutputMode.JSON:
         from siptool.render.decode_json import JsonRenderer
 
-        return JsonRenderer(output)
+        return JsonRenderer(output, live=live)
     from siptool.render.decode_text import TextRenderer
 
-    return TextRenderer(output, view=options.view, lint=options.lint)
+    return TextRenderer(output, view=options.view, lint=options.lint, live=live)

@@ -19,13 +19,14 @@ Decisions:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
-from siptool.capture.source import InputSource, open_source
+from siptool.capture.source import open_source
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
 from siptool.sip.lint import (
@@ -96,6 +97,12 @@ class DecodeOptions:
     lint: bool = False
     call_ids: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
+    # -i IFACE: a live capture instead of ``source`` (commands/decode_live.py)
+    interface: str | None = None
+    ports: tuple[int, ...] = ()  # the ports captured; empty: every UDP and TCP port
+    count: int | None = None  # stop after this many packets
+    duration: float | None = None  # stop after this many seconds
+    write: str | None = None  # save what was captured as pcapng
 
 
 @dataclass
@@ -192,11 +199,11 @@ def _parse_stun(data: bytes) -> Any:
 
 
 def decode_items(
-    items: Iterable[RawMessage | Problem], *, lint: bool
+    items: Iterable[RawMessage | Problem], *, lint: bool, start: int = 0
 ) -> Iterator[DecodedMessage | InputProblem]:
     """Parse every candidate; a message that parses with a framing fault is yielded *and*
-    reported, so that nothing decodable is lost."""
-    index = 0
+    reported, so that nothing decodable is lost.  Messages are numbered from ``start + 1``."""
+    index = start
     for item in items:
         if isinstance(item, Problem):
             yield InputProblem(item.where, item.message)
@@ -294,8 +301,11 @@ def run_decode(
     to it once the call has ended (``CallFlows.ended``) and the rest at the end, and
     ``result.flows`` is left empty; without it the flows are on the result.  The exit code is
     the result's (shared/cli-contract.md): 0 clean, 1 some input invalid, 3 the input could
-    not be read."""
+    not be read (or the live capture could not start)."""
+    decoder = _Decoder(options, on_message, on_problem, on_flow)
     with ExitStack() as stack:
+        if options.interface is not None:
+            return _decode_live(stack, decoder)
         try:
             source = stack.enter_context(open_source(options.source))
         except OSError as exc:  # only the opening: a broken pipe on output is not "cannot read"
@@ -303,61 +313,138 @@ def run_decode(
             error = InputError(f"cannot read {shown}: {exc.strerror or exc}")
             on_problem(error)
             return DecodeResult(shown, errors=[error], exit_code=ExitCode.NOT_RUN)
-        return _decode_source(source, options, on_message, on_problem, on_flow)
+        decoder.start(clean_text(source.name))  # a name that is not UTF-8 must not break JSON
+        try:
+            items: Iterable[RawMessage | Problem] = iter_input(
+                source.data, input_format=options.input_format.value, release=source.release
+            )
+        except ParseError as exc:
+            where = f"byte {exc.offset}" if exc.offset is not None else ""
+            decoder.report(InputProblem(where, exc.message))
+            items = ()
+        decoder.feed(items)
+        return decoder.finish()
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
 
-def _decode_source(
-    source: InputSource,
-    options: DecodeOptions,
-    on_message: Callable[[DecodedMessage], None],
-    on_problem: Callable[[SiptoolError], None],
-    on_flow: Callable[[CallFlow], None] | None,
-) -> DecodeResult:
-    name = clean_text(source.name)  # a file name that is not UTF-8 must not break the JSON
-    result = DecodeResult(name)
-    summary = result.summary
+def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
+    """-i IFACE: decode the capture as it comes; Ctrl-C ends it like the end of a file."""
+    from siptool.commands.decode_live import live_input
 
-    def report(problem: InputProblem) -> None:
-        error = SiptoolError(problem.text(name), code=problem.code)
-        result.errors.append(error)
-        summary.invalid += 1
-        on_problem(error)
-
+    options = decoder.options
+    assert options.interface is not None
     try:
-        items: Iterable[RawMessage | Problem] = iter_input(
-            source.data, input_format=options.input_format.value, release=source.release
+        capture = stack.enter_context(
+            live_input(
+                options.interface,
+                options.ports,
+                count=options.count,
+                duration=options.duration,
+                write=options.write,
+                on_idle=decoder.idle,
+            )
         )
-    except ParseError as exc:
-        report(InputProblem(f"byte {exc.offset}" if exc.offset is not None else "", exc.message))
-        items = ()
-    keep = MessageFilter(options.call_ids, options.methods)
-    flows = None
-    if options.view is DecodeView.FLOW:
-        from siptool.commands.callflow import CallFlows
+    except InputError as exc:
+        decoder.on_problem(exc)
+        return DecodeResult(options.interface, errors=[exc], exit_code=ExitCode.NOT_RUN)
+    decoder.start(capture.name, live=True)
+    # As tcpdump's "listening on": the capture runs from here (a script may wait for it).
+    decoder.on_problem(SiptoolError(f"capturing on {options.interface}, {capture.ports}"))
+    try:
+        decoder.feed(capture.items)
+    except KeyboardInterrupt:
+        decoder.feed(_flushed(capture.items))
+    dropped = capture.sniffer.dropped
+    if dropped:
+        decoder.on_problem(
+            SiptoolError(f"{capture.name}: the kernel dropped {dropped} packets (too busy)")
+        )
+    return decoder.finish()
 
-        flows = CallFlows()
-    for decoded in decode_items(items, lint=options.lint):
-        if isinstance(decoded, InputProblem):
-            report(decoded)
-            continue
-        if not keep(decoded):
-            summary.filtered_out += 1
-            continue
-        if decoded.sip is not None:
-            summary.sip += 1
-        else:
-            summary.stun += 1
-        if flows is not None:
-            flows.add(decoded)
-            if on_flow is not None and not summary.sip & 255:
-                for flow in flows.ended(decoded.raw.time):
-                    on_flow(flow)
-        on_message(decoded)
-    result.flows = flows.flows if flows is not None else None
-    if on_flow is not None and result.flows is not None:
-        for flow in result.flows:
-            on_flow(flow)
-        result.flows = []
-    result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
-    return result
+
+def _flushed(
+    items: Generator[RawMessage | Problem, None, None],
+) -> Iterator[RawMessage | Problem]:
+    """What a live capture still holds after Ctrl-C: thrown into its generator, the interrupt
+    makes it yield its TCP streams' last messages and raise again (net.sniffer)."""
+    try:
+        yield items.throw(KeyboardInterrupt())
+        yield from items
+    except (KeyboardInterrupt, StopIteration):
+        return
+
+
+class _Decoder:
+    """The decode loop's state: the result being built, the filters, the flows."""
+
+    def __init__(
+        self,
+        options: DecodeOptions,
+        on_message: Callable[[DecodedMessage], None],
+        on_problem: Callable[[SiptoolError], None],
+        on_flow: Callable[[CallFlow], None] | None,
+    ) -> None:
+        self.options = options
+        self.on_message = on_message
+        self.on_problem = on_problem
+        self.on_flow = on_flow
+        self.keep = MessageFilter(options.call_ids, options.methods)
+        self.result = DecodeResult("")
+        self.index = 0  # messages numbered across feeds (a live capture's flush after Ctrl-C)
+        self.live = False
+        self.flows = None
+        if options.view is DecodeView.FLOW:
+            from siptool.commands.callflow import CallFlows
+
+            self.flows = CallFlows()
+
+    def start(self, name: str, *, live: bool = False) -> None:
+        self.result.input_name = name
+        self.live = live
+
+    def report(self, problem: InputProblem) -> None:
+        error = SiptoolError(problem.text(self.result.input_name), code=problem.code)
+        self.result.errors.append(error)
+        self.result.summary.invalid += 1
+        self.on_problem(error)
+
+    def feed(self, items: Iterable[RawMessage | Problem]) -> None:
+        summary = self.result.summary
+        flows, on_flow, keep = self.flows, self.on_flow, self.keep
+        # A live capture hands each call on as soon as it ends; a file every 256 messages.
+        every = 0 if self.live else 255
+        for decoded in decode_items(items, lint=self.options.lint, start=self.index):
+            if isinstance(decoded, InputProblem):
+                self.report(decoded)
+                continue
+            self.index = decoded.index
+            if not keep(decoded):
+                summary.filtered_out += 1
+                continue
+            if decoded.sip is not None:
+                summary.sip += 1
+            else:
+                summary.stun += 1
+            if flows is not None:
+                flows.add(decoded)
+                if on_flow is not None and not summary.sip & every:
+                    for flow in flows.ended(decoded.raw.time):
+                        on_flow(flow)
+            self.on_message(decoded)
+
+    def idle(self) -> None:
+        """A live capture's second without a message: hand on the calls that ended."""
+        if self.flows is not None and self.on_flow is not None:
+            for flow in self.flows.ended(time.time()):
+                self.on_flow(flow)
+
+    def finish(self) -> DecodeResult:
+        result = self.result
+        flows = self.flows
+        result.flows = flows.flows if flows is not None else None
+        if self.on_flow is not None and result.flows is not None:
+            for flow in result.flows:
+                self.on_flow(flow)
+            result.flows = []
+        result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
+        return result

@@ -57,7 +57,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -646,7 +646,7 @@ class Sniffer:
 
 def decode_packets(
     packets: Iterable[CapturedPacket], extractor: PacketExtractor | None = None
-) -> Iterator[RawMessage | Problem]:
+) -> Generator[RawMessage | Problem, None, None]:
     """The SIP and STUN messages (and problems) in ``packets``, as ``iter_capture`` finds them
     in a file: frames numbered from 1, each message's ``offset`` 0 (there is no file).
     ``extractor`` is a fresh ``PacketExtractor`` built by the caller (one with a media sink,

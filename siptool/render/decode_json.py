@@ -40,16 +40,17 @@ class JsonRenderer:
     _BATCH = 512
     flow = None  # the flows go in the document whole, at the end: not handed over as they end
 
-    def __init__(self, output: Output) -> None:
+    def __init__(self, output: Output, *, live: bool = False) -> None:
         self.output = output
         self.write = output.out.write
         self.tty = output.terminal
         self.pending: list[str] = []
         self.started = False
+        self.batch = 1 if live else self._BATCH  # live: each message written and flushed
 
     def message(self, decoded: DecodedMessage) -> None:
         self.pending.append(dump_pretty(decoded.to_dict(), tty=self.tty))
-        if len(self.pending) >= self._BATCH:
+        if len(self.pending) >= self.batch:
             self._flush()
 
     def problem(self, error: SiptoolError) -> None:
@@ -71,6 +72,8 @@ class JsonRenderer:
             text = (",\n" if self.tty else ",") + text
         self.write(text)
         self.pending.clear()
+        if self.batch == 1:
+            self.output.out.flush()
 
     def finish(self, result: DecodeResult) -> None:
         self._flush()
@@ -104,14 +107,15 @@ class JsonLinesRenderer:
     _BATCH = 512
     flow = None  # the flows go in the summary object, at the end
 
-    def __init__(self, output: Output) -> None:
+    def __init__(self, output: Output, *, live: bool = False) -> None:
         self.output = output
         self.write = output.out.write
         self.pending: list[str] = []
+        self.batch = 1 if live else self._BATCH  # live: each message written and flushed
 
     def message(self, decoded: DecodedMessage) -> None:
         self.pending.append(dump(decoded.to_dict()))
-        if len(self.pending) >= self._BATCH:
+        if len(self.pending) >= self.batch:
             self._flush()
 
     def problem(self, error: SiptoolError) -> None:
@@ -121,6 +125,8 @@ class JsonLinesRenderer:
         if self.pending:
             self.write("\n".join(self.pending) + "\n")
             self.pending.clear()
+            if self.batch == 1:
+                self.output.out.flush()
 
     def finish(self, result: DecodeResult) -> None:
         self._flush()

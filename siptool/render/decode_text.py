@@ -130,9 +130,11 @@ class _RichWriter:
             table.add_row(*(Text.assemble(*cell) for cell in cells), style=style or None)
         self.console.print(table)
 
-    def table_stream(self, table: Table, hint: Sequence[str]) -> _TableStream:
+    def table_stream(
+        self, table: Table, hint: Sequence[str], *, live: bool = False
+    ) -> _TableStream:
         """A table written as its rows come (``_TableStream``)."""
-        return _RichTableStream(self, table, hint)
+        return _RichTableStream(self, table, hint, live=live)
 
     def text(self, text: str) -> None:
         self.console.out(text, highlight=False)
@@ -227,8 +229,10 @@ class _PlainWriter(_RichWriter):
         if out:
             self.write("\n".join(out) + "\n")
 
-    def table_stream(self, table: Table, hint: Sequence[str]) -> _TableStream:
-        return _PlainTableStream(self, table, hint)
+    def table_stream(
+        self, table: Table, hint: Sequence[str], *, live: bool = False
+    ) -> _TableStream:
+        return _PlainTableStream(self, table, hint, live=live)
 
     def _wrapped_cell(
         self, text: str, column: Column, width: int, left: str, right: str
@@ -321,12 +325,16 @@ class _TableStream:
     SAMPLE = 200
     BATCH = 512
 
-    def __init__(self, writer: _RichWriter, table: Table, hint: Sequence[str]) -> None:
+    def __init__(
+        self, writer: _RichWriter, table: Table, hint: Sequence[str], *, live: bool = False
+    ) -> None:
         self.writer = writer
         self.table = table
         self.hint = list(hint)
         self.held: list[tuple[Sequence[Line], str]] = []
         self.fixed = False
+        if live:  # a live capture: each row at once, in the hint's widths
+            self.SAMPLE = self.BATCH = 1
 
     def add(self, cells: Sequence[Line], style: str) -> None:
         self.held.append((cells, style))
@@ -414,10 +422,11 @@ class TextRenderer:
     summary line.  The table and -v are written as the messages come (``_TableStream``);
     --lint keeps its findings, not the messages, for the end."""
 
-    def __init__(self, output: Output, *, view: DecodeView, lint: bool) -> None:
+    def __init__(self, output: Output, *, view: DecodeView, lint: bool, live: bool = False) -> None:
         self.output = output
         self.view = view
         self.lint = lint
+        self.live = live  # a live capture: every message shown and flushed as it comes
         self.console = output.console()
         colours = self.console.color_system in COLOR_SYSTEMS
         self.out = _RichWriter(self.console) if colours else _PlainWriter(self.console)
@@ -452,6 +461,8 @@ class TextRenderer:
 
         self.out.text(("\n" if self.flows_drawn else "") + _safe(render_flow(flow)))
         self.flows_drawn += 1
+        if self.live:
+            self.output.out.flush()
 
     def finish(self, result: DecodeResult) -> None:
         # Nothing to show when the input could not be read: stderr said why (exit 3).
@@ -481,8 +492,11 @@ class TextRenderer:
             table.add_column("source -> destination", no_wrap=True)
             table.add_column("proto")
             table.add_column("summary", overflow="fold")
-            # A long capture's widest index and time (a day), so that later rows still fit.
-            self.rows = self.out.table_stream(table, ["9999999", "99999.999999", "", "", ""])
+            # A long capture's widest index and time (a day), so that later rows still fit;
+            # live, the rows come one by one: room for two IPv4 addresses and ports as well.
+            route = "255.255.255.255:65535 -> 255.255.255.255:65535" if self.live else ""
+            hint = ["9999999", "99999.999999", route, "SIP/UDP", ""]
+            self.rows = self.out.table_stream(table, hint, live=self.live)
         if self.first is None:
             self.first = raw.time
         first = self.first
