@@ -15,7 +15,8 @@ PEERS=(
     kamailio kamailio-tls-modules sip-tester sipsak
     coturn stun-server stun-client
     tshark tcpdump xxd bsdextrautils openssl
-    dnsmasq iproute2 iptables
+    dnsmasq iproute2 iptables util-linux
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     zsh fish
 )
 
