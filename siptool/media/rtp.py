@@ -20,22 +20,25 @@ BYE, APP, RTPFB, PSFB, XR), on an announced flow, or (Wireshark's ``rtcp_udp``) 
 with a first packet whose length fits a datagram that is a whole number of words.
 
 The figures are Wireshark's (``ui/tap-rtp-analysis.c`` ``rtppacket_analyse`` and
-``ui/rtp_stream.c``, as in tshark 4.0), because that is what users compare with:
+``ui/rtp_stream.c``, as tshark 4.0 computes them: checked against tshark 4.0.17 on captures
+with loss, delay variation and reordering), because that is what users compare with:
 
 - The first packet of a stream only starts it: no delta, no jitter.
-- A packet is "in time sequence" when its extended timestamp (32-bit timestamps unwrapped,
-  RFC 3550 A.1 style) is not before that of the last packet that was.  Only those move the
-  reference arrival time and timestamp that the next delta and jitter are measured from.
-- Jitter: for every packet whose payload type has a clock, D = |arrival - (reference arrival
-  + timestamp difference / (clock rate // 1000))| in ms (the clock divided as integers, as
-  Wireshark does: 44100 Hz counts as 44 kHz), J = (15 J + D) / 16 (RFC 3550 §6.4.1 and A.8).
+- A packet is "in time sequence" when its timestamp is not before the first packet's.  A late
+  packet sent after the first is in time sequence, and a regular packet, in tshark 4.0.
+- Only packets in time sequence get a delta and a jitter, and move the reference they are
+  measured from.  Delta = arrival - the last such packet's arrival.  Jitter, for a payload
+  type with a clock: nominal = (timestamp - first timestamp) / (clock rate // 1000) ms (the
+  clock divided as integers, as Wireshark does: 44100 Hz counts as 44 kHz), D = |delta -
+  (nominal - the last such nominal)|, J = (15 J + D) / 16 (RFC 3550 §6.4.1 and A.8).
 - Max delta, max jitter and mean jitter leave out the packets that are not "regular": marker
   bit set (a talkspurt starts, the timestamp jumps: RFC 3551 §4.1), comfort noise (payload
   types 13 and 19) and the packet right after comfort noise, and packets not in time
   sequence.  Telephone-events (RFC 4733) and payload types with no known clock have no jitter
   but their deltas count.
-- Mean jitter and mean delta are Wireshark's running means: at the Nth packet of a stream, when
-  it is regular, mean = (mean x (N-2) + value) / (N-1); the irregular packets still count in N.
+- Mean jitter (of J) and mean delta are Wireshark's running means: at the Nth packet of a
+  stream, when it is regular, mean = (mean x (N-2) + value) / (N-1); the irregular packets
+  still count in N.
 - Expected = last sequence number + 65536 x wraps - first sequence number + 1, where a wrap is
   counted when a sequence number below the first one arrives in time sequence (and 65535 -> 0
   when the first was 0); lost = expected - packets.  So lost is negative when duplicates
@@ -57,6 +60,11 @@ but the header's integers; everything else goes through ``_slow``, which is the 
 definition (the unit tests check that both agree).
 
 Decisions:
+- The one place the definitions differ from tshark 4.0: timestamps are unwrapped (RFC 3550
+  A.1 style) before they are compared with the first one.  tshark 4.0 compares the raw 32-bit
+  values, so once a stream's timestamp wraps (hours into a call, or at once for a first
+  timestamp near 2^32) it takes every later packet as out of time sequence and its delta
+  and jitter stop; here they go on.
 - Bad media input never raises: truncated headers, extension lengths past the packet,
   padding longer than the payload, another version on an announced flow and RTCP whose
   lengths lie are counted per stream (``problems``) and per kind (``RtpTracker.problems``).
@@ -176,11 +184,14 @@ class RtpStream:
         "ext",
         "ext_seq",
         "fast_word",
+        "first_ext",
         "first_frame",
         "first_time",
         "jitter",
         "jitter_sum",
         "last_time",
+        "lastnom_ext",
+        "lastnom_k",
         "marker_bits",
         "max_delta",
         "max_delta_frame",
@@ -193,7 +204,6 @@ class RtpStream:
         "rtcp",
         "seq_num",
         "seq_stop",
-        "seq_ts",
         "sequence_errors",
         "src",
         "src_ep",
@@ -300,7 +310,8 @@ class RtpStream:
         self.start_seq = self.stop_seq = self.seq_num = seq
         self.cycles = 0
         self.under = False
-        self.ext = self.seq_ts = ts + (1 << 32)
+        self.ext = self.first_ext = self.lastnom_ext = ts + (1 << 32)
+        self.lastnom_k = 0  # Wireshark's lastnominaltime starts at 0: the first timestamp
         self.ext_seq = self._first_ext_seq = seq + 65536
         self._gaps: list[list[int]] | None = None
         self._forgotten = 0
@@ -321,7 +332,7 @@ class RtpStream:
         self.settle()
         ext = self.ext + _signed32((ts - self.ext) & _U32)
         self.ext = ext
-        in_time = ext >= self.seq_ts
+        in_time = ext >= self.first_ext
         self._cycles(seq, in_time)
         self._sequence(seq, in_time)
         self._order(seq)
@@ -332,15 +343,15 @@ class RtpStream:
         marker = b1 & 0x80
         if marker:
             self.marker_bits += 1
-        if time is not None and self.timed:
-            regular = in_time and not marker and pt not in COMFORT_NOISE and not follows_cn
+        if time is not None and self.timed and in_time:
+            regular = not marker and pt not in COMFORT_NOISE and not follows_cn
             self._timing(ext, time, frame, regular)
-            if in_time:
-                self.time = time
+            self.time = time
+        else:  # Wireshark computes no delta or jitter for it, and it is not regular
+            self.delta_sum = _running(self.delta_sum, 0.0, self.packets, False)
+            self.jitter_sum = _running(self.jitter_sum, 0.0, self.packets, False)
         if time is not None:
             self.last_time = time
-        if in_time:
-            self.seq_ts = ext
         self.stop_seq = seq
         self.packets += 1
         self._arm(b1, in_time)
@@ -351,8 +362,9 @@ class RtpStream:
             seq = self.expect - 1
             self.seq_num = self.stop_seq = seq
             self.ext_seq = (self.ext_seq & ~0xFFFF) | seq
-            self.seq_ts = self.ext
             self.time = self.last_time  # type: ignore[assignment]
+            if self._clock_k:
+                self.lastnom_ext, self.lastnom_k = self.ext, self._clock_k
 
     def _cycles(self, seq: int, in_time: bool) -> None:
         if not in_time:
@@ -426,7 +438,8 @@ class RtpStream:
         delta = (time - self.time) * 1000.0
         k = self._clock_k
         if k:
-            self.jitter = (15.0 * self.jitter + abs(delta - (ext - self.seq_ts) / k)) * 0.0625
+            self.jitter = (15.0 * self.jitter + abs(delta - self._nominal_step(ext, k))) * 0.0625
+            self.lastnom_ext, self.lastnom_k = ext, k
         if regular and delta > self.max_delta:
             self.max_delta = delta
             self.max_delta_frame = frame
@@ -435,11 +448,21 @@ class RtpStream:
             self.max_jitter = self.jitter
         self.jitter_sum = _running(self.jitter_sum, self.jitter, self.packets, regular and k > 0)
 
+    def _nominal_step(self, ext: int, k: int) -> float:
+        """Wireshark's nominal time minus the last one, in ms: each is (timestamp - first
+        timestamp) / its packet's clock.  With one clock that is (ext - last ext) / k, which
+        the fast path computes too."""
+        last_k = self.lastnom_k
+        if last_k == k or last_k == 0:
+            return (ext - self.lastnom_ext) / k
+        first = self.first_ext
+        return (ext - first) / k - (self.lastnom_ext - first) / last_k
+
     def _arm(self, b1: int, in_time: bool) -> None:
         """Let ``RtpTracker.datagram`` take the next packet itself when it can only continue
         this one plainly.  Armed (``expect`` = next sequence number), the last packet was in
         time sequence and advanced the sequence, so the fast path keeps only ``ext``,
-        ``last_time`` and ``expect``: ``seq_ts``, ``time``, ``seq_num``, ``stop_seq`` and
+        ``last_time`` and ``expect``: ``time``, ``lastnom_ext``, ``seq_num``, ``stop_seq`` and
         ``ext_seq`` follow from them (``settle``).  ``seq_stop`` is the one next number that
         must not be taken fast: the one that ends a wrap's ``under`` state."""
         pt = b1 & 0x7F

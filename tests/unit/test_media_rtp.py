@@ -140,10 +140,25 @@ def test_a_late_packet_is_out_of_order_not_lost() -> None:
     found = only(tracker)
     assert (found.packets, found.expected, found.lost) == (5, 5, 0)
     assert (found.out_of_order, found.duplicates) == (1, 0)
-    # Wireshark: the jump to 4 and the late 3 are both "wrong sequence"; the late packet is
-    # not in time sequence, so it moves neither the reference time nor max delta.
+    # Wireshark: the jump to 4 and the late 3 are both "wrong sequence".  The late packet was
+    # sent after the first, so tshark 4.0 takes it as in time sequence and regular: deltas
+    # 20, 20, 5 and 15 ms.
     assert found.sequence_errors == 2
     assert found.max_delta == pytest.approx(20.0)
+    assert found.mean_delta == pytest.approx(15.0)
+
+
+def test_a_packet_sent_before_the_first_one_is_out_of_time_sequence() -> None:
+    tracker = RtpTracker()
+    packets = [(0.000, rtp(2, 320)), (0.020, rtp(3, 480)), (0.030, rtp(1, 160))]
+    packets += [(0.040, rtp(4, 640)), (0.060, rtp(5, 800))]
+    feed(tracker, packets)
+    found = only(tracker)
+    # Packet 1 moves nothing: packet 4's delta is measured from packet 3 (20 ms), and the
+    # jitter sees no 10 ms surprise.
+    assert (found.out_of_order, found.sequence_errors) == (1, 1)
+    assert found.max_delta == pytest.approx(20.0) and found.mean_delta == pytest.approx(20.0)
+    assert found.max_jitter == pytest.approx(0.0, abs=1e-3)
 
 
 def test_a_reordered_last_packet_shows_in_lost_as_in_tshark() -> None:
@@ -407,8 +422,9 @@ def test_the_fast_path_gives_exactly_what_the_general_path_gives(seed: int) -> N
         at += 0.020 + rng.uniform(-0.004, 0.006)
         if roll < 0.03:
             continue  # lost
-        data = rtp(seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc=ssrc, marker=roll > 0.995,
-                   pt=13 if 0.05 < roll < 0.06 else 8 if roll > 0.99 else 0)  # fmt: skip
+        # Comfort noise, and payload changes: PCMA (the same clock), L16 (44 kHz).
+        pt = 13 if 0.05 < roll < 0.06 else 11 if roll > 0.993 else 8 if roll > 0.99 else 0
+        data = rtp(seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc=ssrc, marker=roll > 0.995, pt=pt)
         packets.append((at, data))
         if roll < 0.05:
             packets.append((at + 0.001, data))  # duplicated
