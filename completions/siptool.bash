@@ -17,8 +17,13 @@ _siptool() {
             --format) COMPREPLY=($(compgen -W "auto sip stun hex pcap pcapng" -- "$cur")); return ;;
             --call-id) return ;;
             --method) return ;;
+            -i|--interface) return ;;
+            --port) return ;;
+            -n|--count) return ;;
+            --duration) return ;;
+            --write) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --call-id --method --jsonl --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --rtp --call-id --method --jsonl -i --interface --port -n --count --duration --write --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     invite-test)

@@ -407,6 +407,7 @@ def iter_capture(
     data: Buffer,
     input_format: str,
     release: Callable[[int], None] | None = None,
+    media: MediaSink | None = None,
 ) -> Iterator[RawMessage | Problem]:
     """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``.
 
@@ -415,7 +416,7 @@ def iter_capture(
     far the walk has come, so that the pages behind it can be dropped.
     """
     records = iter_pcap(data) if input_format == "pcap" else iter_pcapng(data)
-    extractor = PacketExtractor()
+    extractor = PacketExtractor(media)
     out = extractor.out
     packet = extractor.packet
     walked = data if isinstance(data, bytes) else None
@@ -453,17 +454,19 @@ def iter_input(
     *,
     input_format: str = "auto",
     release: Callable[[int], None] | None = None,
+    media: MediaSink | None = None,
 ) -> Iterator[RawMessage | Problem]:
     """Candidate messages in ``data``; see the module docstring.  A mapping (``mmap``) is
     walked in place when it holds a capture and copied into ``bytes`` otherwise (the text
-    splitters need ``bytes``' methods); ``release`` is ``iter_capture``'s."""
+    splitters need ``bytes``' methods); ``release`` is ``iter_capture``'s; ``media`` gets the
+    UDP payloads that are neither SIP nor STUN (``PacketExtractor``)."""
     if input_format not in INPUT_FORMATS:
         raise ParseError(f"unknown input format {input_format!r}")
     head = data[:4]
     if input_format == "auto" and (head in PCAP_MAGICS or head == PCAPNG_MAGIC):
         input_format = "pcap" if head in PCAP_MAGICS else "pcapng"
     if input_format == "pcap" or input_format == "pcapng":
-        return iter_capture(data, input_format, release)
+        return iter_capture(data, input_format, release, media)
     if not isinstance(data, bytes):
         data = bytes(data)
     if input_format == "auto":
@@ -471,11 +474,11 @@ def iter_input(
     if input_format == "stun":
         return split_stun(data)
     if input_format == "hex":
-        return iter_hex(data)
+        return iter_hex(data, media)
     return split_sip_text(data)
 
 
-def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
+def iter_hex(data: bytes, media: MediaSink | None = None) -> Iterator[RawMessage | Problem]:
     """Hex dump text: each block is STUN, SIP text, or a packet (Ethernet, raw IP, Linux SLL)."""
     extractor: PacketExtractor | None = None
     dump = parse_hex_dump(data)
@@ -505,7 +508,7 @@ def iter_hex(data: bytes) -> Iterator[RawMessage | Problem]:
             )
             continue
         if extractor is None:
-            extractor = PacketExtractor()
+            extractor = PacketExtractor(media)
         frame += 1
         extractor.packet(
             frame, None, linktype, 0, len(payload), len(payload), block.offset, payload

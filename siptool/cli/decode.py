@@ -43,6 +43,11 @@ FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
 @click.option("--flow", is_flag=True, help="Draw a ladder diagram per Call-ID, as plain text.")
 @click.option("--lint", is_flag=True, help="Report RFC 3261 problems per message.")
 @click.option(
+    "--rtp",
+    is_flag=True,
+    help="Analyse the RTP/RTCP streams and each call's media (one-way audio, NAT, DTMF, MOS).",
+)
+@click.option(
     "--call-id", "call_ids", multiple=True, metavar="ID", help="Only this Call-ID (repeatable)."
 )
 @click.option(
@@ -87,6 +92,7 @@ def decode(
     verbose: bool,
     flow: bool,
     lint: bool,
+    rtp: bool,
     call_ids: tuple[str, ...],
     methods: tuple[str, ...],
     jsonl: bool,
@@ -120,13 +126,16 @@ def decode(
         elif source != "-":
             raise UsageError("decode reads FILE or captures with -i IFACE, not both")
         try:
-            captured = parse_ports(ports) if ports else DEFAULT_PORTS
+            # --rtp live: every port, as the media ports are only known from the SDP.
+            captured = parse_ports(ports) if ports else (() if rtp else DEFAULT_PORTS)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         options = DecodeOptions(
             source=source,
             input_format=InputFormat(input_format),
-            view=DecodeView.of(verbose=verbose, flow=flow),
+            # The media view shows no message; the JSON documents carry them all the same.
+            view=DecodeView.of(verbose=verbose, flow=flow, rtp=rtp and shown.text),
+            rtp=rtp,
             lint=lint,
             call_ids=call_ids,
             methods=tuple(m.upper() for m in methods),

@@ -39,6 +39,7 @@ from siptool.sip.message import SipMessage, clean_text, parse_message
 
 if TYPE_CHECKING:
     from siptool.commands.callflow import CallFlow
+    from siptool.commands.decode_media import MediaAnalysis, MediaReport
 
 # Every key of a message object, SIP or STUN, so that absent values are null, never omitted
 # (shared/cli-contract.md).
@@ -74,19 +75,22 @@ class InputFormat(enum.Enum):
 
 
 class DecodeView(enum.Enum):
-    """How the messages are shown to a person: a table, each in full (-v), or a ladder per
-    call (--flow, which also puts the flows in the JSON)."""
+    """How the messages are shown to a person: a table, each in full (-v), a ladder per
+    call (--flow, which also puts the flows in the JSON), or none but the media (--rtp)."""
 
     TABLE = "table"
     VERBOSE = "verbose"
     FLOW = "flow"
+    RTP = "rtp"
 
     @classmethod
-    def of(cls, *, verbose: bool, flow: bool) -> DecodeView:
-        """The view the flags ask for: --flow wins over -v."""
+    def of(cls, *, verbose: bool, flow: bool, rtp: bool = False) -> DecodeView:
+        """The view the flags ask for: --flow wins over -v, and -v over --rtp."""
         if flow:
             return cls.FLOW
-        return cls.VERBOSE if verbose else cls.TABLE
+        if verbose:
+            return cls.VERBOSE
+        return cls.RTP if rtp else cls.TABLE
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class DecodeOptions:
     count: int | None = None  # stop after this many packets
     duration: float | None = None  # stop after this many seconds
     write: str | None = None  # save what was captured as pcapng
+    # --rtp: RTP/RTCP streams, each call's media verdict (commands/decode_media.py)
+    rtp: bool = False
 
 
 @dataclass
@@ -180,6 +186,7 @@ class DecodeResult(CheckResult):
     input_name: str
     summary: Summary = field(default_factory=Summary)
     flows: list[CallFlow] | None = None  # with --flow: one per Call-ID (no --nagios in decode)
+    media: MediaReport | None = None  # with --rtp
 
 
 def _where(raw: RawMessage, offset: int | None) -> str:
@@ -316,7 +323,10 @@ def run_decode(
         decoder.start(clean_text(source.name))  # a name that is not UTF-8 must not break JSON
         try:
             items: Iterable[RawMessage | Problem] = iter_input(
-                source.data, input_format=options.input_format.value, release=source.release
+                source.data,
+                input_format=options.input_format.value,
+                release=source.release,
+                media=decoder.media.tracker if decoder.media is not None else None,
             )
         except ParseError as exc:
             where = f"byte {exc.offset}" if exc.offset is not None else ""
@@ -329,10 +339,12 @@ def run_decode(
 
 def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
     """-i IFACE: decode the capture as it comes; Ctrl-C ends it like the end of a file."""
+    from siptool.capture.extract import PacketExtractor
     from siptool.commands.decode_live import live_input
 
     options = decoder.options
     assert options.interface is not None
+    extractor = PacketExtractor(decoder.media.tracker) if decoder.media is not None else None
     try:
         capture = stack.enter_context(
             live_input(
@@ -342,6 +354,7 @@ def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
                 duration=options.duration,
                 write=options.write,
                 on_idle=decoder.idle,
+                extractor=extractor,
             )
         )
     except InputError as exc:
@@ -397,6 +410,14 @@ class _Decoder:
             from siptool.commands.callflow import CallFlows
 
             self.flows = CallFlows()
+        self.media: MediaAnalysis | None = None
+        if options.rtp:
+            from siptool.commands.decode_media import MediaAnalysis
+
+            self.media = MediaAnalysis()
+        # The media view shows no message: it parses only those that carry SDP (all of them
+        # are counted; the other views validate the rest).
+        self.sdp_only = options.view is DecodeView.RTP
 
     def start(self, name: str, *, live: bool = False) -> None:
         self.result.input_name = name
@@ -413,6 +434,9 @@ class _Decoder:
         flows, on_flow, keep = self.flows, self.on_flow, self.keep
         # A live capture hands each call on as soon as it ends; a file every 256 messages.
         every = 0 if self.live else 255
+        media = self.media
+        if self.sdp_only:
+            items = self._with_sdp(items)
         for decoded in decode_items(items, lint=self.options.lint, start=self.index):
             if isinstance(decoded, InputProblem):
                 self.report(decoded)
@@ -423,6 +447,8 @@ class _Decoder:
                 continue
             if decoded.sip is not None:
                 summary.sip += 1
+                if media is not None:
+                    media.sip(decoded.sip, decoded.raw.src)
             else:
                 summary.stun += 1
             if flows is not None:
@@ -431,6 +457,21 @@ class _Decoder:
                     for flow in flows.ended(decoded.raw.time):
                         on_flow(flow)
             self.on_message(decoded)
+
+    def _with_sdp(self, items: Iterable[RawMessage | Problem]) -> Iterator[RawMessage | Problem]:
+        """``items`` without the SIP messages that carry no SDP (RFC 8866 §5: it begins with
+        v=0), which are only counted; an INVITE always passes (a late offer's caller)."""
+        summary = self.result.summary
+        for item in items:
+            if (
+                isinstance(item, RawMessage)
+                and item.protocol == "sip"
+                and b"v=0" not in item.data
+                and not item.data.startswith(b"INVITE ")
+            ):
+                summary.sip += 1
+                continue
+            yield item
 
     def idle(self) -> None:
         """A live capture's second without a message: hand on the calls that ended."""
@@ -446,5 +487,12 @@ class _Decoder:
             for flow in result.flows:
                 self.on_flow(flow)
             result.flows = []
+        if self.media is not None:
+            result.media = self.media.report(frozenset(self.options.call_ids))
+            for kind, count in result.media.problems.items():
+                # Bad media makes the input not clean, as a bad SIP message does.
+                self.report(
+                    InputProblem("", f"{count} {'packet' if count == 1 else 'packets'}: {kind}")
+                )
         result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
         return result

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from siptool.addr import is_private_address, is_public_address
 from siptool.errors import ParseError
+from siptool.media.codecs import payload_types_of
 from siptool.sip.message import SipMessage
 
 __all__ = ["Announcement", "CallMedia", "MediaStream", "MediaVerdict"]
@@ -74,7 +75,7 @@ class Announcement:
     port: int
     media: str  # "audio", "video", ...
     direction: str
-    payload_types: dict[int, tuple[str, int | None]]  # number -> (encoding, clock rate)
+    payload_types: dict[int, tuple[str, int]]  # number -> (encoding, clock rate)
     signalled_from: str | None  # the source "ip:port" of the message that carried it
 
     @property
@@ -125,15 +126,7 @@ def announcements(msg: SipMessage, src: str | None, caller: bool) -> list[Announ
         address = media.connection_address
         if address is None or media.port == 0:
             continue  # RFC 3264 §6: port 0 rejects (or removes) the stream
-        types: dict[int, tuple[str, int | None]] = {}
-        for fmt in media.formats:
-            if not fmt.isdigit():
-                continue
-            mapped = media.rtpmap.get(fmt)
-            if mapped is not None:
-                types[int(fmt)] = (mapped.encoding, mapped.clock_rate)
-            else:
-                types[int(fmt)] = _static(fmt)
+        types = payload_types_of(media)
         out.append(
             Announcement(
                 msg.call_id,
@@ -149,46 +142,62 @@ def announcements(msg: SipMessage, src: str | None, caller: bool) -> list[Announ
     return out
 
 
-def _static(fmt: str) -> tuple[str, int | None]:
-    from siptool.sip.sdp import STATIC_PAYLOAD_TYPES
-
-    name = STATIC_PAYLOAD_TYPES.get(fmt)
-    if name is None:
-        return (fmt, None)
-    encoding, rate = name.split("/")[:2]
-    return (encoding, int(rate))
-
-
 class CallMedia:
     """Every call's SDP announcements, in order of each call's first one."""
 
     def __init__(self) -> None:
         self.calls: dict[str, list[Announcement]] = {}
-        self._callers: dict[str, str | None] = {}  # call_id -> the INVITE's source
+        self._callers: dict[str, str | None] = {}  # call_id -> the first INVITE's From tag
 
     def sdp(self, msg: SipMessage, src: str | None) -> list[Announcement]:
         """Record what ``msg`` (sent from ``src``) announces; the new announcements."""
         call_id = msg.call_id
         if call_id is None:
             return []
+        tag = _from_tag(msg)
         if msg.method == "INVITE" and call_id not in self._callers:
-            self._callers[call_id] = src
-        caller_src = self._callers.get(call_id)
-        if src is not None and caller_src is not None:
-            caller = src == caller_src
-        else:
-            # No addresses (SIP text): a request comes from the caller, a response from the
-            # callee; good enough for calls without in-dialog requests from the callee.
-            caller = msg.method is not None
-        found = announcements(msg, src, caller)
+            self._callers[call_id] = tag
+        found = announcements(msg, src, self._from_caller(msg, tag))
         if found:
             self.calls.setdefault(call_id, []).extend(found)
         return found
 
+    def _from_caller(self, msg: SipMessage, tag: str | None) -> bool:
+        """Whether ``msg``'s SDP is the caller's.  Not by address: a proxy forwards the offer
+        and the answer from its own.  By dialog: a request whose From tag is the caller's
+        comes from the caller (RFC 3261 §12.2.1.1: each side keeps its own tag in From), and
+        a response carries its request's From, so its SDP is the other side's."""
+        caller_tag = self._callers.get(msg.call_id or "")
+        if caller_tag is None or tag is None:
+            # No tags (RFC 2543) or no INVITE seen: a request from the caller, a response
+            # from the callee, which holds for every call without a callee re-INVITE.
+            return msg.method is not None
+        sent_by_caller = tag == caller_tag
+        return sent_by_caller if msg.method is not None else not sent_by_caller
+
     def verdicts(self, streams: Iterable[MediaStream]) -> list[MediaVerdict]:
         """One verdict per call that announced media."""
-        streams = list(streams)
-        return [_verdict(call_id, said, streams) for call_id, said in self.calls.items()]
+        by_end: dict[str, list[tuple[int, MediaStream]]] = {}
+        for index, s in enumerate(streams):
+            by_end.setdefault(s.dst, []).append((index, s))
+            if s.src != s.dst:
+                by_end.setdefault(s.src, []).append((index, s))
+        out = []
+        for call_id, said in self.calls.items():
+            mine: dict[int, MediaStream] = {}  # the streams to or from its addresses, each once
+            for end in {a.endpoint for a in said}:
+                mine.update(by_end.get(end, ()))
+            ordered = [mine[index] for index in sorted(mine)]  # in the order they came
+            out.append(_verdict(call_id, said, ordered))
+        return out
+
+
+def _from_tag(msg: SipMessage) -> str | None:
+    try:
+        sender = msg.from_
+    except ParseError:
+        return None
+    return None if sender is None else sender.tag
 
 
 def _latest(said: list[Announcement], caller: bool) -> dict[str, Announcement]:
@@ -297,7 +306,7 @@ def _codec_reasons(
 ) -> list[str]:
     out: list[str] = []
     for side in (True, False):
-        allowed: dict[int, tuple[str, int | None]] = {}
+        allowed: dict[int, tuple[str, int]] = {}
         for a in (*latest[side].values(), *latest[not side].values()):
             allowed.update(a.payload_types)
         answer_types = set()
@@ -307,7 +316,7 @@ def _codec_reasons(
             pt = s.payload_type
             if pt is None or not answer_types or pt in answer_types:
                 continue
-            name = allowed.get(pt, (str(pt), None))[0]
+            name = allowed.get(pt, (str(pt), 0))[0]
             if name.lower() in _SIDE_CODECS:
                 continue
             out.append(
@@ -315,3 +324,73 @@ def _codec_reasons(
                 f"not include ({', '.join(str(p) for p in sorted(answer_types))})"
             )
     return out
+
+
+@dataclass
+class MediaReport:
+    """What --rtp adds to decode's result: the streams (contract dicts, a MOS estimate in
+    each), one verdict per call, and the bad media counted per kind."""
+
+    streams: list[dict[str, Any]]
+    calls: list[MediaVerdict]
+    problems: dict[str, int]
+
+
+class MediaAnalysis:
+    """The RTP tracker the capture feeds, and the SDP that tells it what each call announced."""
+
+    def __init__(self) -> None:
+        from siptool.media.rtp import RtpTracker  # only --rtp pays for the media engine
+
+        self.tracker = RtpTracker()
+        self.calls = CallMedia()
+
+    def sip(self, msg: SipMessage, src: str | None) -> None:
+        """A SIP message as it streams past: its SDP, if any, is announced to the tracker."""
+        try:
+            sdp = msg.sdp
+        except ParseError:
+            return  # decode reports it; nothing announced
+        if sdp is None:
+            if msg.method == "INVITE":
+                self.calls.sdp(msg, src)  # remember the caller of a late offer
+            return
+        self.tracker.announce_sdp(sdp, msg.call_id)
+        self.calls.sdp(msg, src)
+
+    def report(self, call_ids: frozenset[str] = frozenset()) -> MediaReport:
+        """The streams, the verdicts (of ``call_ids`` only, when given) and the problems."""
+        from siptool.media.mos import estimate
+
+        streams = self.tracker.streams()
+        verdicts = self.calls.verdicts(streams)
+        if call_ids:
+            verdicts = [v for v in verdicts if v.call_id in call_ids]
+            streams = [s for s in streams if s.call_id in call_ids]
+        dicts: list[dict[str, Any]] = []
+        for s in streams:
+            d = s.to_dict()
+            expected = s.expected
+            jitter = d["jitter_max_ms"]
+            rtt = d["rtcp"]["rtt_ms"] if isinstance(d["rtcp"], dict) else None
+            if expected > 0 and isinstance(jitter, float) and s.codec is not None:
+                ptime = d["mean_delta_ms"]
+                d["mos_estimate"] = estimate(
+                    s.codec,
+                    max(0, s.lost) / expected,
+                    jitter,
+                    rtt if isinstance(rtt, float) else None,
+                    ptime if isinstance(ptime, float) and ptime > 0 else None,
+                ).to_dict()
+            dicts.append(d)
+        by_call: dict[str, list[dict[str, Any]]] = {}
+        for d in dicts:
+            events = d["dtmf"]
+            assert isinstance(events, list)
+            for event in events:
+                by_call.setdefault(str(d["call_id"]), []).append(
+                    {**event, "src": d["src"], "dst": d["dst"]}
+                )
+        for v in verdicts:
+            v.dtmf = sorted(by_call.get(v.call_id, []), key=lambda e: e["time"] or 0.0)
+        return MediaReport(dicts, verdicts, self.tracker.problems())

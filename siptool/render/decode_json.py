@@ -33,6 +33,16 @@ def flows(result: DecodeResult) -> list[dict[str, Any]] | None:
     return None if result.flows is None else [f.to_dict() for f in result.flows]
 
 
+def media(result: DecodeResult) -> dict[str, Any]:
+    """With --rtp: ``rtp_streams`` and per call ``media`` (shared/cli-contract.md)."""
+    if result.media is None:
+        return {}
+    return {
+        "rtp_streams": result.media.streams,
+        "media": [v.to_dict() for v in result.media.calls],
+    }
+
+
 class JsonRenderer:
     """One document: the envelope, ``messages``, ``summary`` (and ``flows`` with --flow),
     streamed (see the module docstring)."""
@@ -80,6 +90,7 @@ class JsonRenderer:
         body: dict[str, Any] = {"summary": result.summary.to_dict()}
         if result.exit_code is not ExitCode.NOT_RUN:
             body["flows"] = flows(result)
+            body.update(media(result))
         doc = document(self.output, result, body)
         if not self.started:
             doc = document(self.output, result, {"messages": [], **body})
@@ -133,7 +144,7 @@ class JsonLinesRenderer:
         if result.exit_code is ExitCode.NOT_RUN:
             body: dict[str, Any] = {"messages": []}
         else:
-            body = {"flows": flows(result)}
+            body = {"flows": flows(result), **media(result)}
         self.output.jsonl(
             {"summary": result.summary.to_dict(), **document(self.output, result, body)}
         )

@@ -40,6 +40,7 @@ from siptool.terminal import terminal_safe as _terminal_safe
 
 if TYPE_CHECKING:
     from siptool.commands.callflow import CallFlow
+    from siptool.commands.decode_media import MediaReport
 
 
 def _summary_sip(m: DecodedMessage) -> str:
@@ -417,6 +418,23 @@ class _PlainTableStream(_TableStream):
         self.writer.write_rows(self.layout, [_plain_cells(c) for c, _ in rows], overflow=True)
 
 
+_STREAM_COLUMNS = (
+    ("source -> destination", "left"),
+    ("SSRC", "left"),
+    ("codec", "left"),
+    ("packets", "right"),
+    ("lost", "right"),
+    ("max delta ms", "right"),
+    ("jitter mean / max ms", "right"),
+    ("MOS (estimate)", "right"),
+    ("Call-ID", "left"),
+)
+
+
+def _ms(value: object) -> str:
+    return "-" if not isinstance(value, float | int) else f"{value:.3f}"
+
+
 class TextRenderer:
     """The table, every message in full (-v) or the ladders (--flow); --lint's findings; the
     summary line.  The table and -v are written as the messages come (``_TableStream``);
@@ -475,13 +493,60 @@ class TextRenderer:
                 self.out.text("no SIP dialogs in the input")
         elif self.rows is not None:
             self.rows.close()
+        if result.media is not None:
+            self._streams(result.media)
+            self._calls(result.media)
         if self.lint:
             self._lint()
         s = result.summary
         line = f"{s.sip} SIP, {s.stun} STUN, {s.invalid} invalid"
         if s.filtered_out:
             line += f", {s.filtered_out} filtered out"
+        if result.media is not None:
+            line += f", {len(result.media.streams)} RTP streams"
         self.out.line([(_safe(line), "dim")])
+
+    def _streams(self, media: MediaReport) -> None:
+        """The RTP streams as tshark -z rtp,streams lists them, with siptool's own columns."""
+        if not media.streams:
+            self.out.line([("no RTP streams in the input", "dim")])
+            return
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for header, justify in _STREAM_COLUMNS:
+            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        rows: list[tuple[Sequence[Line], str]] = []
+        for d in media.streams:
+            lost, expected = d["lost"], d["expected"]
+            share = f" ({100.0 * lost / expected:.1f}%)" if expected and lost > 0 else ""
+            mos = d["mos_estimate"]
+            cells = [
+                f"{d['src']} -> {d['dst']}",
+                d["ssrc"],
+                _safe(d["codec"] or str(d["payload_type"])),
+                str(d["packets"]),
+                f"{lost}{share}",
+                _ms(d["max_delta_ms"]),
+                f"{_ms(d['jitter_mean_ms'])} / {_ms(d['jitter_max_ms'])}",
+                "-" if mos is None else f"{mos['mos']:.2f}",
+                _safe(d["call_id"] or "-"),
+            ]
+            style = "red" if lost > 0 and expected and lost / expected > 0.01 else ""
+            rows.append(([[(cell, "")] for cell in cells], style))
+        self.out.line([("RTP streams", "bold")])
+        self.out.table(table, rows)
+
+    def _calls(self, media: MediaReport) -> None:
+        """Each call's media verdict and its reasons; the DTMF digits it carried."""
+        for v in media.calls:
+            colour = {"both-ways": "green", "held": "yellow"}.get(v.verdict, "red")
+            self.out.line(
+                [(f"Call-ID {_safe(v.call_id)}: ", "bold"), (f"media {v.verdict}", colour)]
+            )
+            for reason in v.reasons:
+                self.out.line([(f"  - {_safe(reason)}", "")])
+            if v.dtmf:
+                digits = " ".join(f"{_safe(e['digit'])} ({e['duration_ms']:g} ms)" for e in v.dtmf)
+                self.out.line([(f"  DTMF (RFC 4733): {digits}", "")])
 
     def _row(self, m: DecodedMessage) -> None:
         raw = m.raw

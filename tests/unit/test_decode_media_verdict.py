@@ -141,3 +141,26 @@ def test_an_sdp_that_does_not_parse_announces_nothing() -> None:
     bad = message("INVITE sip:b@y SIP/2.0", "1 INVITE", "v=0\r\nm=audio x\r\n")
     assert media.sdp(parse_message(bad), CALLER) == []
     assert media.verdicts([]) == []
+
+
+def test_the_sides_come_from_the_dialog_tags_not_the_addresses_a_proxy_forwards_from() -> None:
+    proxy = "192.0.2.5:5060"
+    media = CallMedia()
+    invite = message("INVITE sip:b@y SIP/2.0", "1 INVITE", OFFER)
+    ok = message("SIP/2.0 200 OK", "1 INVITE", ANSWER).replace(
+        b"To: <sip:b@y>", b"To: <sip:b@y>;tag=9"
+    )
+    for sender in (CALLER, proxy):  # each message seen on both hops
+        media.sdp(parse_message(invite), sender)
+    for sender in (CALLEE, proxy):
+        media.sdp(parse_message(ok), sender)
+    # A re-INVITE from the callee (its tag in From) puts the caller on hold.
+    reinvite = (
+        message("INVITE sip:a@x SIP/2.0", "1 INVITE", sdp("198.51.100.20", 5000, "sendonly"))
+        .replace(b"From: <sip:a@x>;tag=1", b"From: <sip:b@y>;tag=9")
+        .replace(b"To: <sip:b@y>", b"To: <sip:a@x>;tag=1")
+    )
+    media.sdp(parse_message(reinvite), proxy)
+    [v] = media.verdicts([Stream(B_MEDIA, A_MEDIA)])
+    assert v.verdict == "held"
+    assert any(r.startswith("the caller is not to send") for r in v.reasons)
