@@ -3,10 +3,12 @@
 ``RtpTracker`` is fed every UDP payload that is neither SIP nor STUN (``PacketExtractor``'s
 media hook) through ``datagram(key, buf, p, end, time, frame)``: ``key`` is the source address,
 the destination address and the two ports as the extractor builds them, ``buf[p:end]`` the UDP
-payload.  It returns True for a datagram it took as RTP or RTCP.  ``announce()`` tells it what
-an SDP offer or answer announced, so that a stream has its codec and its call.  ``streams()``
-gives one ``RtpStream`` per (source ip:port, destination ip:port, SSRC), in order of first
-packet; ``RtpStream.to_dict()`` is the ``rtp_streams`` entry of ``decode --rtp --json``.
+payload.  It returns True for a datagram it took as RTP or RTCP.  ``announce()`` (or
+``announce_sdp()`` with a parsed SDP body) tells it what an SDP offer or answer announced, so
+that a stream has its codec and its call.  ``streams()`` gives one ``RtpStream`` per (source
+ip:port, destination ip:port, SSRC), in order of first packet; ``RtpStream.to_dict()`` is the
+``rtp_streams`` entry of ``decode --rtp --json``.  The payloads of a telephone-event payload
+type go to the stream's ``dtmf`` (``media/dtmf.py``, RFC 4733).
 
 Which UDP payloads are RTP (RFC 3550 §5.1, RFC 7983 §7): version 2, a payload type outside
 72-76 (RFC 5761 §4: those are RTCP's SR..APP with the marker bit set), and a header that fits
