@@ -28,13 +28,14 @@ from siptool.capture.layers import (
     ipv6_payload,
     ipv6_walk,
 )
-from siptool.capture.model import MediaSink, Problem, RawMessage
+from siptool.capture.model import MediaSink, Problem, RawMessage, UndecodedStream
 from siptool.capture.pcap import PCAP_MAGICS, PCAPNG_MAGIC, Buffer, iter_pcap, iter_pcapng
 from siptool.capture.sniff import detect_format
 from siptool.capture.stunsplit import split_stun
 from siptool.capture.tcp import (
     STREAM_IGNORED,
     STREAM_STUN,
+    STREAM_TLS,
     STREAM_UNDECIDED,
     TCP_FIN,
     TCP_RST,
@@ -260,13 +261,14 @@ class PacketExtractor:
             if stream is None:
                 src, dst = self._endpoints(key)
                 stream = self._streams[key] = TcpDirection(src, dst, self.out)
-            elif stream.mode == STREAM_IGNORED and not flags & TCP_SYN:
+            elif stream.mode >= STREAM_IGNORED and not flags & TCP_SYN:
+                stream.skipped += end - p + missing  # not decoded: counted for the summary
                 return
             seq = (buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7]
             data = buf[p:end]
             if (
                 missing
-                and stream.mode != STREAM_IGNORED
+                and stream.mode < STREAM_IGNORED
                 and (
                     stream.mode != STREAM_UNDECIDED or starts_like_sip(data) or is_stun_header(data)
                 )
@@ -331,6 +333,22 @@ class PacketExtractor:
                 f" {label} over UDP {src} -> {dst} is incomplete",
             )
         )
+
+    def undecoded(self) -> list[UndecodedStream]:
+        """The TCP directions that carried neither SIP nor STUN: TLS (with its server name),
+        or other bytes (HTTP, ...), with how many bytes each carried; for decode's summary."""
+        out = []
+        for stream in self._streams.values():
+            if stream.mode == STREAM_TLS:
+                out.append(
+                    UndecodedStream("tls", stream.src, stream.dst, stream.skipped, stream.sni)
+                )
+            elif stream.mode == STREAM_IGNORED or (
+                stream.mode == STREAM_UNDECIDED and stream.delivered
+            ):
+                size = stream.skipped or stream.delivered
+                out.append(UndecodedStream("tcp", stream.src, stream.dst, size, None))
+        return out
 
     def finish(self) -> None:
         """End of input: flush every TCP direction, report incomplete fragmented datagrams."""
@@ -407,16 +425,18 @@ def iter_capture(
     data: Buffer,
     input_format: str,
     release: Callable[[int], None] | None = None,
-    media: MediaSink | None = None,
+    extractor: PacketExtractor | None = None,
 ) -> Iterator[RawMessage | Problem]:
-    """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``.
+    """Messages in a pcap (``input_format="pcap"``) or pcapng file held in ``data``, found by
+    ``extractor`` (a fresh one with a media sink, say; by default a plain one).
 
     ``data`` may be a file mapping (``capture.source``): each packet is then copied out of it
     (the extractor works on ``bytes``), and ``release`` is told every few thousand packets how
     far the walk has come, so that the pages behind it can be dropped.
     """
     records = iter_pcap(data) if input_format == "pcap" else iter_pcapng(data)
-    extractor = PacketExtractor(media)
+    if extractor is None:
+        extractor = PacketExtractor()
     out = extractor.out
     packet = extractor.packet
     walked = data if isinstance(data, bytes) else None
@@ -454,19 +474,19 @@ def iter_input(
     *,
     input_format: str = "auto",
     release: Callable[[int], None] | None = None,
-    media: MediaSink | None = None,
+    extractor: PacketExtractor | None = None,
 ) -> Iterator[RawMessage | Problem]:
     """Candidate messages in ``data``; see the module docstring.  A mapping (``mmap``) is
     walked in place when it holds a capture and copied into ``bytes`` otherwise (the text
-    splitters need ``bytes``' methods); ``release`` is ``iter_capture``'s; ``media`` gets the
-    UDP payloads that are neither SIP nor STUN (``PacketExtractor``)."""
+    splitters need ``bytes``' methods); ``release`` and ``extractor`` are ``iter_capture``'s
+    (a hex dump of packets uses the extractor too)."""
     if input_format not in INPUT_FORMATS:
         raise ParseError(f"unknown input format {input_format!r}")
     head = data[:4]
     if input_format == "auto" and (head in PCAP_MAGICS or head == PCAPNG_MAGIC):
         input_format = "pcap" if head in PCAP_MAGICS else "pcapng"
     if input_format == "pcap" or input_format == "pcapng":
-        return iter_capture(data, input_format, release, media)
+        return iter_capture(data, input_format, release, extractor)
     if not isinstance(data, bytes):
         data = bytes(data)
     if input_format == "auto":
@@ -474,13 +494,15 @@ def iter_input(
     if input_format == "stun":
         return split_stun(data)
     if input_format == "hex":
-        return iter_hex(data, media)
+        return iter_hex(data, extractor)
     return split_sip_text(data)
 
 
-def iter_hex(data: bytes, media: MediaSink | None = None) -> Iterator[RawMessage | Problem]:
-    """Hex dump text: each block is STUN, SIP text, or a packet (Ethernet, raw IP, Linux SLL)."""
-    extractor: PacketExtractor | None = None
+def iter_hex(
+    data: bytes, extractor: PacketExtractor | None = None
+) -> Iterator[RawMessage | Problem]:
+    """Hex dump text: each block is STUN, SIP text, or a packet (Ethernet, raw IP, Linux SLL),
+    the packets found by ``extractor`` (by default a plain one)."""
     dump = parse_hex_dump(data)
     yield from dump.problems
     if not any(block.data for block in dump.blocks):
@@ -508,7 +530,7 @@ def iter_hex(data: bytes, media: MediaSink | None = None) -> Iterator[RawMessage
             )
             continue
         if extractor is None:
-            extractor = PacketExtractor(media)
+            extractor = PacketExtractor()
         frame += 1
         extractor.packet(
             frame, None, linktype, 0, len(payload), len(payload), block.offset, payload
@@ -516,7 +538,7 @@ def iter_hex(data: bytes, media: MediaSink | None = None) -> Iterator[RawMessage
         found += sum(isinstance(item, RawMessage) for item in extractor.out)
         yield from extractor.out
         extractor.out.clear()
-    if extractor is not None:
+    if extractor is not None and frame:
         extractor.finish()
         found += sum(isinstance(item, RawMessage) for item in extractor.out)
         yield from extractor.out

@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["EARLIEST_TIME", "LATEST_TIME", "MediaSink", "Problem", "RawMessage", "time_in_range"]
+__all__ = [
+    "EARLIEST_TIME",
+    "LATEST_TIME",
+    "MediaSink",
+    "Problem",
+    "RawMessage",
+    "UndecodedStream",
+    "time_in_range",
+]
 
 # Epoch seconds that are a date: datetime's years 1 to 9999 (MINYEAR, MAXYEAR), in UTC.  The
 # last second of 9999 is the bound, not the end of it: a float just below 253402300800 rounds
@@ -47,6 +55,28 @@ class RawMessage:
     transport: str | None
     offset: int
     hex_block: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodedStream:
+    """A TCP direction decode could not read: ``protocol`` "tls" (``sni``: the server name
+    its ClientHello asked for) or "tcp" (neither SIP, STUN nor TLS), and its size."""
+
+    protocol: str
+    src: str
+    dst: str
+    bytes: int
+    sni: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "protocol": self.protocol,
+            "transport": "tcp",
+            "src": self.src,
+            "dst": self.dst,
+            "bytes": self.bytes,
+            "sni": self.sni,
+        }
 
 
 @dataclass(slots=True)

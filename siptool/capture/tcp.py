@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from siptool.capture.model import Problem, RawMessage
+from siptool.capture.tlsrecord import client_hello_sni, is_tls_record, record_length
 from siptool.sip.framing import (
     FramingError,
     SipStreamFramer,
@@ -38,6 +39,7 @@ __all__ = [
     "STREAM_IGNORED",
     "STREAM_SIP",
     "STREAM_STUN",
+    "STREAM_TLS",
     "STREAM_UNDECIDED",
     "StunStreamFramer",
     "TcpDirection",
@@ -58,6 +60,7 @@ STREAM_UNDECIDED = 0
 STREAM_SIP = 1
 STREAM_STUN = 2
 STREAM_IGNORED = 3
+STREAM_TLS = 4  # not decoded either, but named in the summary (capture.tlsrecord)
 
 
 class StunStreamFramer(StreamBuffer):
@@ -164,6 +167,8 @@ class TcpDirection:
         "mode",
         "next_seq",
         "out",
+        "skipped",
+        "sni",
         "src",
         "waiting",
         "waiting_bytes",
@@ -185,6 +190,8 @@ class TcpDirection:
         self.waiting: dict[int, tuple[bytes, int, int, int]] = {}
         self.waiting_bytes = 0
         self.mode = STREAM_UNDECIDED
+        self.skipped = 0  # bytes of an ignored or TLS direction after its decision
+        self.sni: str | None = None  # a TLS direction's ClientHello server name
         self._framer: SipStreamFramer | StunStreamFramer | None = None
         self._framer_origin = 0
         self._probe = bytearray()
@@ -355,6 +362,15 @@ class TcpDirection:
             return
         first = probe[0]
         start = -1
+        if is_tls_record(probe):
+            # A TLS record: wait for the whole first one (a ClientHello names the server).
+            if len(probe) < record_length(probe) and len(probe) < _MAX_PROBE:
+                return
+            self.sni = client_hello_sni(probe)
+            self.mode = STREAM_TLS
+            self.skipped = len(probe)
+            self._probe = bytearray()
+            return
         if is_stun_byte(first):
             if len(probe) < 8:
                 return
@@ -371,6 +387,7 @@ class TcpDirection:
             if start < 0:
                 if len(probe) > _MAX_PROBE:
                     self.mode = STREAM_IGNORED
+                    self.skipped = len(probe)
                     self._probe = bytearray()
                 else:
                     self._probe_scan = probe.rfind(b"\n") + 1

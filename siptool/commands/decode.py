@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
+from siptool.capture.extract import PacketExtractor
+from siptool.capture.model import UndecodedStream
 from siptool.capture.source import open_source
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
@@ -169,13 +171,17 @@ class Summary:
     stun: int = 0
     invalid: int = 0
     filtered_out: int = 0
+    # TCP streams of a capture that carried neither SIP nor STUN: TLS (named by its server
+    # name) or other bytes; said, not passed over in silence.
+    not_decoded: list[UndecodedStream] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "sip": self.sip,
             "stun": self.stun,
             "invalid": self.invalid,
             "filtered_out": self.filtered_out,
+            "not_decoded": [s.to_dict() for s in self.not_decoded],
         }
 
 
@@ -326,7 +332,7 @@ def run_decode(
                 source.data,
                 input_format=options.input_format.value,
                 release=source.release,
-                media=decoder.media.tracker if decoder.media is not None else None,
+                extractor=decoder.extractor,
             )
         except ParseError as exc:
             where = f"byte {exc.offset}" if exc.offset is not None else ""
@@ -339,12 +345,10 @@ def run_decode(
 
 def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
     """-i IFACE: decode the capture as it comes; Ctrl-C ends it like the end of a file."""
-    from siptool.capture.extract import PacketExtractor
     from siptool.commands.decode_live import live_input
 
     options = decoder.options
     assert options.interface is not None
-    extractor = PacketExtractor(decoder.media.tracker) if decoder.media is not None else None
     try:
         capture = stack.enter_context(
             live_input(
@@ -354,7 +358,7 @@ def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
                 duration=options.duration,
                 write=options.write,
                 on_idle=decoder.idle,
-                extractor=extractor,
+                extractor=decoder.extractor,
             )
         )
     except InputError as exc:
@@ -415,6 +419,7 @@ class _Decoder:
             from siptool.commands.decode_media import MediaAnalysis
 
             self.media = MediaAnalysis()
+        self.extractor = PacketExtractor(self.media.tracker if self.media is not None else None)
         # The media view shows no message: it parses only those that carry SDP (all of them
         # are counted; the other views validate the rest).
         self.sdp_only = options.view is DecodeView.RTP
@@ -487,6 +492,7 @@ class _Decoder:
             for flow in result.flows:
                 self.on_flow(flow)
             result.flows = []
+        result.summary.not_decoded = self.extractor.undecoded()
         if self.media is not None:
             result.media = self.media.report(frozenset(self.options.call_ids))
             for kind, count in result.media.problems.items():

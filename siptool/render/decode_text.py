@@ -39,6 +39,7 @@ from siptool.sip.lint import LintWarning
 from siptool.terminal import terminal_safe as _terminal_safe
 
 if TYPE_CHECKING:
+    from siptool.capture.model import UndecodedStream
     from siptool.commands.callflow import CallFlow
     from siptool.commands.decode_media import MediaReport
 
@@ -418,6 +419,8 @@ class _PlainTableStream(_TableStream):
         self.writer.write_rows(self.layout, [_plain_cells(c) for c, _ in rows], overflow=True)
 
 
+_NAMED = 5  # undecoded TCP streams named one by one in the summary
+
 _STREAM_COLUMNS = (
     ("source -> destination", "left"),
     ("SSRC", "left"),
@@ -505,6 +508,20 @@ class TextRenderer:
         if result.media is not None:
             line += f", {len(result.media.streams)} RTP streams"
         self.out.line([(_safe(line), "dim")])
+        if s.not_decoded:
+            self._not_decoded(s.not_decoded)
+
+    def _not_decoded(self, streams: Sequence[UndecodedStream]) -> None:
+        """The TCP streams that carried neither SIP nor STUN, the first few one per line."""
+        tls = sum(s.protocol == "tls" for s in streams)
+        head = f"not decoded: {tls} TLS and {len(streams) - tls} other TCP streams"
+        self.out.line([(head, "yellow")])
+        for s in streams[:_NAMED]:
+            what = "TLS" if s.protocol == "tls" else "TCP"
+            sni = f" SNI {s.sni}" if s.sni else ""
+            self.out.line([(_safe(f"  {what} {s.src} -> {s.dst}{sni} ({s.bytes} bytes)"), "")])
+        if len(streams) > _NAMED:
+            self.out.line([(f"  and {len(streams) - _NAMED} more", "")])
 
     def _streams(self, media: MediaReport) -> None:
         """The RTP streams as tshark -z rtp,streams lists them, with siptool's own columns."""

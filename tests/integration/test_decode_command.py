@@ -57,7 +57,13 @@ def test_sipp_call_decodes_cleanly_to_the_contract_json() -> None:
     for key in ENVELOPE:
         assert key in doc
     assert doc["command"] == "decode" and doc["ok"] is True and doc["errors"] == []
-    assert doc["summary"] == {"sip": 6, "stun": 0, "invalid": 0, "filtered_out": 0}
+    assert doc["summary"] == {
+        "sip": 6,
+        "stun": 0,
+        "invalid": 0,
+        "filtered_out": 0,
+        "not_decoded": [],
+    }
     kinds = [(m["method"], m["status"]) for m in doc["messages"]]
     assert kinds == [
         ("INVITE", None),

@@ -53,7 +53,13 @@ def test_each_kept_message_is_handed_over_in_order_and_counted(tmp_path: Path) -
     result = sink.run(two_calls(tmp_path), call_ids=("one",))
     assert [m.index for m in sink.messages] == [1, 2]
     assert [m.call_id for m in sink.messages] == ["one", "one"]
-    assert result.summary.to_dict() == {"sip": 2, "stun": 0, "invalid": 0, "filtered_out": 1}
+    assert result.summary.to_dict() == {
+        "sip": 2,
+        "stun": 0,
+        "invalid": 0,
+        "filtered_out": 1,
+        "not_decoded": [],
+    }
     assert result.exit_code is ExitCode.OK and result.errors == [] and sink.problems == []
     assert result.flows is None  # only the flow view builds them
 

@@ -108,7 +108,13 @@ def test_json_is_one_line_with_the_contract_keys_and_the_results_errors() -> Non
     assert list(doc) == [*STREAM_HEAD, "messages", *STREAM_TAIL, "input", "summary", "flows"]
     assert doc["command"] == "decode" and doc["ok"] is False and doc["exit_code"] == 1
     assert doc["errors"] == [BAD.to_dict()] and doc["input"] == "cap.pcap"
-    assert doc["summary"] == {"sip": 1, "stun": 0, "invalid": 1, "filtered_out": 2}
+    assert doc["summary"] == {
+        "sip": 1,
+        "stun": 0,
+        "invalid": 1,
+        "filtered_out": 2,
+        "not_decoded": [],
+    }
     [message] = doc["messages"]
     assert list(message) == MESSAGE_KEYS
     assert message["src"] == "192.0.2.1:5060" and message["method"] == "INVITE"
@@ -159,7 +165,13 @@ def test_an_unreadable_input_is_a_document_with_exit_3_and_no_flows(mode: Output
     assert doc["errors"] == [
         {"code": "input_error", "message": "cannot read gone.pcap: No such file or directory"}
     ]
-    assert doc["summary"] == {"sip": 0, "stun": 0, "invalid": 0, "filtered_out": 0}
+    assert doc["summary"] == {
+        "sip": 0,
+        "stun": 0,
+        "invalid": 0,
+        "filtered_out": 0,
+        "not_decoded": [],
+    }
 
 
 def test_jsonl_is_one_line_per_message_then_the_summary_object() -> None:
