@@ -271,11 +271,18 @@ class SipMessage:
         """The Request-URI parsed (requests only); ``ParseError`` if malformed."""
         if self.request_uri is None:
             return None
-        try:
-            return parse_uri(self.request_uri)
-        except ParseError as exc:
-            at = "" if exc.offset is None else f" (character {exc.offset} of the URI)"
-            raise ParseError(f"Request-URI: {exc.message}{at}") from None
+        key = ("uri", self.request_uri)
+        result = _SHARED.get(key, _SHARED)  # the calls of a capture repeat their Request-URIs
+        if result is _SHARED:
+            try:
+                result = parse_uri(self.request_uri)
+            except ParseError as exc:
+                result = exc
+            _share(key, result)
+        if isinstance(result, ParseError):
+            at = "" if result.offset is None else f" (character {result.offset} of the URI)"
+            raise ParseError(f"Request-URI: {result.message}{at}") from None
+        return result  # type: ignore[no-any-return]
 
     def start_line(self) -> str:
         if self.method is not None:
