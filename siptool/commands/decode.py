@@ -453,7 +453,7 @@ class _Decoder:
             if decoded.sip is not None:
                 summary.sip += 1
                 if media is not None:
-                    media.sip(decoded.sip, decoded.raw.src)
+                    media.sip(decoded.sip, decoded.raw.src, decoded.raw.time)
             else:
                 summary.stun += 1
             if flows is not None:

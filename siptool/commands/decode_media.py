@@ -64,6 +64,9 @@ class MediaStream(Protocol):
     @property
     def payload_type(self) -> int | None: ...
 
+    @property
+    def last_time(self) -> float | None: ...
+
 
 @dataclass(frozen=True)
 class Announcement:
@@ -77,6 +80,7 @@ class Announcement:
     direction: str
     payload_types: dict[int, tuple[str, int]]  # number -> (encoding, clock rate)
     signalled_from: str | None  # the source "ip:port" of the message that carried it
+    time: float | None = None  # the capture time of that message
 
     @property
     def endpoint(self) -> str:
@@ -112,7 +116,9 @@ class MediaVerdict:
         }
 
 
-def announcements(msg: SipMessage, src: str | None, caller: bool) -> list[Announcement]:
+def announcements(
+    msg: SipMessage, src: str | None, caller: bool, time: float | None = None
+) -> list[Announcement]:
     """The m= lines of ``msg``'s SDP (none when it has no SDP or its SDP does not parse:
     decode reports that on its own)."""
     try:
@@ -137,6 +143,7 @@ def announcements(msg: SipMessage, src: str | None, caller: bool) -> list[Announ
                 media.direction,
                 types,
                 src,
+                time,
             )
         )
     return out
@@ -149,15 +156,17 @@ class CallMedia:
         self.calls: dict[str, list[Announcement]] = {}
         self._callers: dict[str, str | None] = {}  # call_id -> the first INVITE's From tag
 
-    def sdp(self, msg: SipMessage, src: str | None) -> list[Announcement]:
-        """Record what ``msg`` (sent from ``src``) announces; the new announcements."""
+    def sdp(
+        self, msg: SipMessage, src: str | None, time: float | None = None
+    ) -> list[Announcement]:
+        """Record what ``msg`` (sent from ``src`` at ``time``) announces; the new ones."""
         call_id = msg.call_id
         if call_id is None:
             return []
         tag = _from_tag(msg)
         if msg.method == "INVITE" and call_id not in self._callers:
             self._callers[call_id] = tag
-        found = announcements(msg, src, self._from_caller(msg, tag))
+        found = announcements(msg, src, self._from_caller(msg, tag), time)
         if found:
             self.calls.setdefault(call_id, []).extend(found)
         return found
@@ -243,7 +252,7 @@ def _verdict(call_id: str, said: list[Announcement], streams: list[MediaStream])
         if why is None and theirs is not None:
             why = f"the {sides[not side]}'s {theirs.direction}"
         reasons.append(f"the {sides[side]} is not to send ({why}): the call is on hold")
-        if sent[side]:
+        if _sent_after(sent[side], mine, theirs):
             reasons.append(f"hold not respected: the {sides[side]} still sends RTP")
     if not sent[True] and not sent[False]:
         verdict.verdict = "held" if held and not missing else "none"
@@ -257,6 +266,22 @@ def _verdict(call_id: str, said: list[Announcement], streams: list[MediaStream])
     reasons += _codec_reasons(latest, sent, sides)
     verdict.reasons = reasons
     return verdict
+
+
+# A held side may take a moment to stop once the re-INVITE or its answer arrives.
+_HOLD_GRACE = 0.25
+
+
+def _sent_after(
+    streams: list[MediaStream], mine: Announcement | None, theirs: Announcement | None
+) -> bool:
+    """Whether the side sent RTP after the SDP that put it on hold (both SDPs are in force
+    from the later one); without times, any RTP it sent counts."""
+    times = [a.time for a in (mine, theirs) if a is not None and a.time is not None]
+    if not times:
+        return bool(streams)
+    since = max(times) + _HOLD_GRACE
+    return any(s.last_time is None or s.last_time > since for s in streams)
 
 
 def _expects(mine: dict[str, Announcement], theirs: dict[str, Announcement]) -> bool:
@@ -345,7 +370,7 @@ class MediaAnalysis:
         self.tracker = RtpTracker()
         self.calls = CallMedia()
 
-    def sip(self, msg: SipMessage, src: str | None) -> None:
+    def sip(self, msg: SipMessage, src: str | None, time: float | None = None) -> None:
         """A SIP message as it streams past: its SDP, if any, is announced to the tracker."""
         try:
             sdp = msg.sdp
@@ -353,10 +378,10 @@ class MediaAnalysis:
             return  # decode reports it; nothing announced
         if sdp is None:
             if msg.method == "INVITE":
-                self.calls.sdp(msg, src)  # remember the caller of a late offer
+                self.calls.sdp(msg, src, time)  # remember the caller of a late offer
             return
         self.tracker.announce_sdp(sdp, msg.call_id)
-        self.calls.sdp(msg, src)
+        self.calls.sdp(msg, src, time)
 
     def report(self, call_ids: frozenset[str] = frozenset()) -> MediaReport:
         """The streams, the verdicts (of ``call_ids`` only, when given) and the problems."""

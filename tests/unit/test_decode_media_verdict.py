@@ -17,6 +17,7 @@ class Stream:
     dst: str
     packets: int = 50
     payload_type: int | None = 0
+    last_time: float | None = None
 
 
 def message(start: str, cseq: str, sdp: str | None = None, call_id: str = "c1") -> bytes:
@@ -164,3 +165,24 @@ def test_the_sides_come_from_the_dialog_tags_not_the_addresses_a_proxy_forwards_
     [v] = media.verdicts([Stream(B_MEDIA, A_MEDIA)])
     assert v.verdict == "held"
     assert any(r.startswith("the caller is not to send") for r in v.reasons)
+
+
+def test_media_sent_before_the_hold_does_not_count_against_it() -> None:
+    def held(callee_last: float) -> MediaVerdict:
+        media = CallMedia()
+        media.sdp(parse_message(message("INVITE sip:b@y SIP/2.0", "1 INVITE", OFFER)), CALLER, 1.0)
+        media.sdp(parse_message(message("SIP/2.0 200 OK", "1 INVITE", ANSWER)), CALLEE, 1.1)
+        hold = sdp("203.0.113.10", 4000, "sendonly")
+        media.sdp(parse_message(message("INVITE sip:b@y SIP/2.0", "2 INVITE", hold)), CALLER, 9.0)
+        unheld = sdp("198.51.100.20", 5000, "recvonly")
+        media.sdp(parse_message(message("SIP/2.0 200 OK", "2 INVITE", unheld)), CALLEE, 9.1)
+        streams = [
+            Stream(A_MEDIA, B_MEDIA, last_time=20.0),
+            Stream(B_MEDIA, A_MEDIA, last_time=callee_last),
+        ]
+        [v] = media.verdicts(streams)
+        return v
+
+    assert held(8.5).verdict == "held"
+    assert not any("not respected" in r for r in held(8.5).reasons)  # it stopped in time
+    assert "hold not respected: the callee still sends RTP" in held(12.0).reasons
