@@ -310,8 +310,8 @@ def _nat_reasons(said: list[Announcement], sent: dict[bool, list[MediaStream]]) 
         if is_private_address(a.address) and signalled and is_public_address(_host(signalled)):
             out.append(
                 f"the {sides[a.caller]}'s SDP announces private {a.address} while its "
-                f"signalling came from public {_host(signalled)}: the other side sends RTP "
-                "where it cannot arrive unless an SBC or NAT fix-up rewrites it"
+                f"signalling came from public {_host(signalled)}: RTP sent there cannot "
+                "arrive without an SBC or NAT fix-up"
             )
     for side in (True, False):
         announced = {a.endpoint for a in said if a.caller is side}
