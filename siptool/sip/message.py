@@ -145,10 +145,19 @@ _SHARED: dict[tuple[str, str | bytes], Any] = {}
 _SHARED_MAX = 4096
 
 
-def _share(key: tuple[str, str | bytes], result: Any) -> None:
-    if len(_SHARED) >= _SHARED_MAX:
-        _SHARED.clear()
-    _SHARED[key] = result
+def _shared(kind: str, value: Any, parser: Any) -> Any:
+    """``parser(value)`` or the ParseError it raised, parsed once per distinct value."""
+    key = (kind, value)
+    result = _SHARED.get(key, _SHARED)
+    if result is _SHARED:
+        try:
+            result = parser(value)
+        except ParseError as exc:
+            result = exc
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = result
+    return result
 
 
 def _parsed(header: Header, kind: str, parser: Any) -> Any:
@@ -159,14 +168,7 @@ def _parsed(header: Header, kind: str, parser: Any) -> Any:
     if cache is not None and cache[0] == kind and cache[1] is value:
         result = cache[2]
     else:
-        key = (kind, value)
-        result = _SHARED.get(key, _SHARED)
-        if result is _SHARED:
-            try:
-                result = parser(value)
-            except ParseError as exc:
-                result = exc
-            _share(key, result)
+        result = _shared(kind, value, parser)
         header._cache = (kind, value, result)
     if isinstance(result, ParseError):
         # The offset inside the value is not a byte offset of the message: say it in words.
@@ -271,14 +273,8 @@ class SipMessage:
         """The Request-URI parsed (requests only); ``ParseError`` if malformed."""
         if self.request_uri is None:
             return None
-        key = ("uri", self.request_uri)
-        result = _SHARED.get(key, _SHARED)  # the calls of a capture repeat their Request-URIs
-        if result is _SHARED:
-            try:
-                result = parse_uri(self.request_uri)
-            except ParseError as exc:
-                result = exc
-            _share(key, result)
+        # The calls of a capture repeat their Request-URIs.
+        result = _shared("uri", self.request_uri, parse_uri)
         if isinstance(result, ParseError):
             at = "" if result.offset is None else f" (character {result.offset} of the URI)"
             raise ParseError(f"Request-URI: {result.message}{at}") from None
@@ -429,16 +425,9 @@ class SipMessage:
         else:
             result = None
             if ctype == "application/sdp" and self.body:
-                key = ("sdp", self.body)
-                result = _SHARED.get(key, _SHARED)
-                if result is _SHARED:
-                    try:
-                        from siptool.sip.sdp import parse_sdp  # only messages with SDP pay
+                from siptool.sip.sdp import parse_sdp  # only messages with SDP pay
 
-                        result = parse_sdp(self.body)
-                    except ParseError as exc:
-                        result = exc
-                    _share(key, result)
+                result = _shared("sdp", self.body, parse_sdp)
             self._sdp_cache = (self.body, ctype, result)
         if isinstance(result, ParseError):
             offset = None if result.offset is None else self.body_offset + result.offset

@@ -11,9 +11,16 @@ from siptool.sip.lint import lint_message
 from siptool.sip.message import parse_message
 from tests.support.paths import FIXTURES, ROOT
 
+# The call from behind a NAT is recorded on the public side: its private Contact and c= are
+# what lint is for (test_the_nat_example_is_flagged_for_its_private_addresses).
+NAT_EXAMPLE = ROOT / "examples" / "call-one-way-nat.pcap"
 REAL = sorted(
     [*(FIXTURES / "captures").iterdir(), *(FIXTURES / "text").iterdir()]
-    + [p for p in (ROOT / "examples").iterdir() if p.suffix in (".pcap", ".pcapng", ".txt")]
+    + [
+        p
+        for p in (ROOT / "examples").iterdir()
+        if p.suffix in (".pcap", ".pcapng", ".txt") and p != NAT_EXAMPLE
+    ]
 )
 
 GOOD = (
@@ -30,6 +37,15 @@ GOOD = (
     b"\r\n"
     b"v=0\r\ns=-\r\n"
 )
+
+
+def test_the_nat_example_is_flagged_for_its_private_addresses() -> None:
+    codes = set()
+    for item in iter_input(NAT_EXAMPLE.read_bytes()):
+        if isinstance(item, RawMessage) and item.protocol == "sip":
+            message = parse_message(item.data)
+            codes |= {w.code for w in lint_message(message, src=item.src, dst=item.dst)}
+    assert codes == {"private-contact", "private-sdp"}
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
