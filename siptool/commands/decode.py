@@ -421,8 +421,8 @@ class _Decoder:
             self.media = MediaAnalysis()
         self.extractor = PacketExtractor(self.media.tracker if self.media is not None else None)
         # The media view shows no message: it parses only those that carry SDP (all of them
-        # are counted; the other views validate the rest).
-        self.sdp_only = options.view is DecodeView.RTP
+        # are counted; the other views validate the rest), unless a filter must read them.
+        self.sdp_only = options.view is DecodeView.RTP and not self.keep.active
 
     def start(self, name: str, *, live: bool = False) -> None:
         self.result.input_name = name

@@ -240,11 +240,12 @@ def _verdict(call_id: str, said: list[Announcement], streams: list[MediaStream])
     held = [side for side in (True, False) if not expected[side]]
     missing = [side for side in (True, False) if expected[side] and not sent[side]]
     for side in missing:
-        reasons.insert(
-            0,
-            f"the {sides[side]} never sent RTP to the {sides[not side]}'s announced "
-            f"{_names(ends[not side]) or 'address'}",
+        where = (
+            f"to the {sides[not side]}'s announced {_names(ends[not side])}"
+            if ends[not side]
+            else f"(no SDP from the {sides[not side]} was seen)"
         )
+        reasons.insert(0, f"the {sides[side]} never sent RTP {where}")
     for side in held:
         mine = latest[side].get("audio") or next(iter(latest[side].values()), None)
         theirs = latest[not side].get("audio") or next(iter(latest[not side].values()), None)

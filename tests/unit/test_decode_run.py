@@ -111,3 +111,17 @@ def test_the_command_imports_neither_render_nor_cli() -> None:
 def test_the_format_flags_choices_are_the_input_formats() -> None:
     # cli/decode.py spells them out so that --help imports no engine.
     assert [f.value for f in InputFormat] == FORMATS
+
+
+def test_the_media_view_counts_every_message_and_filters_by_reading_them() -> None:
+    from tests.support.paths import ROOT
+
+    call = ROOT / "examples" / "call-rtp-dtmf.pcap"
+    sink = Sink()
+    result = sink.run(call, view=DecodeView.RTP, rtp=True)
+    assert (result.summary.sip, result.summary.filtered_out) == (13, 0)
+    assert sink.messages  # the messages with SDP (and the INVITE) were parsed and handed over
+    assert result.media is not None and [v.verdict for v in result.media.calls] == ["both-ways"]
+    filtered = Sink().run(call, view=DecodeView.RTP, rtp=True, call_ids=("nope",))
+    assert (filtered.summary.sip, filtered.summary.filtered_out) == (0, 13)
+    assert filtered.media is not None and filtered.media.calls == []
