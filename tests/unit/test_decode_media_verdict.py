@@ -186,3 +186,27 @@ def test_media_sent_before_the_hold_does_not_count_against_it() -> None:
     assert held(8.5).verdict == "held"
     assert not any("not respected" in r for r in held(8.5).reasons)  # it stopped in time
     assert "hold not respected: the callee still sends RTP" in held(12.0).reasons
+
+
+def test_early_media_in_a_183_and_an_update_announce_like_the_answer() -> None:
+    media = CallMedia()
+    media.sdp(parse_message(message("INVITE sip:b@y SIP/2.0", "1 INVITE", OFFER)), CALLER)
+    # RFC 3262/3311: the answer comes early in a 183; the 200 then carries no SDP.
+    early = message("SIP/2.0 183 Session Progress", "1 INVITE", ANSWER)
+    media.sdp(parse_message(early), CALLEE)
+    media.sdp(parse_message(message("SIP/2.0 200 OK", "1 INVITE")), CALLEE)
+    # The callee moves its media with an UPDATE (its tag in From).
+    moved = (
+        message("UPDATE sip:a@x SIP/2.0", "2 UPDATE", sdp("198.51.100.20", 5100))
+        .replace(b"From: <sip:a@x>;tag=1", b"From: <sip:b@y>;tag=9")
+        .replace(b"To: <sip:b@y>", b"To: <sip:a@x>;tag=1")
+    )
+    media.sdp(parse_message(moved), CALLEE)
+    streams = [
+        Stream(B_MEDIA, A_MEDIA),  # early media, before the UPDATE
+        Stream(A_MEDIA, B_MEDIA),
+        Stream(A_MEDIA, "198.51.100.20:5100"),  # after it, to the new port
+    ]
+    [v] = media.verdicts(streams)
+    assert (v.verdict, v.reasons) == ("both-ways", [])
+    assert len(v.streams) == 3
