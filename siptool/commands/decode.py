@@ -495,10 +495,11 @@ class _Decoder:
         result.summary.not_decoded = self.extractor.undecoded()
         if self.media is not None:
             result.media = self.media.report(frozenset(self.options.call_ids))
+            places = result.media.problem_places
             for kind, count in result.media.problems.items():
                 # Bad media makes the input not clean, as a bad SIP message does.
-                self.report(
-                    InputProblem("", f"{count} {'packet' if count == 1 else 'packets'}: {kind}")
-                )
+                packets = "1 packet" if count == 1 else f"{count} packets"
+                first = f" (the first: {places[kind]})" if kind in places else ""
+                self.report(InputProblem("", f"{packets}: {kind}{first}"))
         result.exit_code = ExitCode.FAILED if result.errors else ExitCode.OK
         return result

@@ -360,6 +360,7 @@ class MediaReport:
     streams: list[dict[str, Any]]
     calls: list[MediaVerdict]
     problems: dict[str, int]
+    problem_places: dict[str, str] = field(default_factory=dict)  # where each kind came first
 
 
 class MediaAnalysis:
@@ -419,4 +420,5 @@ class MediaAnalysis:
                 )
         for v in verdicts:
             v.dtmf = sorted(by_call.get(v.call_id, []), key=lambda e: e["time"] or 0.0)
-        return MediaReport(dicts, verdicts, self.tracker.problems())
+        tracker = self.tracker
+        return MediaReport(dicts, verdicts, tracker.problems(), tracker.problem_places())

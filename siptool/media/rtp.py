@@ -501,6 +501,7 @@ class RtpTracker:
     __slots__ = (
         "_announced",
         "_by_ssrc",
+        "_first_places",
         "_flows",
         "_ignored",
         "_problems",
@@ -515,6 +516,7 @@ class RtpTracker:
         self._streams: list[RtpStream] = []
         self._by_ssrc: dict[int, list[RtpStream]] = {}
         self._problems: dict[MediaProblem, int] = {}
+        self._first_places: dict[MediaProblem, str] = {}
         self.rtcp_packets = 0
 
     def datagram(
@@ -564,13 +566,13 @@ class RtpTracker:
         first = buf[p]
         if first >> 6 != 2:
             if flow.announced and not 0x40 <= first <= 0x4F:  # RFC 7983 §7: TURN ChannelData
-                self._problem(flow.stream, MediaProblem.VERSION)
+                self._problem(flow.stream, MediaProblem.VERSION, frame, flow)
             return False
         if size >= 2 and 200 <= buf[p + 1] <= 207:
-            self._rtcp(flow, buf, p, end, time)
+            self._rtcp(flow, buf, p, end, time, frame)
             return True
         if size < 12:
-            self._problem(flow.stream, MediaProblem.TRUNCATED)
+            self._problem(flow.stream, MediaProblem.TRUNCATED, frame, flow)
             return True
         word, seq, ts, ssrc = _unpack_header(buf, p)
         b0, b1 = word >> 8, word & 0xFF
@@ -578,13 +580,13 @@ class RtpTracker:
             return False  # RFC 5761 §4: not an RTP payload type
         st = flow.stream
         if ssrc != st.ssrc:
-            found = self._stream(flow, ssrc)
+            found = self._stream(flow, ssrc, frame)
             if found is None:
                 return True
             st = found
         kind = _header_problem(buf, p, end, b0)
         if kind is not None:
-            self._problem(st, kind)
+            self._problem(st, kind, frame, flow)
             if kind is not MediaProblem.PADDING:
                 return True
         if st.packets:
@@ -595,12 +597,12 @@ class RtpTracker:
             st.dtmf.add(buf, *_payload_bounds(buf, p, end, b0), ts, time)
         return True
 
-    def _stream(self, flow: _Flow, ssrc: int) -> RtpStream | None:
+    def _stream(self, flow: _Flow, ssrc: int, frame: int) -> RtpStream | None:
         """The flow's stream of ``ssrc`` (made on its first packet), now the flow's current."""
         st = flow.streams.get(ssrc)
         if st is None:
             if len(self._streams) >= _MAX_STREAMS:
-                self._problem(None, MediaProblem.TOO_MANY)
+                self._problem(None, MediaProblem.TOO_MANY, frame, flow)
                 return None
             st = RtpStream(ssrc, flow, self._announcement(flow.dst_ep, flow.src_ep))
             flow.streams[ssrc] = st
@@ -626,7 +628,7 @@ class RtpTracker:
             if not _looks_like_media(buf, p, end, dport):
                 return False
         if len(self._flows) >= _MAX_FLOWS:
-            self._problem(None, MediaProblem.TOO_MANY)
+            self._problem(None, MediaProblem.TOO_MANY, frame, None)
             self._ignored[key] = None
             return False
         flow = self._flows[key] = _Flow(key, announced)
@@ -634,13 +636,15 @@ class RtpTracker:
 
     # -- RTCP --------------------------------------------------------------------------------
 
-    def _rtcp(self, flow: _Flow, buf: bytes, p: int, end: int, time: float | None) -> None:
+    def _rtcp(
+        self, flow: _Flow, buf: bytes, p: int, end: int, time: float | None, frame: int
+    ) -> None:
         self.rtcp_packets += 1
         found = parse_compound(buf, p, end)
         near, far = flow.src_ep, flow.dst_ep
         first = self._reported(found.first_ssrc, near, far, sender=True)
         for problem in found.problems:
-            self._problem(first, MediaProblem[f"RTCP_{problem.name}"])
+            self._problem(first, MediaProblem[f"RTCP_{problem.name}"], frame, flow)
         for info in found.senders:
             st = self._reported(info.ssrc, near, far, sender=True)
             if st is not None:
@@ -760,13 +764,25 @@ class RtpTracker:
         """Bad media input over the whole capture: one count per kind (for one line each)."""
         return {k.value: n for k, n in self._problems.items()}
 
+    def problem_places(self) -> dict[str, str]:
+        """Per kind of bad media, where it was first seen ("packet 12, a:1 -> b:2")."""
+        return {k.value: where for k, where in self._first_places.items()}
+
     def _announcement(self, dst: tuple[bytes, int], src: tuple[bytes, int]) -> _Announcement | None:
         """What was announced for a flow: its destination's SDP (whose payload type numbers
         the sender uses, RFC 3264 §5.1), else its source's (symmetric RTP, RFC 4961)."""
         return self._announced.get(dst) or self._announced.get(src)
 
-    def _problem(self, st: RtpStream | None, kind: MediaProblem) -> None:
-        self._problems[kind] = self._problems.get(kind, 0) + 1
+    def _problem(
+        self, st: RtpStream | None, kind: MediaProblem, frame: int, flow: _Flow | None
+    ) -> None:
+        count = self._problems.get(kind, 0)
+        if not count:  # where it was first seen, for the one line a person reads
+            where = f"packet {frame}"
+            if flow is not None:
+                where += f", {flow.src} -> {flow.dst}"
+            self._first_places[kind] = where
+        self._problems[kind] = count + 1
         if st is not None and st is not _NO_STREAM:
             st.problem(kind)
 

@@ -308,6 +308,12 @@ def test_bad_rtp_headers_are_counted_per_stream_and_kind_never_raised() -> None:
     }
     assert found.packets == 2  # the good one and the padded one: a bad padding is analysed
     assert tracker.problems()["truncated RTP header"] == 2
+    # Each kind's one line says where it was first seen.
+    places = tracker.problem_places()
+    assert set(places) == set(tracker.problems())
+    assert places["RTP padding longer than the payload"] == (
+        f"packet 5, {found.src} -> {found.dst}"
+    )
 
 
 # -- RTCP ------------------------------------------------------------------------------------
