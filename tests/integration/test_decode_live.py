@@ -193,3 +193,31 @@ def test_decode_refuses_a_file_and_an_interface_together_and_live_flags_without_
     assert alone.returncode == 2 and "--count only apply to a live capture" in alone.stderr
     bad = siptool("decode", "-i", "lo", "--port", "70000")
     assert bad.returncode == 2 and "bad port '70000'" in bad.stderr
+
+
+def test_live_rtp_gives_the_streams_and_verdict_of_the_recorded_call(
+    kamailio: Kamailio, tmp_path: Path
+) -> None:
+    from tests.support.media_calls import call_through
+
+    # --rtp with no --port captures every port: the media ports are only known from the SDP.
+    process = started("-i", "lo", "--rtp", "--json")
+    call = call_through(kamailio, tmp_path, "media-call-uac.xml", "media-call-uas.xml",
+                        caller_audio=34, callee_audio=34, pause_ms=400)  # fmt: skip
+    code, out, err = interrupted(process)
+    assert code == 0, err
+    live = json.loads(out)
+    recorded = json.loads(siptool("decode", "--rtp", "--json", str(call.path)).stdout)
+    [theirs] = recorded["media"]
+    [ours] = [m for m in live["media"] if m["call_id"] == theirs["call_id"]]
+    assert (ours["verdict"], ours["reasons"]) == (theirs["verdict"], theirs["reasons"])
+    assert ours["verdict"] == "both-ways"
+
+    def figures(doc: dict[str, Any]) -> list[tuple[object, ...]]:
+        return sorted(
+            (s["src"], s["dst"], s["ssrc"], s["codec"], s["packets"], s["lost"])
+            for s in doc["rtp_streams"]
+            if s["call_id"] == theirs["call_id"]
+        )
+
+    assert figures(live) == figures(recorded) and len(figures(live)) == 2
