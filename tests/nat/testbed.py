@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tests.support.paths import ROOT
 from tests.support.peers import require_root, require_tool
-from tests.support.run import SIPTOOL
+from tests.support.run import SIPTOOL, checked
 from tests.support.servers import Server
 from tests.support.stun_peers import start_coturn
 
@@ -70,13 +70,6 @@ def require_testbed_tools() -> None:
     require_tool("ip", "iproute2")
     require_tool("iptables", "iptables")
     require_tool("turnserver", "coturn")
-
-
-def _run(*argv: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
-    return result
 
 
 def nat_rules(variant: str) -> list[list[str]]:
@@ -125,7 +118,7 @@ class NatTestbed:
     def ns(
         self, namespace: str, *argv: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return _run("ip", "netns", "exec", namespace, *argv, check=check)
+        return checked("ip", "netns", "exec", namespace, *argv, check=check)
 
     # -- building ----------------------------------------------------------------------
 
@@ -139,7 +132,7 @@ class NatTestbed:
 
     def _build(self) -> None:
         for name in (self.client, self.router, self.public):
-            _run("ip", "netns", "add", name)
+            checked("ip", "netns", "add", name)
             self.namespaces.append(name)
             self.ns(name, "ip", "link", "set", "lo", "up")
         # veth pairs are created inside the router namespace, then one end moved: nothing is
@@ -239,7 +232,7 @@ class NatTestbed:
             self.coturn = None
         while self.namespaces:
             name = self.namespaces.pop()
-            _run("ip", "netns", "del", name, check=False)
+            checked("ip", "netns", "del", name, check=False)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.peers import require_root, require_tool
+from tests.support.run import checked
 from tests.support.servers import Server
 
 SENDER_IP = "198.18.0.1"
@@ -70,13 +70,6 @@ def require_media_bed_tools() -> None:
     require_tool("gst-launch-1.0", "gstreamer1.0-tools")
 
 
-def _run(*argv: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
-    return result
-
-
 @dataclass(frozen=True)
 class Impairment:
     """What the sender's way out does to RTP: drop a share, delay a share behind bursts."""
@@ -102,7 +95,7 @@ class MediaBed:
         self.sender, self.receiver = (f"siptool-m{k}{self.tag}" for k in "sr")
 
     def ns(self, namespace: str, *argv: str, check: bool = True) -> None:
-        _run("ip", "netns", "exec", namespace, *argv, check=check)
+        checked("ip", "netns", "exec", namespace, *argv, check=check)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -116,7 +109,7 @@ class MediaBed:
 
     def _build(self) -> None:
         for name in (self.sender, self.receiver):
-            _run("ip", "netns", "add", name)
+            checked("ip", "netns", "add", name)
             self.namespaces.append(name)
             self.ns(name, "ip", "link", "set", "lo", "up")
         s, r = self.sender, self.receiver
@@ -201,7 +194,7 @@ class MediaBed:
         while self.running:
             self.running.pop().stop()
         while self.namespaces:
-            _run("ip", "netns", "del", self.namespaces.pop(), check=False)
+            checked("ip", "netns", "del", self.namespaces.pop(), check=False)
 
 
 def _wait_until_still(path: Path, timeout: float, still: float = 0.3) -> None:

@@ -48,7 +48,7 @@ from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.live_capture import pcap_frames
 from tests.support.paths import FIXTURES, ROOT
 from tests.support.peers import require_root, require_tool
-from tests.support.run import siptool
+from tests.support.run import checked, siptool
 from tests.support.servers import Server, free_port
 from tests.support.sipp import _port_taken
 
@@ -268,9 +268,7 @@ PUBLIC_IP = "198.51.100.2"
 
 
 def _ip(*argv: str) -> None:
-    done = subprocess.run(["ip", *argv], capture_output=True, text=True, timeout=20)
-    if done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(argv)} failed: {done.stderr}")
+    checked("ip", *argv)
 
 
 def _tag() -> str:

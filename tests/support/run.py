@@ -110,3 +110,13 @@ def siptool_on_a_busy_port(command: str, *args: str, **kw: Any) -> Run:
     with idle_udp_socket() as busy:
         local = ("--local-address", "127.0.0.1", "--local-port", str(busy.getsockname()[1]))
         return siptool(command, *local, *args, **kw)
+
+
+def checked(
+    *argv: str, check: bool = True, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    """Run a testbed command (ip, iptables, tc ...); RuntimeError with its stderr on failure."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
+    return result
