@@ -22,6 +22,7 @@ Decisions:
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,10 +98,29 @@ def summary_line(m: DecodedMessage) -> str:
 def _wall_clock(seconds: float) -> str:
     """A packet's time as a UTC date, or as seconds since the epoch when no date can show it
     (the capture layer reported that time once on stderr)."""
-    if time_in_range(seconds):
+    if not time_in_range(seconds):
+        return f"{seconds:.17g} s since the epoch (out of range of a date)"
+    # datetime.fromtimestamp's own rounding (half-even to the microsecond, carried into the
+    # second), with the date of each second formatted once: -v shows a time per message.
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    if not time_in_range(whole):
         stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
         return f"{stamp:%Y-%m-%d %H:%M:%S.%f} UTC"
-    return f"{seconds:.17g} s since the epoch (out of range of a date)"
+    prefix = _SECONDS.get(whole)
+    if prefix is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        stamp = datetime.datetime.fromtimestamp(whole, datetime.UTC)
+        prefix = _SECONDS[whole] = f"{stamp:%Y-%m-%d %H:%M:%S}"
+    return f"{prefix}.{micro:06d} UTC"
+
+
+_SECONDS: dict[float, str] = {}  # whole second -> its date and time, for _wall_clock
 
 
 Piece = tuple[str, str]  # text, rich style ("" for none)

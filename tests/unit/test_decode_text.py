@@ -250,3 +250,19 @@ def test_an_address_wider_than_the_sample_pushes_its_row_and_loses_nothing() -> 
     row = next(line for line in text.splitlines() if "2001:db8" in line)
     assert f"{wide.raw.src} -> {wide.raw.dst}" in row
     assert render(messages, rich=True).count("2001:db8") == 1
+
+
+def test_the_wall_clock_of_each_message_is_datetimes_to_the_microsecond() -> None:
+    import datetime
+
+    from siptool.capture.model import time_in_range
+
+    rng = random.Random(1)
+    times = [rng.uniform(-6e10, 2.5e11) for _ in range(5_000)]
+    times += [rng.uniform(1.7e9, 1.8e9) for _ in range(5_000)]
+    # Rounding to the microsecond carries into the next second (and below zero, the last).
+    times += [1e9 + 0.9999995, 1e9 + 0.9999996, -0.0000004, -1.9999996, 1.5e-7, 253402300799.0]
+    for t in times:
+        if time_in_range(t):
+            stamp = datetime.datetime.fromtimestamp(t, datetime.UTC)
+            assert decode_text._wall_clock(t) == f"{stamp:%Y-%m-%d %H:%M:%S.%f} UTC", t
