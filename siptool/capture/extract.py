@@ -343,11 +343,10 @@ class PacketExtractor:
                 out.append(
                     UndecodedStream("tls", stream.src, stream.dst, stream.skipped, stream.sni)
                 )
-            elif stream.mode == STREAM_IGNORED or (
-                stream.mode == STREAM_UNDECIDED and stream.delivered
-            ):
-                size = stream.skipped or stream.delivered
-                out.append(UndecodedStream("tcp", stream.src, stream.dst, size, None))
+            elif stream.mode == STREAM_IGNORED:
+                out.append(UndecodedStream("tcp", stream.src, stream.dst, stream.skipped, None))
+            elif stream.undecided:  # ended before 64 KiB showed what it was
+                out.append(UndecodedStream("tcp", stream.src, stream.dst, stream.undecided, None))
         return out
 
     def finish(self) -> None:

@@ -174,6 +174,12 @@ class TcpDirection:
         "waiting_bytes",
     )
 
+    @property
+    def undecided(self) -> int:
+        """Bytes still waiting for the direction's protocol to be known (keep-alive CRLFs,
+        RFC 5626 §3.5.1, are not counted: they are skipped before the decision)."""
+        return len(self._probe) if self.mode == STREAM_UNDECIDED else 0
+
     def __init__(self, src: str, dst: str, out: list[RawMessage | Problem]) -> None:
         self.src = src
         self.dst = dst

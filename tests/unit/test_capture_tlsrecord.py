@@ -41,3 +41,27 @@ def test_record_headers() -> None:
     assert not is_tls_record(b"\x16\x03\x01\xff\xff")  # longer than a record may be
     assert not is_tls_record(b"INVITE sip:")
     assert not is_tls_record(b"\x16\x03")
+
+
+def test_the_extractor_names_tls_and_other_tcp_and_not_a_keep_alive_only_direction() -> None:
+    from siptool.capture.extract import PacketExtractor
+    from tests.support.captures import ether, ipv4, tcp
+
+    extractor = PacketExtractor()
+    hello = client_hello(b"trunk.example.test")
+    segments = [
+        ("192.0.2.1", "192.0.2.2", 40000, 5061, hello),  # TLS, with its server name
+        ("192.0.2.2", "192.0.2.1", 5061, 40000, b"\x17\x03\x03\x00\x02ok"),
+        ("192.0.2.1", "192.0.2.2", 40001, 80, b"GET / HTTP/1.1\r\n"),  # ends undecided
+        ("192.0.2.1", "192.0.2.2", 40002, 5060, b"\r\n\r\n"),  # RFC 5626 keep-alive only
+    ]
+    for frame, (src, dst, sport, dport, data) in enumerate(segments, 1):
+        packet = ether(ipv4(src, dst, 6, tcp(sport, dport, 1000, data)))
+        extractor.packet(frame, 0.0, 1, 0, len(packet), len(packet), 0, packet)
+    extractor.finish()
+    found = [(s.protocol, s.dst, s.bytes, s.sni) for s in extractor.undecoded()]
+    assert found == [
+        ("tls", "192.0.2.2:5061", len(hello), "trunk.example.test"),
+        ("tls", "192.0.2.1:40000", 7, None),
+        ("tcp", "192.0.2.2:80", 16, None),
+    ]
