@@ -14,7 +14,8 @@ Decisions:
   its caller (``on_idle``) every second even when no packet comes.
 - ``--write FILE`` saves every captured packet as pcapng while it is decoded, flushed per
   packet, so an interrupted capture keeps each packet it decoded; a file that cannot be
-  created is exit 3 before the capture starts.
+  created is exit 3 before a packet is read, and none is created when the capture cannot
+  start.
 """
 
 from __future__ import annotations
@@ -79,13 +80,14 @@ def live_input(
     from siptool.net.sniffer import Sniffer, decode_packets, tee_pcapng
 
     with ExitStack() as stack:
+        # The capture first: a missing interface or privilege leaves no empty --write file.
+        sniffer = stack.enter_context(Sniffer(interface, ports))
         saved = None
         if write is not None:
             try:
                 saved = stack.enter_context(open(write, "wb"))
             except OSError as exc:
                 raise InputError(f"cannot write {write}: {exc.strerror or exc}") from None
-        sniffer = stack.enter_context(Sniffer(interface, ports))
         packets = _ticking(sniffer, count, duration, on_idle)
         if saved is not None:
             packets = tee_pcapng(packets, saved)

@@ -164,10 +164,12 @@ def test_a_calls_ladder_is_printed_once_the_call_has_ended(
     assert (shown + out).splitlines()[-1] == "6 SIP, 0 STUN, 0 invalid"
 
 
-def test_a_missing_interface_or_privilege_is_one_line_and_exit_3() -> None:
-    missing = siptool("decode", "-i", "nosuch0")
+def test_a_missing_interface_or_privilege_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    saved = tmp_path / "never.pcapng"
+    missing = siptool("decode", "-i", "nosuch0", "--write", str(saved))
     assert missing.returncode == 3 and missing.stdout == ""
     assert missing.stderr == "siptool decode: no such interface: nosuch0\n"
+    assert not saved.exists()  # no empty file left behind
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW")
