@@ -572,7 +572,8 @@ class TextRenderer:
             return
         table = Table(box=None, header_style="bold", pad_edge=False)
         for header, justify in _STREAM_COLUMNS:
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+            # Folded, never cut with an ellipsis: an address or a Call-ID must stay whole.
+            table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
         rows: list[tuple[Sequence[Line], str]] = []
         for d in media.streams:
             lost, expected = d["lost"], d["expected"]

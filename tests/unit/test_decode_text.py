@@ -266,3 +266,23 @@ def test_the_wall_clock_of_each_message_is_datetimes_to_the_microsecond() -> Non
         if time_in_range(t):
             stamp = datetime.datetime.fromtimestamp(t, datetime.UTC)
             assert decode_text._wall_clock(t) == f"{stamp:%Y-%m-%d %H:%M:%S.%f} UTC", t
+
+
+def test_the_rtp_streams_table_folds_on_a_narrow_terminal_and_cuts_nothing() -> None:
+    from siptool.commands.decode import DecodeOptions, run_decode
+    from tests.support.paths import ROOT
+
+    path = ROOT / "examples" / "call-rtp-dtmf.pcap"
+    result = run_decode(
+        DecodeOptions(source=str(path), view=DecodeView.RTP, rtp=True), lambda m: None, print
+    )
+    out = io.StringIO()
+    renderer = decode_text.TextRenderer(Output("decode", out=out), view=DecodeView.RTP, lint=False)
+    renderer.out = decode_text._RichWriter(Console(file=out, width=80, color_system=None))
+    renderer.finish(result)
+    text = out.getvalue()
+    assert "\u2026" not in text  # rich's ellipsis: nothing was cut
+    assert max(len(line) for line in text.splitlines()) <= 80
+    squeezed = "".join(text.split())
+    assert result.media is not None and len(result.media.streams) == 3
+    assert all(s["src"] in squeezed and s["call_id"] in squeezed for s in result.media.streams)
