@@ -247,8 +247,7 @@ def _verdict(call_id: str, said: list[Announcement], streams: list[MediaStream])
         )
         reasons.insert(0, f"the {sides[side]} never sent RTP {where}")
     for side in held:
-        mine = latest[side].get("audio") or next(iter(latest[side].values()), None)
-        theirs = latest[not side].get("audio") or next(iter(latest[not side].values()), None)
+        mine, theirs = _main(latest[side]), _main(latest[not side])
         why = mine.direction if mine is not None and mine.direction not in _SENDS else None
         if why is None and theirs is not None:
             why = f"the {sides[not side]}'s {theirs.direction}"
@@ -285,10 +284,14 @@ def _sent_after(
     return any(s.last_time is None or s.last_time > since for s in streams)
 
 
+def _main(latest: dict[str, Announcement]) -> Announcement | None:
+    """A side's m= line the verdict judges: its audio, else its first."""
+    return latest.get("audio") or next(iter(latest.values()), None)
+
+
 def _expects(mine: dict[str, Announcement], theirs: dict[str, Announcement]) -> bool:
     """Whether a side is to send on its audio (else its first) m= line (RFC 3264 §5.1)."""
-    a = mine.get("audio") or next(iter(mine.values()), None)
-    b = theirs.get("audio") or next(iter(theirs.values()), None)
+    a, b = _main(mine), _main(theirs)
     if a is None or b is None:
         return a is not None or b is not None  # one side's SDP seen: assume it both ways
     return a.direction in _SENDS and b.direction in _RECEIVES

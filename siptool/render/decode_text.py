@@ -225,13 +225,11 @@ class _PlainWriter(_RichWriter):
 
     def _layout(self, table: Table, widths: list[int]) -> _Layout:
         """Per column: inner width, left and right padding, flush right, the column."""
-        columns = table.columns
-        last = len(columns) - 1
-        edge = 0 if not table.pad_edge else 1
-        pads = [(edge if j == 0 else 1, edge if j == last else 1) for j in range(len(columns))]
         cells = [
             (width - left - right, " " * left, " " * right, column.justify == "right", column)
-            for column, width, (left, right) in zip(columns, widths, pads, strict=True)
+            for column, width, (left, right) in zip(
+                table.columns, widths, _pads(table), strict=True
+            )
         ]
         return _Layout(widths, cells)
 
@@ -420,6 +418,14 @@ class _RichTableStream(_TableStream):
         self.writer.table(batch, rows)
 
 
+def _pads(table: Table) -> list[tuple[int, int]]:
+    """Each column's (left, right) padding as rich pads a ``box=None`` table: one cell between
+    columns, and at the edges only with ``pad_edge``."""
+    last = len(table.columns) - 1
+    edge = 1 if table.pad_edge else 0
+    return [(edge if j == 0 else 1, edge if j == last else 1) for j in range(last + 1)]
+
+
 def _fixed_table(table: Table, widths: list[int] | None, *, header: bool) -> Table:
     """A copy of ``table``'s columns, each exactly as wide as ``widths`` says (padding in;
     None: rich without ``_calculate_column_widths``, so each batch at its own widths)."""
@@ -430,10 +436,8 @@ def _fixed_table(table: Table, widths: list[int] | None, *, header: bool) -> Tab
         header_style=table.header_style,
         padding=table.padding,
     )
-    last = len(table.columns) - 1
-    edge = 1 if table.pad_edge else 0
-    for j, column in enumerate(table.columns):
-        pad = (edge if j == 0 else 1) + (edge if j == last else 1)
+    for j, (column, (left, right)) in enumerate(zip(table.columns, _pads(table), strict=True)):
+        pad = left + right
         fixed.add_column(
             column.header,
             justify=column.justify,

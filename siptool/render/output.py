@@ -73,12 +73,12 @@ class Output:
             file=self.out,
             no_color=not self.color,
             highlight=False,
-            width=None if _isatty(self.out) else PIPE_WIDTH,
+            width=None if self.terminal else PIPE_WIDTH,
         )
 
     def json(self, document: Any) -> None:
         """One JSON document on stdout: indented on a terminal, one line when piped."""
-        self.out.write(dump_pretty(document, tty=_isatty(self.out)) + "\n")
+        self.out.write(dump_pretty(document, tty=self.terminal) + "\n")
 
     def jsonl(self, document: Any) -> None:
         """One line of JSONL, flushed so a reader sees each reply as it arrives."""
