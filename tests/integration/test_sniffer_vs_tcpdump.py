@@ -36,6 +36,7 @@ from siptool.errors import InputError
 from siptool.net.sniffer import CapturedPacket, Sniffer, decode_packets, tee_pcapng
 from tests.support.kamailio import Kamailio
 from tests.support.live_capture import tcpdump, traffic
+from tests.support.netns import namespaces
 from tests.support.paths import ROOT
 from tests.support.peers import require_root, require_tool
 from tests.support.run import siptool
@@ -272,9 +273,7 @@ def veth_pair() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
         assert done.returncode == 0, f"{argv}: {done.stderr}"
         return done
 
-    try:
-        for name in names:
-            run(ip, "netns", "add", name)
+    with namespaces(*names):
         v0 = ("v0", "address", macs[0], "netns", names[0])
         run(
             ip,
@@ -310,9 +309,6 @@ def veth_pair() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
                     "permanent",
                 )
         yield lambda *argv: run(ip, "netns", "exec", names[0], *argv)
-    finally:
-        for name in names:
-            subprocess.run([ip, "netns", "del", name], capture_output=True, timeout=60)
 
 
 def test_every_fragment_of_a_datagram_to_the_ports_and_none_of_the_others() -> None:

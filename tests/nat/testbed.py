@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.netns import add_namespace, delete_namespaces
 from tests.support.paths import ROOT
 from tests.support.peers import require_root, require_tool
 from tests.support.run import SIPTOOL, checked
@@ -132,9 +133,7 @@ class NatTestbed:
 
     def _build(self) -> None:
         for name in (self.client, self.router, self.public):
-            checked("ip", "netns", "add", name)
-            self.namespaces.append(name)
-            self.ns(name, "ip", "link", "set", "lo", "up")
+            add_namespace(name, self.namespaces)
         # veth pairs are created inside the router namespace, then one end moved: nothing is
         # ever made in the host's namespace.
         r = self.router
@@ -230,9 +229,7 @@ class NatTestbed:
         if self.coturn is not None:
             self.coturn.stop()
             self.coturn = None
-        while self.namespaces:
-            name = self.namespaces.pop()
-            checked("ip", "netns", "del", name, check=False)
+        delete_namespaces(self.namespaces)
 
 
 @contextlib.contextmanager

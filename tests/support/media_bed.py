@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.netns import add_namespace, delete_namespaces
 from tests.support.peers import require_root, require_tool
 from tests.support.run import checked
 from tests.support.servers import Server
@@ -109,9 +110,7 @@ class MediaBed:
 
     def _build(self) -> None:
         for name in (self.sender, self.receiver):
-            checked("ip", "netns", "add", name)
-            self.namespaces.append(name)
-            self.ns(name, "ip", "link", "set", "lo", "up")
+            add_namespace(name, self.namespaces)
         s, r = self.sender, self.receiver
         self.ns(s, "ip", "link", "add", "ms0", "type", "veth", "peer", "name", "mr0")
         self.ns(s, "ip", "link", "set", "mr0", "netns", r)
@@ -193,8 +192,7 @@ class MediaBed:
     def destroy(self) -> None:
         while self.running:
             self.running.pop().stop()
-        while self.namespaces:
-            checked("ip", "netns", "del", self.namespaces.pop(), check=False)
+        delete_namespaces(self.namespaces)
 
 
 def _wait_until_still(path: Path, timeout: float, still: float = 0.3) -> None:

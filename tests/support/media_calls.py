@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import netns
 from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.live_capture import pcap_frames
 from tests.support.paths import FIXTURES, ROOT
@@ -226,6 +227,15 @@ class Call:
     callee: Party
 
 
+def _play(caller: Party, callee: Party, path: Path, scenario: str, *argv: str, audio: int) -> None:
+    """The caller's call to the listening callee, both to the end, and the recording of it
+    in ``path`` complete."""
+    caller.start(scenario, *argv, audio=audio, name="caller.pcap")
+    caller.finished()
+    callee.finished()
+    wait_ended(path)
+
+
 def call_through(
     kamailio: Kamailio,
     work: Path,
@@ -246,11 +256,8 @@ def call_through(
         ports = (kamailio.udp, caller.port, caller.media, callee.port, callee.media)
         with recording(path, "lo", ports_filter(ports)):
             target = f"{kamailio.host}:{kamailio.udp}"
-            caller.start(uac, "-s", user, "-d", str(pause_ms), target, audio=caller_audio,
-                         name="caller.pcap")  # fmt: skip
-            caller.finished()
-            callee.finished()
-            wait_ended(path)
+            _play(caller, callee, path, uac, "-s", user, "-d", str(pause_ms), target,
+                  audio=caller_audio)  # fmt: skip
     finally:
         caller.stop()
         callee.stop()
@@ -281,17 +288,9 @@ def namespaces(*kinds: str) -> Iterator[list[str]]:
     and sockets go with them) whatever happened."""
     require_root()
     require_tool("ip", "iproute2")
-    tag, made = _tag(), []
-    try:
-        for kind in kinds:
-            name = f"siptool-d{kind}{tag}"
-            _ip("netns", "add", name)
-            made.append(name)
-            _ip("-n", name, "link", "set", "lo", "up")
+    tag = _tag()
+    with netns.namespaces(*(f"siptool-d{kind}{tag}" for kind in kinds)) as made:
         yield made
-    finally:
-        for name in reversed(made):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
 
 
 @contextlib.contextmanager
@@ -325,11 +324,8 @@ def call_across_nat(work: Path, inside: str, outside: str, *, audio: int, pause_
     try:
         callee.start("media-call-uas.xml", audio=audio).listening()
         with recording(path, "p0", "udp", netns=outside):
-            caller.start("media-call-uac.xml", "-s", "callee", "-d", str(pause_ms), callee.sip,
-                         audio=audio, name="caller.pcap")  # fmt: skip
-            caller.finished()
-            callee.finished()
-            wait_ended(path)
+            _play(caller, callee, path, "media-call-uac.xml", "-s", "callee", "-d",
+                  str(pause_ms), callee.sip, audio=audio)  # fmt: skip
     finally:
         caller.stop()
         callee.stop()
