@@ -31,11 +31,13 @@ Decisions:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from siptool.addr import is_private_address, is_public_address
+from siptool.addr import format_address, is_private_address, is_public_address, split_address
+from siptool.capture.layers import endpoint
 from siptool.errors import ParseError
 from siptool.media.codecs import payload_types_of
 from siptool.sip.message import SipMessage
@@ -84,16 +86,17 @@ class Announcement:
 
     @property
     def endpoint(self) -> str:
-        return _endpoint(self.address, self.port)
+        """As the capture names the stream's ends (``capture.layers.endpoint``), so that an
+        SDP's ``2001:DB8:0::1`` meets the stream's ``[2001:db8::1]``."""
+        try:
+            ip = ipaddress.ip_address(self.address)
+        except ValueError:
+            return format_address(self.address, self.port)  # a name in c=: compared as written
+        return endpoint(ip.packed, self.port)
 
 
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _host(endpoint: str) -> str:
-    host = endpoint.rsplit(":", 1)[0]
-    return host[1:-1] if host.startswith("[") else host
+def _host(where: str) -> str:
+    return split_address(where)[0]
 
 
 @dataclass

@@ -210,3 +210,17 @@ def test_early_media_in_a_183_and_an_update_announce_like_the_answer() -> None:
     [v] = media.verdicts(streams)
     assert (v.verdict, v.reasons) == ("both-ways", [])
     assert len(v.streams) == 3
+
+
+def test_an_ipv6_sdp_address_meets_the_capture_s_spelling_of_it() -> None:
+    def six(address: str, port: int) -> str:
+        return (
+            f"v=0\r\no=- 1 1 IN IP6 {address}\r\ns=-\r\nc=IN IP6 {address}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\n"
+        )
+
+    # The capture writes ends as capture.layers.endpoint does: compressed, lower case.
+    v = call(six("2001:DB8:0:0::A", 4000), six("2001:db8::0:b", 5000),
+             [Stream("[2001:db8::a]:4000", "[2001:db8::b]:5000"),
+              Stream("[2001:db8::b]:5000", "[2001:db8::a]:4000")])  # fmt: skip
+    assert (v.verdict, v.reasons) == ("both-ways", [])
