@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from siptool.errors import InputError
+from siptool.numbers import decimal_or_none
 from siptool.sip.target import DEFAULT_PORT as SIP_PORTS
 from siptool.stun.servers import DEFAULT_PORT as STUN_PORTS
 
@@ -44,10 +45,11 @@ def parse_ports(texts: tuple[str, ...]) -> tuple[int, ...]:
     """``("5060", "10000-20000")`` -> the ports; ValueError names a bad one."""
     out: set[int] = set()
     for text in texts:
-        low, _, high = text.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        low, dash, high = text.partition("-")
+        first = decimal_or_none(low, 5)
+        last = decimal_or_none(high, 5) if dash else first
+        if first is None or last is None:
             raise ValueError(f"bad port {text!r}: a number or a range LOW-HIGH")
-        first, last = int(low), int(high or low)
         if not 1 <= first <= last <= 65535:
             raise ValueError(f"bad port {text!r}: ports are 1 to 65535, LOW before HIGH")
         out.update(range(first, last + 1))

@@ -125,3 +125,19 @@ def test_the_media_view_counts_every_message_and_filters_by_reading_them() -> No
     filtered = Sink().run(call, view=DecodeView.RTP, rtp=True, call_ids=("nope",))
     assert (filtered.summary.sip, filtered.summary.filtered_out) == (0, 13)
     assert filtered.media is not None and filtered.media.calls == []
+
+
+def test_live_ports_are_ascii_numbers_or_ranges_and_nothing_else() -> None:
+    import pytest
+
+    from siptool.commands.decode_live import DEFAULT_PORTS, parse_ports
+
+    assert parse_ports(("5060", "10000-10002", "5060")) == (5060, 10000, 10001, 10002)
+    for bad in ("²", "٣", "5060-", "-5", "0", "70000", "12-10", "1e3", ""):
+        with pytest.raises(ValueError, match=f"bad port {bad!r}"):
+            parse_ports((bad,))
+    # --help names the default without importing the engine: the two must agree.
+    from siptool.cli.decode import decode
+
+    [port_help] = [p.help for p in decode.params if p.name == "ports"]
+    assert f"default {' '.join(map(str, DEFAULT_PORTS))})" in str(port_help)
