@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from siptool.capture.hexdump import HexBlock, parse_hex_dump
 from siptool.capture.ipfrag import FragmentReassembler
 from siptool.capture.layers import (
+    IPPROTO_TCP,
+    IPPROTO_UDP,
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_RAW,
@@ -52,8 +54,6 @@ __all__ = ["INPUT_FORMATS", "PacketExtractor", "iter_capture", "iter_input"]
 
 INPUT_FORMATS = ("auto", "sip", "stun", "hex", "pcap", "pcapng")
 
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
 _IPPROTO_IPIP = 4
 _IPPROTO_IPV6 = 41
 _MAX_TUNNEL_DEPTH = 4
@@ -146,7 +146,7 @@ class PacketExtractor:
                 total = (buf[ip + 2] << 8) | buf[ip + 3]
                 ip_end = ip + total
                 if (
-                    buf[ip + 9] == _IPPROTO_UDP
+                    buf[ip + 9] == IPPROTO_UDP
                     and not (buf[ip + 6] & 0x3F or buf[ip + 7])
                     and ip_end <= end
                     and total >= 28
@@ -233,7 +233,7 @@ class PacketExtractor:
 
     def _transport(self, layer4: _Layer4, pkt: _Packet, depth: int) -> None:
         proto, buf, l4, end, missing, addresses = layer4
-        if proto == _IPPROTO_UDP:
+        if proto == IPPROTO_UDP:
             if end - l4 < 8:
                 return
             udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
@@ -245,7 +245,7 @@ class PacketExtractor:
                 udp_end = end
             key = addresses + buf[l4 : l4 + 4]
             self._udp_payload_key(buf, key, l4 + 8, udp_end, cut, pkt)
-        elif proto == _IPPROTO_TCP:
+        elif proto == IPPROTO_TCP:
             if end - l4 < 20:
                 return
             frame, time, record, origlen = pkt
@@ -355,11 +355,11 @@ class PacketExtractor:
             stream.finish()
         for dgram in self._frags.drain():
             head = dgram.head
-            if head and dgram.proto == _IPPROTO_UDP and len(head) > 8:
+            if head and dgram.proto == IPPROTO_UDP and len(head) > 8:
                 if not (starts_like_sip(head, 8) or is_stun_header(head, 8)):
                     continue
                 what = "SIP or STUN datagram"
-            elif head and dgram.proto != _IPPROTO_TCP:
+            elif head and dgram.proto != IPPROTO_TCP:
                 continue
             else:
                 what = "datagram"

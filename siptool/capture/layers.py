@@ -124,9 +124,12 @@ def ip_offset(linktype: int, buf: bytes, start: int, end: int) -> int:
     raise KeyError(linktype)
 
 
+# IANA protocol numbers: the transports siptool reads, and IPv6's Fragment header.
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_FRAGMENT = 44
 # RFC 8200 §4 and the IANA list of IPv6 extension headers that share the (length + 1) * 8 form.
 _EXT_LEN8 = frozenset({0, 43, 60, 135, 139, 140})
-IPPROTO_FRAGMENT = 44
 _IPPROTO_AH = 51
 
 

@@ -30,7 +30,12 @@ from collections.abc import Callable, Iterator
 from siptool.capture.model import Problem, time_in_range
 
 __all__ = [
+    "PCAPNG_BYTE_ORDER_MAGIC",
+    "PCAPNG_EPB",
+    "PCAPNG_IDB",
     "PCAPNG_MAGIC",
+    "PCAPNG_OPT_IF_TSRESOL",
+    "PCAPNG_SHB",
     "PCAP_MAGICS",
     "Buffer",
     "PacketRecord",
@@ -57,18 +62,21 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # most link types; D-Bus and USB can reach 128 MiB, which is not what siptool reads).
 _MAX_RECORD = 16 << 20
 
-_SHB = 0x0A0D0D0A
-_IDB = 1
+# pcapng block types and the options siptool reads (draft-ietf-opsawg-pcapng §4, §11); the
+# public ones are the writer's too (capture/pcapng_write.py).
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D  # §4.1, in the writer's byte order
+PCAPNG_IDB = 1
 _PB = 2
 _SPB = 3
 _NRB = 4
 _ISB = 5
-_EPB = 6
+PCAPNG_EPB = 6
 # Blocks that carry no packet but that Wireshark counts as frames (custom, systemd journal).
 _FRAME_BLOCKS = (0x0BAD, 0x40000BAD, 9)
-_KNOWN_BLOCKS = (_IDB, _PB, _SPB, _NRB, _ISB, _EPB, 0x0A, 0x0BAD, 0x40000BAD, 9)
+_KNOWN_BLOCKS = (PCAPNG_IDB, _PB, _SPB, _NRB, _ISB, PCAPNG_EPB, 0x0A, 0x0BAD, 0x40000BAD, 9)
 
-_OPT_IF_TSRESOL = 9
+PCAPNG_OPT_IF_TSRESOL = 9
 _OPT_IF_FCSLEN = 13
 _OPT_IF_TSOFFSET = 14
 
@@ -226,7 +234,7 @@ def _parse_idb(data: Buffer, offset: int, length: int, order: str) -> _Interface
         value = pos + 4
         if code == 0 or value + olen > end:
             break
-        if code == _OPT_IF_TSRESOL and olen >= 1:
+        if code == PCAPNG_OPT_IF_TSRESOL and olen >= 1:
             resol = data[value]
             units = 2 ** (resol & 0x7F) if resol & 0x80 else 10 ** min(resol, 30)
         elif code == _OPT_IF_TSOFFSET and olen >= 8:
@@ -241,10 +249,9 @@ def _section_order(data: Buffer, offset: int) -> str | None:
     """The byte order of the Section Header Block at ``offset`` from its byte-order magic
     (pcapng §4.1): ``"<"``, ``">"``, or None when the magic is neither."""
     bom = data[offset + 8 : offset + 12]
-    if bom == b"\x4d\x3c\x2b\x1a":
-        return "<"
-    if bom == b"\x1a\x2b\x3c\x4d":
-        return ">"
+    for order in "<>":
+        if bom == struct.pack(order + "I", PCAPNG_BYTE_ORDER_MAGIC):
+            return order
     return None
 
 
@@ -254,7 +261,7 @@ def _block_ok(data: Buffer, offset: int, order: str) -> bool:
     if size - offset < 12:
         return False
     btype = struct.unpack_from(order + "I", data, offset)[0]
-    if btype == _SHB:
+    if btype == PCAPNG_SHB:
         section = _section_order(data, offset)
         if section is None:
             return False
@@ -269,7 +276,7 @@ def _block_ok(data: Buffer, offset: int, order: str) -> bool:
 
 def _block_starts(order: str) -> re.Pattern[bytes]:
     """Every offset (overlapping ones too: a zero-width match) where a known block type is."""
-    types = (struct.pack(order + "I", t) for t in (*_KNOWN_BLOCKS, _SHB))
+    types = (struct.pack(order + "I", t) for t in (*_KNOWN_BLOCKS, PCAPNG_SHB))
     return re.compile(b"(?=" + b"|".join(re.escape(t) for t in types) + b")")
 
 
@@ -309,7 +316,7 @@ def iter_pcapng(data: Buffer) -> Iterator[PacketRecord | Problem]:
             )
             return
         btype = u32(data, offset)[0]
-        if btype == _SHB:
+        if btype == PCAPNG_SHB:
             section = _section_order(data, offset)
             if section is None:
                 bom = data[offset + 8 : offset + 12]
@@ -326,9 +333,9 @@ def iter_pcapng(data: Buffer) -> Iterator[PacketRecord | Problem]:
             yield Problem("byte 0", "not a pcapng file (no section header block)", fatal=True)
             return
         length = u32(data, offset + 4)[0]
-        packet_block = btype in (_EPB, _SPB, _PB)
+        packet_block = btype in (PCAPNG_EPB, _SPB, _PB)
         fits = offset + length <= size
-        known = btype == _SHB or btype in _KNOWN_BLOCKS
+        known = btype == PCAPNG_SHB or btype in _KNOWN_BLOCKS
         if (
             length < 12
             or length % 4
@@ -354,13 +361,13 @@ def iter_pcapng(data: Buffer) -> Iterator[PacketRecord | Problem]:
             where = _where(frame + 1, offset) if packet_block else f"byte {offset}"
             yield Problem(where, f"truncated block: {left} of {length} bytes", fatal=True)
             return
-        if btype in (_EPB, _PB):
+        if btype in (PCAPNG_EPB, _PB):
             frame += 1
             if length < 32:
                 yield Problem(_where(frame, offset), f"packet block too short: {length} bytes")
                 offset += length
                 continue
-            if btype == _EPB:
+            if btype == PCAPNG_EPB:
                 iface, hi, lo, caplen, origlen = epb(data, offset + 8)
             else:
                 iface_and_drops, hi, lo, caplen, origlen = epb(data, offset + 8)
@@ -410,7 +417,7 @@ def iter_pcapng(data: Buffer) -> Iterator[PacketRecord | Problem]:
             yield frame, None, itf.linktype, start, start + caplen, origlen, offset
         elif btype in _FRAME_BLOCKS:
             frame += 1  # tshark numbers custom and systemd-journal blocks as frames too
-        elif btype == _IDB:
+        elif btype == PCAPNG_IDB:
             if length < 20:
                 yield Problem(f"byte {offset}", f"interface block too short: {length} bytes")
             else:

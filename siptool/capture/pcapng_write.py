@@ -32,19 +32,21 @@ import struct
 from typing import BinaryIO
 
 from siptool import __version__
+from siptool.capture.pcap import (
+    PCAPNG_BYTE_ORDER_MAGIC,
+    PCAPNG_EPB,
+    PCAPNG_IDB,
+    PCAPNG_OPT_IF_TSRESOL,
+    PCAPNG_SHB,
+)
 
 __all__ = ["NANOSECOND_RESOLUTION", "PcapngWriter"]
 
-_SHB = 0x0A0D0D0A
-_IDB = 0x00000001
-_EPB = 0x00000006
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _UNKNOWN_SECTION_LENGTH = -1  # §4.1: the section length is not given
 
 _OPT_ENDOFOPT = 0
 _OPT_SHB_USERAPPL = 4  # §4.1
 _OPT_IF_NAME = 2  # §4.2
-_OPT_IF_TSRESOL = 9  # §4.2
 NANOSECOND_RESOLUTION = 9  # if_tsresol: 10^-9 s ticks
 
 _HEAD = struct.Struct("<II")
@@ -86,9 +88,9 @@ class PcapngWriter:
         self._interfaces: dict[tuple[int, str], int] = {}
         self._snaplens: list[int] = []
         userappl = application if application is not None else f"siptool {__version__}"
-        body = _SHB_FIELDS.pack(_BYTE_ORDER_MAGIC, 1, 0, _UNKNOWN_SECTION_LENGTH)
+        body = _SHB_FIELDS.pack(PCAPNG_BYTE_ORDER_MAGIC, 1, 0, _UNKNOWN_SECTION_LENGTH)
         body += _option(_OPT_SHB_USERAPPL, userappl.encode("utf-8")) + _END_OF_OPTIONS
-        stream.write(_block(_SHB, body))
+        stream.write(_block(PCAPNG_SHB, body))
 
     def interface(self, linktype: int, name: str, snaplen: int = 262144) -> int:
         """The interface id of (``linktype``, ``name``), writing its IDB the first time.
@@ -103,9 +105,9 @@ class PcapngWriter:
             raise ValueError(f"link type {linktype} or snaplen {snaplen} out of range")
         body = _IDB_FIELDS.pack(linktype, 0, snaplen)
         body += _option(_OPT_IF_NAME, name.encode("utf-8"))
-        body += _option(_OPT_IF_TSRESOL, bytes((NANOSECOND_RESOLUTION,)))
+        body += _option(PCAPNG_OPT_IF_TSRESOL, bytes((NANOSECOND_RESOLUTION,)))
         body += _END_OF_OPTIONS
-        self._stream.write(_block(_IDB, body))
+        self._stream.write(_block(PCAPNG_IDB, body))
         number = len(self._snaplens)
         self._interfaces[key] = number
         self._snaplens.append(snaplen)
@@ -134,4 +136,4 @@ class PcapngWriter:
         if original > _MAX_U32:
             raise ValueError(f"original length {original} does not fit in 32 bits")
         fields = _EPB_FIELDS.pack(interface_id, time_ns >> 32, time_ns & _MAX_U32, caplen, original)
-        self._stream.write(_block(_EPB, fields + data + _padding(caplen)))
+        self._stream.write(_block(PCAPNG_EPB, fields + data + _padding(caplen)))

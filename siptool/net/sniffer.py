@@ -65,6 +65,9 @@ from siptool.capture.extract import PacketExtractor
 from siptool.capture.layers import (
     ETHERTYPE_IPV4,
     ETHERTYPE_IPV6,
+    IPPROTO_FRAGMENT,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_RAW,
@@ -148,9 +151,6 @@ _ACCEPT = 0xFFFFFFFF  # the whole packet: the kernel reports its length, recvmsg
 _REJECT = 0
 _BPF_MAXINSNS = 4096
 _INSTRUCTION = struct.Struct("@HBBI")
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
-_IPPROTO_FRAGMENT = 44
 
 Jump = int | str  # a relative offset, or a label
 
@@ -228,8 +228,8 @@ def _drop_loopback_outgoing(asm: _Assembler, loopback: int | None, on_loopback: 
 
 def _transport_is_udp_or_tcp(asm: _Assembler, then: str) -> None:
     """With A holding an IP protocol number: to ``then`` for UDP or TCP, else fall through."""
-    asm.op(_JEQ, _IPPROTO_UDP, then, 0)
-    asm.op(_JEQ, _IPPROTO_TCP, then, 0)
+    asm.op(_JEQ, IPPROTO_UDP, then, 0)
+    asm.op(_JEQ, IPPROTO_TCP, then, 0)
 
 
 def _ipv6(asm: _Assembler, ip: int) -> None:
@@ -238,7 +238,7 @@ def _ipv6(asm: _Assembler, ip: int) -> None:
     asm.label("ipv6")
     asm.op(_LD_B_ABS, ip + 6)  # Next Header
     _transport_is_udp_or_tcp(asm, "ipv6-transport")
-    asm.op(_JEQ, _IPPROTO_FRAGMENT, 0, "reject")
+    asm.op(_JEQ, IPPROTO_FRAGMENT, 0, "reject")
     asm.op(_LD_B_ABS, ip + 40)  # the Fragment header's Next Header
     _transport_is_udp_or_tcp(asm, "ipv6-fragment")
     asm.ja("reject")
@@ -418,7 +418,7 @@ def _fragment(data: bytes, ip: int) -> tuple[bytes, bool] | None:
             return None
         key = data[ip + 12 : ip + 20] + data[ip + 4 : ip + 6] + data[ip + 9 : ip + 10]
         return key, not field & 0x1FFF
-    if version == 6 and data[ip + 6] == _IPPROTO_FRAGMENT and len(data) >= ip + 48:
+    if version == 6 and data[ip + 6] == IPPROTO_FRAGMENT and len(data) >= ip + 48:
         field = (data[ip + 42] << 8) | data[ip + 43]
         return data[ip + 8 : ip + 40] + data[ip + 44 : ip + 48], not field & 0xFFF8
     return None
