@@ -29,3 +29,10 @@ def parse_decimal(text: str, what: str, *, max_digits: int = 20, offset: int | N
     if not is_decimal(text, max_digits):
         raise ParseError(f"bad {what} {text[:40]!r}", offset=offset)
     return int(text)
+
+
+def signed32(delta: int) -> int:
+    """The difference of two 32-bit sequence numbers (a TCP sequence, an RTP timestamp) as
+    the signed distance RFC 1982 serial-number arithmetic gives: in [-2^31, 2^31)."""
+    delta &= 0xFFFFFFFF
+    return delta - (1 << 32) if delta >= 1 << 31 else delta

@@ -20,6 +20,7 @@ from bisect import bisect_right
 
 from siptool.capture.model import Problem, RawMessage
 from siptool.capture.tlsrecord import client_hello_sni, is_tls_record, record_length
+from siptool.numbers import signed32
 from siptool.sip.framing import (
     FramingError,
     SipStreamFramer,
@@ -50,7 +51,6 @@ TCP_SYN = 0x02
 TCP_RST = 0x04
 
 _MOD = 1 << 32
-_HALF = 1 << 31
 _MAX_WAITING_BYTES = 1 << 20
 _MAX_WAITING_SEGMENTS = 1024
 _MAX_PROBE = 65536
@@ -140,11 +140,6 @@ class StunStreamFramer(StreamBuffer):
         self._base += len(self._buf)
         self._buf.clear()
         return out
-
-
-def _signed(delta: int) -> int:
-    delta &= _MOD - 1
-    return delta - _MOD if delta >= _HALF else delta
 
 
 class TcpDirection:
@@ -244,7 +239,7 @@ class TcpDirection:
         if size:
             if self.next_seq < 0:
                 self.next_seq = seq
-            delta = _signed(seq - self.next_seq)
+            delta = signed32(seq - self.next_seq)
             if delta <= 0:
                 before = self.next_seq
                 self._take(-delta, data, missing, record, frame)
@@ -296,8 +291,8 @@ class TcpDirection:
         """
         waiting = self.waiting
         origin = self.next_seq
-        for seq in sorted(waiting, key=lambda s: _signed(s - origin)):
-            delta = _signed(seq - self.next_seq)
+        for seq in sorted(waiting, key=lambda s: signed32(s - origin)):
+            delta = signed32(seq - self.next_seq)
             if delta > 0:
                 if not (0 <= keep_segments < len(waiting) or 0 <= keep_bytes < self.waiting_bytes):
                     break

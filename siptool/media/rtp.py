@@ -96,7 +96,7 @@ from siptool.media.codecs import (
 )
 from siptool.media.dtmf import TelephoneEvents
 from siptool.media.rtcp import RtcpCompound, RtcpProblem, RtcpSummary, parse_compound
-from siptool.numbers import decimal_or_none
+from siptool.numbers import decimal_or_none, signed32
 
 if TYPE_CHECKING:
     from siptool.sip.sdp import SessionDescription
@@ -332,7 +332,7 @@ class RtpStream:
     def packet(self, seq: int, ts: int, b1: int, time: float | None, frame: int) -> None:
         """A later packet: Wireshark's ``rtppacket_analyse``, and the order of RFC 3550 A.1."""
         self.settle()
-        ext = self.ext + _signed32((ts - self.ext) & _U32)
+        ext = self.ext + signed32(ts - self.ext)
         self.ext = ext
         in_time = ext >= self.first_ext
         self._cycles(seq, in_time)
@@ -795,10 +795,6 @@ def _running(total: float, value: float, before: int, counted: bool) -> float:
     if counted:
         return total + value
     return total * before / (before - 1) if before > 1 else total
-
-
-def _signed32(d: int) -> int:
-    return d - (1 << 32) if d >= _HALF32 else d
 
 
 def _header_problem(buf: bytes, p: int, end: int, b0: int) -> MediaProblem | None:

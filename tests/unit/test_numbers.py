@@ -72,3 +72,12 @@ def test_sdp_numbers_with_non_ascii_digits_are_not_numbers(digit: str) -> None:
     assert set(summary.payload_types.values()) == {0}
     with pytest.raises(ParseError):
         parse_sdp(text.replace("m=audio 4000", f"m=audio 40{digit}0"))
+
+
+def test_signed32_is_rfc_1982_serial_distance() -> None:
+    from siptool.numbers import signed32
+
+    assert signed32(5 - 3) == 2 and signed32(3 - 5) == -2
+    assert signed32(0 - 0xFFFFFFFF) == 1  # across the wrap, forward
+    assert signed32(0xFFFFFFFF - 0) == -1
+    assert signed32(1 << 31) == -(1 << 31) and signed32((1 << 31) - 1) == (1 << 31) - 1
