@@ -33,10 +33,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.netns import add_namespace, delete_namespaces
+from tests.support.netns import NamespaceBed, add_namespace, delete_namespaces
 from tests.support.paths import ROOT
 from tests.support.peers import require_root, require_tool
-from tests.support.run import SIPTOOL, checked
+from tests.support.run import SIPTOOL
 from tests.support.servers import Server
 from tests.support.stun_peers import start_coturn
 
@@ -96,7 +96,7 @@ def nat_rules(variant: str) -> list[list[str]]:
 
 
 @dataclass
-class NatTestbed:
+class NatTestbed(NamespaceBed):
     variant: str
     work: Path
     tag: str = field(
@@ -116,20 +116,7 @@ class NatTestbed:
     def server(self) -> str:
         return f"{SERVER_IP}:{STUN_PORT}"
 
-    def ns(
-        self, namespace: str, *argv: str, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return checked("ip", "netns", "exec", namespace, *argv, check=check)
-
     # -- building ----------------------------------------------------------------------
-
-    def build(self) -> NatTestbed:
-        try:
-            self._build()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
 
     def _build(self) -> None:
         for name in (self.client, self.router, self.public):

@@ -36,9 +36,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.netns import add_namespace, delete_namespaces
+from tests.support.netns import NamespaceBed, add_namespace, delete_namespaces
 from tests.support.peers import require_root, require_tool
-from tests.support.run import checked
 from tests.support.servers import Server
 
 SENDER_IP = "198.18.0.1"
@@ -82,7 +81,7 @@ class Impairment:
 
 
 @dataclass
-class MediaBed:
+class MediaBed(NamespaceBed):
     work: Path
     tag: str = field(
         default_factory=lambda: f"{os.getpid() % 100000:05d}{time.time_ns() % 997:03d}"
@@ -95,18 +94,7 @@ class MediaBed:
     def __post_init__(self) -> None:
         self.sender, self.receiver = (f"siptool-m{k}{self.tag}" for k in "sr")
 
-    def ns(self, namespace: str, *argv: str, check: bool = True) -> None:
-        checked("ip", "netns", "exec", namespace, *argv, check=check)
-
     # -- building ----------------------------------------------------------------------------
-
-    def build(self) -> MediaBed:
-        try:
-            self._build()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
 
     def _build(self) -> None:
         for name in (self.sender, self.receiver):

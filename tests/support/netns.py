@@ -4,7 +4,9 @@ rules and sockets go with them).  The NAT, media and sniffer testbeds all build 
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
+from typing import Self
 
 from tests.support.run import checked
 
@@ -33,3 +35,29 @@ def namespaces(*names: str) -> Iterator[list[str]]:
         yield list(names)
     finally:
         delete_namespaces(made)
+
+
+class NamespaceBed:
+    """What the testbeds made of namespaces share (tests/nat/testbed.py, media_bed.py): a
+    command run inside one, and a build that takes everything away again if it fails."""
+
+    namespaces: list[str]
+
+    def ns(
+        self, namespace: str, *argv: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return checked("ip", "netns", "exec", namespace, *argv, check=check)
+
+    def build(self) -> Self:
+        try:
+            self._build()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        raise NotImplementedError
