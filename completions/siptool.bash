@@ -41,6 +41,7 @@ _siptool() {
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
@@ -48,7 +49,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     nat-type)
@@ -61,8 +62,9 @@ _siptool() {
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--filter-wait --lifetime --lifetime-max --engine --compare --watchdog --server-list --timeout -4 -6 --local-address --local-port -v --verbose --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--filter-wait --lifetime --lifetime-max --engine --compare --watchdog --server-list --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     options-ping)
@@ -77,6 +79,7 @@ _siptool() {
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
@@ -84,7 +87,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     register)
@@ -99,6 +102,7 @@ _siptool() {
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
@@ -106,7 +110,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)
@@ -120,10 +124,11 @@ _siptool() {
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -108,7 +108,12 @@ def invite_test(
             password=lambda: read_password(check.sip.password_file, prompt=True),
             thresholds=check.thresholds,
         )
-        return Job(shown, InviteRenderer(shown), lambda: run_invite(options))
+        return Job(
+            shown,
+            InviteRenderer(shown),
+            lambda: run_invite(options),
+            pcap_out=check.network.pcap_out,
+        )
 
     run_command(COMMAND, prepare)
 

@@ -127,7 +127,7 @@ def nat_type(
             watchdog=watchdog,
         )
         renderer = NatRenderer(shown)
-        return Job(shown, renderer, lambda: run_nat_type(options))
+        return Job(shown, renderer, lambda: run_nat_type(options), pcap_out=network.pcap_out)
 
     run_command(COMMAND, prepare)
 

@@ -36,6 +36,7 @@ class NetworkFlags(NamedTuple):
     local_address: str | None = None
     local_port: int | None = None
     verbose: bool = False
+    pcap_out: str | None = None
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -265,6 +266,14 @@ def network_options(func: F) -> F:
                 "--verbose",
                 is_flag=True,
                 help="Print every message sent and received on stderr.",
+            ),
+            click.option(
+                "--pcap-out",
+                # Not click's writable check: a file siptool cannot write is exit 3 (it could
+                # not run the check), not a usage error.
+                type=click.Path(dir_okay=False),
+                metavar="FILE",
+                help="Save every packet sent and received as pcapng in FILE.",
             ),
         ],
     )(func)

@@ -83,7 +83,12 @@ def options_ping(
             thresholds=check.thresholds,
         )
         renderer = PingRenderer(shown, count=repeat.count)
-        return Job(shown, renderer, lambda: run_ping(options, renderer.reply))
+        return Job(
+            shown,
+            renderer,
+            lambda: run_ping(options, renderer.reply),
+            pcap_out=check.network.pcap_out,
+        )
 
     run_command(COMMAND, prepare)
 

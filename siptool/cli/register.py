@@ -84,6 +84,6 @@ def register(
             thresholds=check.thresholds,
         )
         renderer = RegisterRenderer(shown)
-        return Job(shown, renderer, lambda: run_register(options))
+        return Job(shown, renderer, lambda: run_register(options), pcap_out=check.network.pcap_out)
 
     run_command(COMMAND, prepare)

@@ -40,14 +40,20 @@ class Job(Generic[R]):
     """One command run: where it is shown, who draws it, and the work itself.  (A plain
     class: a dataclass or a generic NamedTuple here costs milliseconds at every start.)"""
 
-    __slots__ = ("output", "renderer", "work")
+    __slots__ = ("output", "pcap_out", "renderer", "work")
 
     def __init__(
-        self, output: Output, renderer: Renderer[R], work: Callable[[], Awaitable[R] | R]
+        self,
+        output: Output,
+        renderer: Renderer[R],
+        work: Callable[[], Awaitable[R] | R],
+        *,
+        pcap_out: str | None = None,
     ) -> None:
         self.output = output
         self.renderer = renderer
         self.work = work
+        self.pcap_out = pcap_out  # --pcap-out: every packet of the run saved there
 
 
 def output_for(
@@ -100,7 +106,7 @@ def _run(command: str, prepare: Callable[[], Job[Any]]) -> int:
     job: Job[Any] | None = None
     try:
         job = prepare()
-        result = _drive(job.work)
+        result = _drive(job.work, job.pcap_out)
         job.renderer.finish(result)
         return exit_code(result, job.output)
     except UsageError as exc:
@@ -131,7 +137,17 @@ def _run(command: str, prepare: Callable[[], Job[Any]]) -> int:
         return ExitCode.NOT_RUN
 
 
-def _drive(work: Callable[[], Awaitable[R] | R]) -> R:
+def _drive(work: Callable[[], Awaitable[R] | R], pcap_out: str | None = None) -> R:
+    if pcap_out is None:
+        return _drive_work(work)
+    from siptool.net.pcap_tap import recording
+
+    # InputError (exit 3) when the file cannot be written; written whole however the run ends.
+    with recording(pcap_out):
+        return _drive_work(work)
+
+
+def _drive_work(work: Callable[[], Awaitable[R] | R]) -> R:
     import inspect
 
     pending = work()

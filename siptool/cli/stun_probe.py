@@ -96,7 +96,9 @@ def stun_probe(
             thresholds=thresholds(nagios),
         )
         renderer = ProbeRenderer(shown)
-        return Job(shown, renderer, lambda: run_probe(options, renderer.reply))
+        return Job(
+            shown, renderer, lambda: run_probe(options, renderer.reply), pcap_out=network.pcap_out
+        )
 
     run_command(COMMAND, prepare)
 
