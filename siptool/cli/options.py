@@ -62,6 +62,35 @@ class SipFlags(NamedTuple):
     ca_file: str | None = None
     user: str | None = None
     password_file: str | None = None
+    proxy: str | None = None
+    headers: tuple[str, ...] = ()
+    from_uri: str | None = None
+    to_uri: str | None = None
+    user_agent: str | None = None
+
+    def knobs(self) -> RequestKnobs:
+        """-H, --from, --to, --user-agent and --proxy's Route as the builders' one value;
+        ``UsageError`` naming a flag that cannot be sent."""
+        from siptool.sip.builders import USER_AGENT, RequestKnobs, proxy_route
+
+        proxy = self.proxy_target()
+        route = None
+        if proxy is not None:
+            scheme = "sips" if proxy.secure else "sip"
+            route = proxy_route(scheme, proxy.uri.hostport, proxy.transport)
+        return RequestKnobs(
+            headers=tuple(_user_header(text) for text in self.headers),
+            from_=_name_addr_flag("--from", self.from_uri),
+            to=_name_addr_flag("--to", self.to_uri),
+            user_agent=_agent_flag(self.user_agent) or USER_AGENT,
+            route=route,
+        )
+
+    def proxy_target(self) -> Target | None:
+        """--proxy as a ``Target`` (RFC 3263 resolves it instead of TARGET); None without."""
+        if self.proxy is None:
+            return None
+        return parse_target_flag(self.proxy, self.transport, flag="--proxy")
 
 
 class NagiosFlags(NamedTuple):
@@ -99,7 +128,53 @@ if TYPE_CHECKING:
     from siptool.commands.nagios import Thresholds
     from siptool.commands.sip_common import SipSettings
     from siptool.net.settings import LocalSettings
+    from siptool.sip.builders import RequestKnobs
     from siptool.sip.target import Target
+
+
+def _user_header(text: str) -> tuple[str, str]:
+    """-H 'Name: value' as (name, value); ``UsageError`` saying what is wrong with it."""
+    from siptool.errors import UsageError
+    from siptool.sip.builders import protected_header
+    from siptool.sip.headers import is_valid_header_name
+
+    name, colon, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not is_valid_header_name(name):
+        raise UsageError(f"-H {text!r}: expected 'Name: value' with a header name (a token)")
+    if any(ch in value for ch in "\r\n\0"):
+        raise UsageError(f"-H {name}: the value may not hold a line break or NUL")
+    why = protected_header(name)
+    if why is not None:
+        raise UsageError(f"-H {name}: siptool sets {name} itself: {why}")
+    return name, value
+
+
+def _name_addr_flag(flag: str, text: str | None) -> str | None:
+    """--from/--to (a URI, or a name-addr with a display name) as the name-addr text the
+    header starts with; ``UsageError`` when it does not parse or carries a tag (ours is ours)."""
+    if text is None:
+        return None
+    from siptool.errors import ParseError, UsageError
+    from siptool.sip.nameaddr import parse_name_addr
+
+    try:
+        parsed = parse_name_addr(text.strip())
+    except ParseError as exc:
+        raise UsageError(f"{flag} {text!r}: {exc.message}") from None
+    if parsed.tag is not None:
+        raise UsageError(f"{flag} {text!r}: siptool chooses the tag; give the URI without it")
+    if parsed.uri.scheme not in ("sip", "sips", "tel"):
+        raise UsageError(f"{flag} {text!r}: not a sip:, sips: or tel: URI")
+    return str(parsed)
+
+
+def _agent_flag(text: str | None) -> str | None:
+    from siptool.errors import UsageError
+
+    if text is not None and (not text.strip() or any(ch in text for ch in "\r\n\0")):
+        raise UsageError("--user-agent: one line of text, not empty")
+    return None if text is None else text.strip()
 
 
 def thresholds(nagios: NagiosFlags) -> Thresholds:
@@ -136,6 +211,8 @@ class SipCheckFlags(NamedTuple):
             dns_server=self.dns.dns_server,
             t1=self.timers.t1,
             t2=self.timers.t2,
+            proxy=sip.proxy_target(),
+            knobs=sip.knobs(),
         )
 
     @property
@@ -143,15 +220,16 @@ class SipCheckFlags(NamedTuple):
         return thresholds(self.nagios)
 
 
-def parse_target_flag(text: str, transport: str | None) -> Target:
-    """TARGET as a ``Target``; ``UsageError`` naming it (its password, if any, hidden)."""
+def parse_target_flag(text: str, transport: str | None, *, flag: str = "target") -> Target:
+    """TARGET (or ``flag``'s URI) as a ``Target``; ``UsageError`` naming it (its password, if
+    any, hidden)."""
     from siptool.errors import ParseError, UsageError
     from siptool.sip.target import parse_target, redact_password
 
     try:
         return parse_target(text, transport)
     except ParseError as exc:
-        raise UsageError(f"bad target {redact_password(text)!r}: {exc.message}") from None
+        raise UsageError(f"bad {flag} {redact_password(text)!r}: {exc.message}") from None
 
 
 def _grouped(flags: type[Any], name: str, decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -304,6 +382,25 @@ def sip_options(func: F) -> F:
                 "--password-file",
                 type=click.Path(dir_okay=False),
                 help="File holding the password (else SIPTOOL_PASSWORD, else a prompt).",
+            ),
+            click.option(
+                "--proxy",
+                metavar="URI",
+                help="Outbound proxy: send every request there, with a Route to it (RFC 3261 "
+                "§8.1.2); the Request-URI stays TARGET.",
+            ),
+            click.option(
+                "-H",
+                "--header",
+                "headers",
+                multiple=True,
+                metavar="'NAME: VALUE'",
+                help="Add a header, or replace the one siptool would send (repeatable).",
+            ),
+            click.option("--from", "from_uri", metavar="URI", help="From URI (or name-addr)."),
+            click.option("--to", "to_uri", metavar="URI", help="To URI (or name-addr)."),
+            click.option(
+                "--user-agent", metavar="TEXT", help="User-Agent (and Server) header value."
             ),
         ],
     )(func)

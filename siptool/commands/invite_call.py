@@ -130,7 +130,8 @@ class Call:
     async def run(self) -> None:
         state, result = self.state, self.result
         try:
-            resolution = await resolve(self.options.target, state.within(state.bound))
+            target = state.settings.first_hop(self.options.target)
+            resolution = await resolve(target, state.within(state.bound))
         except ResolveError as exc:
             result.errors.append(exc)
             return
@@ -254,6 +255,7 @@ class Call:
             extra=[("Allow", ALLOW)],
             body=self.state.offer.to_bytes(),
             content_type="application/sdp",
+            knobs=self.state.settings.knobs,
         )
         if self.state.auth is not None:
             self.state.auth.apply(invite)

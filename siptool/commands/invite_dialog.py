@@ -103,7 +103,7 @@ class CallDialog:
         assert invite is not None
         self.invite_client = invite_client
         try:
-            dialog = Dialog.from_response(invite, final)
+            dialog = self._dialog(invite, final)
         except DialogError as exc:
             result.errors.append(exc)
             return
@@ -291,12 +291,22 @@ class CallDialog:
         self.state.spawn(self._hang_up_fork(msg))
         return True
 
+    def _dialog(self, invite: SipMessage, response: SipMessage) -> Dialog:
+        """The dialog of a 2xx (RFC 3261 §12.1.2), with --user-agent on its requests; with
+        --proxy and no Record-Route, the proxy stays the first hop of every request in it."""
+        dialog = Dialog.from_response(invite, response)
+        knobs = self.state.settings.knobs
+        dialog.user_agent = knobs.user_agent
+        if not dialog.route_set and knobs.route is not None:
+            dialog.route_set = [knobs.route]
+        return dialog
+
     async def _hang_up_fork(self, msg: SipMessage) -> None:
         """Each 2xx from another fork is its own dialog: ACK, then BYE."""
         invite, client = self.state.invite, self.invite_client
         assert invite is not None and client is not None
         try:
-            fork = Dialog.from_response(invite, msg)
+            fork = self._dialog(invite, msg)
         except DialogError:
             return
         local = local_endpoint(client.flow)
@@ -336,6 +346,9 @@ class CallDialog:
                 body = state.offer.to_bytes()
         elif status == 501:
             extra = [("Allow", ALLOW)]
-        response = build_response(request, status, reason, to_tag=new_tag(), extra=extra, body=body)
+        server = state.settings.knobs.user_agent
+        response = build_response(
+            request, status, reason, to_tag=new_tag(), extra=extra, body=body, server=server
+        )
         client.send_raw(response)
         state.event(time.monotonic(), Direction.SEND, f"{status} {reason} ({method})")

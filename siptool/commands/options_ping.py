@@ -188,11 +188,11 @@ def server_info(msg: SipMessage) -> ServerInfo:
 
 
 def _options_request(
-    target: Target, flow: SipFlow, call_id: str, tag: str, seq: int, user: str | None
+    target: Target, flow: SipFlow, call_id: str, tag: str, seq: int, settings: SipSettings
 ) -> SipMessage:
     local = local_endpoint(flow)
     request_uri = target.uri.to_text() if not target.uri.headers else str(target.uri).split("?")[0]
-    from_user = user or "siptool"
+    from_user = settings.user or "siptool"
     return build_request(
         "OPTIONS",
         request_uri,
@@ -204,6 +204,7 @@ def _options_request(
         cseq=seq,
         contact=f"<{local.contact_uri(from_user)}>",
         extra=[("Accept", "application/sdp")],
+        knobs=settings.knobs,
     )
 
 
@@ -268,7 +269,7 @@ async def _ping_over(
                 await asyncio.sleep(options.interval)
             dialog.seq += 1
             request = _options_request(
-                target, flow, dialog.call_id, dialog.tag, dialog.seq, settings.user
+                target, flow, dialog.call_id, dialog.tag, dialog.seq, settings
             )
             pending = client.start(request)
             outcome = await pending.final_outcome(time.monotonic() + settings.timeout)

@@ -207,6 +207,7 @@ class _Session:
             cseq=self.cseq,
             contact=contact,
             extra=extra,
+            knobs=options.settings.knobs,
         )
         if self.auth is not None:
             self.auth.apply(request)

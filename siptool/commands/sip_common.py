@@ -1,6 +1,10 @@
 """What the SIP commands share: their settings, which final responses pass (--expect), how the
 RFC 3263 failover loop opens a flow (net/failover.py), the NAT view from Via received/rport
-(RFC 3581), reading the password."""
+(RFC 3581), reading the password.
+
+With --proxy (RFC 3261 §8.1.2) the first hop is the proxy: it is what RFC 3263 resolves and
+what the flow goes to, while the Request-URI stays the target and the requests carry the
+proxy as a preloaded Route (``settings.knobs``)."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
 from siptool.net.tls import TlsOptions
 from siptool.numbers import is_decimal
-from siptool.sip.builders import LocalEndpoint
+from siptool.sip.builders import PLAIN, LocalEndpoint, RequestKnobs
 from siptool.sip.message import SipMessage
 from siptool.sip.target import Target
 from siptool.sip.transaction import Timers
@@ -45,6 +49,12 @@ class SipSettings:
     dns_server: str | None = None
     t1: float = 0.5
     t2: float = 4.0
+    proxy: Target | None = None  # --proxy: where every request goes first (RFC 3261 §8.1.2)
+    knobs: RequestKnobs = PLAIN  # -H, --from, --to, --user-agent and the proxy's Route
+
+    def first_hop(self, target: Target) -> Target:
+        """What RFC 3263 resolves for a request to ``target``: the outbound proxy if any."""
+        return self.proxy or target
 
     @property
     def timers(self) -> Timers:
@@ -158,6 +168,7 @@ def nat_view(flow: SipFlow, response: SipMessage | None) -> NatView:
 
 
 async def resolve(target: Target, settings: SipSettings) -> Resolution:
+    """RFC 3263 for ``target`` itself (``settings.first_hop`` says when it is the proxy)."""
     return await resolve_target(
         target,
         dns_server=settings.dns_server,
@@ -204,7 +215,7 @@ async def check_target(
     the server in front when the next one gets the check.  Without ``check_over``
     (--resolve-only) the first server is where the check would go, and nothing is sent."""
     try:
-        resolution = await resolve(target, settings)
+        resolution = await resolve(settings.first_hop(target), settings)
     except ResolveError as exc:
         result.errors.append(exc)
         return

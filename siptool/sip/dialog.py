@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from siptool.errors import ParseError
-from siptool.sip.builders import assemble_request, closing_headers
+from siptool.sip.builders import USER_AGENT, RequestKnobs, assemble_request, closing_headers
 from siptool.sip.message import Header, SipMessage
 from siptool.sip.nameaddr import parse_name_addr
 from siptool.sip.uri import Uri, parse_uri
@@ -51,6 +51,8 @@ class Dialog:
     route_set: list[str] = field(default_factory=list)
     local_seq: int = 1
     warnings: list[str] = field(default_factory=list)
+    # --user-agent on the requests of the dialog (its -H headers were the INVITE's alone).
+    user_agent: str = USER_AGENT
 
     @classmethod
     def from_response(cls, invite: SipMessage, response: SipMessage) -> Dialog:
@@ -152,6 +154,7 @@ class Dialog:
             extra=extra,
             body=body,
             content_type=content_type,
+            knobs=RequestKnobs(user_agent=self.user_agent),
         )
 
     def ack(self, invite: SipMessage, via: str) -> SipMessage:
@@ -214,9 +217,10 @@ def build_response(
     extra: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     content_type: str | None = None,
+    server: str = USER_AGENT,
 ) -> SipMessage:
     """A response to ``request`` (RFC 3261 §8.2.6.2): Via, From, Call-ID, CSeq copied, To
-    copied with ``to_tag`` added when it has none."""
+    copied with ``to_tag`` added when it has none; ``server`` names us (--user-agent)."""
     headers = [Header("Via", h.value) for h in request.header_fields("Via")]
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = request.header(name)
@@ -225,7 +229,7 @@ def build_response(
         if name == "To" and to_tag is not None and _tag_of(value) is None:
             value = f"{value};tag={to_tag}"
         headers.append(Header(name, value))
-    headers += closing_headers("Server", extra, body, content_type)
+    headers += closing_headers("Server", extra, body, content_type, server)
     return SipMessage.response(status, reason, headers, body)
 
 
