@@ -26,6 +26,7 @@ from typing import Any
 
 from siptool.addr import family_of, format_address
 from siptool.errors import LocalBindError
+from siptool.net.pcap_tap import current_tap
 
 __all__ = [
     "PACKET_INTERVAL",
@@ -223,7 +224,10 @@ class _Protocol(asyncio.DatagramProtocol):
         self.session = session
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session._received(data, addr, time.monotonic())
+        session = self.session
+        if session.tap is not None:
+            session.tap.udp(session.local, addr, data, False)
+        session._received(data, addr, time.monotonic())
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for what we sent: the count of what came back says enough.
@@ -244,6 +248,7 @@ class RtpSession:
         self.non_rtp = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
+        self.tap = current_tap()  # --pcap-out
 
     @classmethod
     async def open(cls, host: str, port: int = 0) -> RtpSession:
@@ -302,6 +307,8 @@ class RtpSession:
                 self.send_errors += 1
             else:
                 self.sent += 1
+                if self.tap is not None:
+                    self.tap.udp(self.local, remote, packet, True)
             # Paced from the start time, so a late wake-up does not stretch the stream.
             delay = start + (n + 1) * PACKET_INTERVAL - loop.time()
             await asyncio.sleep(max(0.0, delay))

@@ -41,6 +41,7 @@ from siptool.net.connect import (
     connect_stream,
     os_reason,
 )
+from siptool.net.pcap_tap import PcapTap, current_tap
 from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
@@ -232,10 +233,13 @@ class _UdpSocket:
     SipFlow uses, without building an asyncio datagram transport per target (a fleet ping
     opens a thousand of them)."""
 
-    def __init__(self, sock: socket.socket, flow: SipFlow) -> None:
+    def __init__(self, sock: socket.socket, flow: SipFlow, tap: PcapTap | None = None) -> None:
         self.sock = sock
         self.flow = flow
         self.closed = False
+        self.tap = tap  # --pcap-out
+        name = sock.getsockname()
+        self.local: tuple[str, int] = (name[0], name[1])
         self.loop = asyncio.get_running_loop()
         sock.setblocking(False)
         self.loop.add_reader(sock.fileno(), self._readable)
@@ -251,11 +255,15 @@ class _UdpSocket:
                 # the next receive): the peer is not there, no need to wait for the timeout.
                 self.flow.fail(self._failure(exc))
                 return
+            if self.tap is not None:
+                self.tap.udp(self.local, addr, data, False)
             self.flow.deliver(data, (addr[0], addr[1]))
 
     def sendto(self, data: bytes) -> None:
         try:
             self.sock.send(data)
+            if self.tap is not None:
+                self.tap.udp(self.local, self.flow.remote, data, True)
         except (BlockingIOError, InterruptedError):
             # A full socket buffer drops the datagram, as the network may: the transaction
             # retransmits (RFC 3261 §17.1.2.2).
@@ -273,7 +281,7 @@ class _UdpSocket:
         return self.closed
 
     def get_extra_info(self, name: str) -> Any:
-        return self.sock.getsockname() if name == "sockname" else None
+        return self.local if name == "sockname" else None
 
     def close(self) -> None:
         if not self.closed:
@@ -358,6 +366,7 @@ async def open_flow(
     """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure."""
     flow = SipFlow(transport, remote, log or WireLog(False))
     family = family_of(remote[0])
+    tap = current_tap()  # --pcap-out
     local = bind_address(local_address, local_port, family)
     try:
         if transport == "udp":
@@ -369,12 +378,13 @@ async def open_flow(
             except OSError:
                 sock.close()
                 raise
-            flow._writer = _UdpSocket(sock, flow)
+            flow._writer = _UdpSocket(sock, flow, tap)
         else:
             ssl_context = None
             if transport == "tls":
                 ssl_context = (tls or TlsOptions()).context()
-            stream, _ = await connect_stream(
+            connect = connect_stream if tap is None else tap.connect_stream
+            stream, _ = await connect(
                 lambda: _StreamProtocol(flow),
                 remote,
                 context=ssl_context,

@@ -71,6 +71,7 @@ from siptool.net.connect import (
     connect_stream,
     os_reason,
 )
+from siptool.net.pcap_tap import PcapTap, current_tap
 from siptool.net.settings import LocalSettings
 from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
@@ -494,7 +495,10 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         host = str(addr[0]).split("%", 1)[0]
-        self.endpoint._on_message(data, (host, int(addr[1])))
+        source = (host, int(addr[1]))
+        if self.endpoint.tap is not None:
+            self.endpoint.tap.udp(self.endpoint.wire_local(source), source, data, False)
+        self.endpoint._on_message(data, source)
 
     def error_received(self, exc: Exception) -> None:
         # With IP_RECVERR every ICMP error is queued: read the queue (which also stops the
@@ -534,6 +538,8 @@ class UdpEndpoint(StunEndpoint):
         self._sock: socket.socket | None = None
         self.refused = asyncio.Event()
         self.connected = False
+        self.tap: PcapTap | None = current_tap()  # --pcap-out
+        self._wire_locals: dict[str, Address] = {}
 
     @classmethod
     async def open(
@@ -606,6 +612,20 @@ class UdpEndpoint(StunEndpoint):
         self.log("send", "udp", self.local, destination, data)
         self._count_sent(data)
         self._transport.sendto(data, destination)
+        if self.tap is not None:
+            self.tap.udp(self.wire_local(destination), destination, data, True)
+
+    def wire_local(self, peer: Address) -> Address:
+        """Our address in a datagram to or from ``peer``: the bound one, or for a wildcard
+        bind the one the kernel uses toward ``peer`` (``pcap_tap``'s decisions)."""
+        host = self.local[0]
+        if host != wildcard_address(family_of(host)):
+            return self.local
+        found = self._wire_locals.get(peer[0])
+        if found is None:
+            found = (source_address_toward(peer) or host, self.local[1])
+            self._wire_locals[peer[0]] = found
+        return found
 
     def close(self) -> None:
         super().close()
@@ -688,8 +708,10 @@ class StreamEndpoint(StunEndpoint):
         local = bind_address(settings.local_address, settings.local_port, family_of(remote[0]))
         context = (tls or TlsOptions()).context() if transport_name == "tls" else None
         started = time.monotonic()
+        tap = current_tap()  # --pcap-out
+        connect = connect_stream if tap is None else tap.connect_stream
         try:
-            transport, protocol = await connect_stream(
+            transport, protocol = await connect(
                 lambda: _StreamProtocol(endpoint),
                 remote,
                 context=context,
