@@ -8,7 +8,7 @@ _siptool() {
         case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
     done
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "decode invite-test nat-type options-ping register stun-probe -V --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping register send stun-probe -V --version --help" -- "$cur"))
         return
     fi
     case $cmd in
@@ -55,6 +55,35 @@ _siptool() {
             -c|--critical) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    message)
+        case $prev in
+            --text) return ;;
+            --body) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --content-type) return ;;
+            -n|--count) return ;;
+            --auth-user) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --proxy) return ;;
+            -H|--header) return ;;
+            --from) return ;;
+            --to) return ;;
+            --user-agent) return ;;
+            -w|--warning) return ;;
+            -c|--critical) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--text --body --content-type --listen -n --count --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     nat-type)
@@ -126,6 +155,34 @@ _siptool() {
             -c|--critical) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    send)
+        case $prev in
+            --body) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --content-type) return ;;
+            --expect) return ;;
+            --auth-user) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --proxy) return ;;
+            -H|--header) return ;;
+            --from) return ;;
+            --to) return ;;
+            --user-agent) return ;;
+            -w|--warning) return ;;
+            -c|--critical) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--body --content-type --expect --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)

@@ -15,9 +15,11 @@ import click
 from siptool import __version__
 from siptool.cli.decode import decode
 from siptool.cli.invite_test import invite_test
+from siptool.cli.message import message
 from siptool.cli.nat_type import nat_type
 from siptool.cli.options_ping import options_ping
 from siptool.cli.register import register
+from siptool.cli.send import send
 from siptool.cli.stun_probe import stun_probe
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -34,7 +36,16 @@ def cli() -> None:
     """
 
 
-for _command in (options_ping, register, invite_test, stun_probe, nat_type, decode):
+for _command in (
+    options_ping,
+    register,
+    invite_test,
+    send,
+    message,
+    stun_probe,
+    nat_type,
+    decode,
+):
     cli.add_command(_command)
 
 

@@ -495,6 +495,22 @@ def timer_options(func: F) -> F:
     )(func)
 
 
+def body_options(func: F) -> F:
+    """--body FILE|- and --content-type of the commands that send a body of the user's."""
+    func = click.option(
+        "--content-type",
+        metavar="TYPE",
+        help="Content-Type of --body (default: application/sdp for SDP, else text/plain).",
+    )(func)
+    return click.option(
+        "--body",
+        # Read by the command (cli/run.py: an unreadable file is exit 3, not a usage error).
+        type=click.Path(dir_okay=False, allow_dash=True),
+        metavar="FILE",
+        help="Request body from FILE (- for standard input).",
+    )(func)
+
+
 def sip_check_options(func: F) -> F:
     """The DNS, timer, network, SIP, Nagios and output groups of a SIP check, handed to the
     command as one ``check: SipCheckFlags``."""

@@ -39,6 +39,7 @@ from siptool.commands.sip_common import (
     local_endpoint,
     nat_view,
 )
+from siptool.commands.sip_request import challenge_refusal
 from siptool.errors import ExitCode, LocalBindError, ParseError, SiptoolError
 from siptool.net.sip_client import Outcome, SipClient
 from siptool.net.sip_transport import SipFlow, WireLog
@@ -324,7 +325,7 @@ async def _rounds(
         result.rtt_ms = rtt
         result.nat = nat_view(session.flow, msg)
         if msg.status in (401, 407):
-            refused = _challenged(session, msg)
+            refused = challenge_refusal(session.auth, msg)
             if refused is None:
                 continue
             result.errors.append(refused)
@@ -332,28 +333,6 @@ async def _rounds(
         _final(session, msg, result)
         return None
     return None
-
-
-def _challenged(session: _Session, msg: SipMessage) -> SiptoolError | None:
-    """None when the 401/407 is answered by a retry; else why the registration stops."""
-    auth = session.auth
-    what = f"{msg.status} {msg.reason}"
-    if auth is None:
-        return SiptoolError(
-            f"{what}: credentials needed (--password-file, SIPTOOL_PASSWORD or the prompt)",
-            code="auth_required",
-        )
-    decision = auth.on_challenge(msg)
-    if decision == "retry":
-        return None
-    if decision == "wrong_credentials":
-        options = session.options
-        return SiptoolError(
-            f"wrong credentials: {what} again after sending them for user "
-            f"{options.auth_user or options.user}",
-            code="wrong_credentials",
-        )
-    return SiptoolError(auth.error or "unsupported auth", code="auth_unsupported")
 
 
 def _final(session: _Session, msg: SipMessage, result: RegisterResult) -> None:

@@ -265,6 +265,33 @@ def read_password(password_file: str | None, *, prompt: bool) -> str | None:
     return None
 
 
+MAX_BODY = 1 << 20  # a request body read from --body: more is not a diagnostic request
+
+
+def read_body(path: str) -> bytes:
+    """--body FILE (``-``: standard input) as bytes; ``InputError`` (exit 3) when it cannot be
+    read or is larger than ``MAX_BODY``."""
+    import sys
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_BODY + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_BODY + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read --body {path}: {exc.strerror}") from None
+    if len(data) > MAX_BODY:
+        raise InputError(f"--body {path}: more than {MAX_BODY} bytes")
+    return data
+
+
+def guess_content_type(body: bytes) -> str:
+    """The Content-Type of a body given without --content-type: SDP (RFC 8866 §5: it starts
+    with "v=0"), else plain text."""
+    return "application/sdp" if body.lstrip().startswith(b"v=0") else "text/plain"
+
+
 __all__ = [
     "Expectation",
     "NatView",
@@ -273,8 +300,10 @@ __all__ = [
     "SipSettings",
     "check_target",
     "flow_opener",
+    "guess_content_type",
     "local_endpoint",
     "nat_view",
+    "read_body",
     "read_password",
     "resolve",
     "resolved",
