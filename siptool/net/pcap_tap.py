@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -134,14 +135,13 @@ class PcapTap:
         protocol_factory: Callable[[], _P],
         remote: Address,
         *,
-        context: Any,
+        context: ssl.SSLContext | None,
         server_name: str | None,
         local: Address | None,
         timeout: float,
     ) -> tuple[asyncio.Transport, _P]:
         """``net.connect.connect_stream``, recorded: TCP through ``_TappedTransport``, and TLS
-        (``context``, an ``ssl.SSLContext``) started on top of it.  Raises what asyncio
-        raises."""
+        (with ``context``) started on top of it.  Raises what asyncio raises."""
         loop = asyncio.get_running_loop()
         started = time.time_ns()
 

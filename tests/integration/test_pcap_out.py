@@ -12,6 +12,7 @@ is one line and exit 3.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +25,9 @@ from siptool.capture import RawMessage, iter_input
 from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.live_capture import tcpdump
 from tests.support.peers import require_root, require_tool
-from tests.support.run import siptool, siptool_json
+from tests.support.run import siptool, siptool_json, spawn
 from tests.support.servers import free_port
+from tests.support.sipp import Sipp
 from tests.support.stun_peers import StunPeer
 
 pytestmark = pytest.mark.peer
@@ -168,6 +170,23 @@ def test_tls_is_recorded_as_the_ciphertext_on_the_wire(kamailio: Kamailio, tmp_p
     assert_tshark_clean(ours)
 
 
+def test_stun_over_tls_is_recorded_as_ciphertext(coturn: StunPeer, tmp_path: Path) -> None:
+    assert coturn.tls_port is not None
+    port = coturn.tls_port
+
+    def same_bytes(ours: Path, theirs: Path) -> bool:
+        return tcp_payloads(ours, port) == tcp_payloads(theirs, port, strict=False)
+
+    args = ("-4", "--ca-file", coturn.extra["ca"], f"stuns:localhost:{port}")
+    ours, theirs = recorded_beside_tcpdump(
+        tmp_path, [port], "stun-probe", *args, settled=same_bytes
+    )
+    sent, received = tcp_payloads(ours, port)
+    assert tcp_payloads(theirs, port) == (sent, received) and sent and received
+    assert "Client Hello" in tshark(ours)
+    assert_tshark_clean(ours)
+
+
 def test_register_digest_rounds_match_tcpdump(kamailio: Kamailio, tmp_path: Path) -> None:
     args = ("--user", "pcap-alice", "--expires", "60", kamailio.uri("udp"))
     ours, theirs = recorded_beside_tcpdump(
@@ -200,6 +219,78 @@ def test_stun_probe_to_stund_matches_tcpdump(stund: StunPeer, tmp_path: Path) ->
         tmp_path, [stund.port, stund.alt_port], "stun-probe", stund.primary
     )
     assert_same_messages(ours, theirs, 2)
+
+
+def udp_payloads(path: Path, port: int, strict: bool = True) -> tuple[list[str], list[str]]:
+    """The UDP payloads (hex) toward ``port`` and from it, in order."""
+    fields = ("-T", "fields", "-e", "udp.dstport", "-e", "udp.payload")
+    to_port: list[str] = []
+    from_port: list[str] = []
+    for line in tshark(path, "-Y", f"udp.port == {port}", *fields, strict=strict).splitlines():
+        dport, payload = line.split("\t")
+        (to_port if int(dport) == port else from_port).append(payload)
+    return to_port, from_port
+
+
+def test_invite_test_rtp_matches_tcpdump(sipp: Callable[..., Sipp], tmp_path: Path) -> None:
+    peer = sipp(rtp_echo=True)
+
+    def settled(ours: Path, theirs: Path) -> bool:
+        return same_message_count(ours, theirs) and udp_payloads(
+            ours, peer.media_port
+        ) == udp_payloads(theirs, peer.media_port, strict=False)
+
+    ports = [peer.port, peer.media_port]
+    args = ("--rtp", "--hold", "0.5", peer.uri())
+    ours, theirs = recorded_beside_tcpdump(tmp_path, ports, "invite-test", *args, settled=settled)
+    sent, echoed = udp_payloads(ours, peer.media_port)
+    assert len(sent) >= 20 and len(echoed) >= 20
+    assert (sent, echoed) == udp_payloads(theirs, peer.media_port)
+    found = assert_same_messages(ours, theirs, 5)
+    assert [m[4] for m in found if m[4]] == ["INVITE", "ACK", "BYE"]
+
+
+def spawn_until_recorded(path: Path, count: int, *args: str) -> subprocess.Popen[str]:
+    """``siptool ARGS --pcap-out path`` running, once ``path`` holds ``count`` messages."""
+    process = spawn(*args, "--pcap-out", str(path))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and decoded(path) >= count:
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"{count} messages were not recorded: {process.communicate()}")
+
+
+def process_port(path: Path, server: int) -> int:
+    """Our end of the one TCP connection in ``path`` to port ``server``."""
+    ports = {int(p) for p in tshark(path, "-T", "fields", "-e", "tcp.srcport").split()}
+    (ours,) = ports - {server}
+    return ours
+
+
+def test_ctrl_c_leaves_a_whole_file_ending_in_our_fin(kamailio: Kamailio, tmp_path: Path) -> None:
+    path = tmp_path / "interrupted.pcapng"
+    ping = ("options-ping", "-n", "200", "-i", "0.05", kamailio.uri("tcp"))
+    process = spawn_until_recorded(path, 4, *ping)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    last = tshark(path, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.flags.fin").split("\n")[-2]
+    assert last == f"{process_port(path, kamailio.tcp)}\t1"  # the last packet is our FIN
+    assert_tshark_clean(path)
+
+
+def test_a_killed_run_leaves_a_readable_file(kamailio: Kamailio, tmp_path: Path) -> None:
+    path = tmp_path / "killed.pcapng"
+    ping = ("options-ping", "-n", "200", "-i", "0.05", kamailio.uri("udp"))
+    process = spawn_until_recorded(path, 4, *ping)
+    process.kill()
+    process.communicate(timeout=10)
+    assert_tshark_clean(path)
+    code, doc = siptool_json("decode", str(path))
+    assert code == 0 and not doc["errors"] and len(doc["messages"]) >= 4
 
 
 def test_an_unwritable_path_is_one_line_and_exit_3(tmp_path: Path) -> None:
