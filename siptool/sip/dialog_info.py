@@ -1,9 +1,9 @@
 """Dialog-info documents (RFC 4235): the dialog package, which busy-lamp fields (BLF) watch.
 
 ``parse_dialog_info(body)`` gives a ``DialogInfo``: the entity, the document ``version`` and
-``state`` (full or partial, RFC 4235 §4.1.1), and each ``<dialog>`` with its identifiers,
+``state`` (full or partial, RFC 4235 §4.1), and each ``<dialog>`` with its identifiers,
 direction, state (trying, proceeding, early, confirmed, terminated; §3.7.1), the state's event
-and code (§4.1.2), and the local and remote participants (§4.1.6).  ``DialogInfo.blf`` is what
+and code, and the local and remote participants (§4.1).  ``DialogInfo.blf`` is what
 a lamp shows.
 
 Decisions:
@@ -60,7 +60,7 @@ _SUMMARY_DIALOGS = 3  # dialogs named in a one-line summary
 
 
 class DialogState(enum.StrEnum):
-    """RFC 4235 §3.7.1 (the FSM) / §4.1.2 (``<state>``)."""
+    """RFC 4235 §3.7.1 (the FSM) and §4.1 (``<state>``)."""
 
     TRYING = "trying"
     PROCEEDING = "proceeding"
@@ -84,7 +84,7 @@ class Blf(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Participant:
-    """``<local>`` or ``<remote>`` (RFC 4235 §4.1.6): identity URI, its display name, and
+    """``<local>`` or ``<remote>`` (RFC 4235 §4.1): identity URI, its display name, and
     the target URI (the Contact)."""
 
     identity: str | None
@@ -186,7 +186,7 @@ def parse_dialog_info(body: bytes) -> DialogInfo:
     version, state = read_version_state(root, _WHAT)
     entity = root.attr("entity")
     if entity is None or not entity.strip():
-        fail(_WHAT, "<dialog-info> without its entity attribute (RFC 4235 §4.1.1)", root)
+        fail(_WHAT, "<dialog-info> without its entity attribute (RFC 4235 §4.1)", root)
     return DialogInfo(
         entity=entity.strip(),
         version=version,
@@ -198,7 +198,7 @@ def parse_dialog_info(body: bytes) -> DialogInfo:
 def _dialog(element: XmlElement) -> Dialog:
     dialog_id = _attr(element, "id")
     if dialog_id is None:
-        fail(_WHAT, "<dialog> without its id attribute (RFC 4235 §4.1.2)", element)
+        fail(_WHAT, "<dialog> without its id attribute (RFC 4235 §4.1)", element)
     state = element.find("state", DIALOG_INFO_NS)
     if state is None:
         fail(_WHAT, f"dialog {dialog_id!r} without its <state>", element)

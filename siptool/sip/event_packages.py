@@ -10,10 +10,10 @@ person), or None for a type siptool does not read or an empty body.
 
 Decisions:
 
-* The table: presence (RFC 3856 §4, application/pidf+xml), dialog (RFC 4235 §3,
-  application/dialog-info+xml), message-summary (RFC 3842 §3, application/simple-message-
-  summary), reg (RFC 3680 §4, application/reginfo+xml), refer (RFC 3515 §2.4.4,
-  message/sipfrag) and presence.winfo (RFC 3857 §4, application/watcherinfo+xml, whose body
+* The table: presence (RFC 3856, application/pidf+xml), dialog (RFC 4235,
+  application/dialog-info+xml), message-summary (RFC 3842, application/simple-message-
+  summary), reg (RFC 3680, application/reginfo+xml), refer (RFC 3515 §2.4.5,
+  message/sipfrag) and presence.winfo (RFC 3857, application/watcherinfo+xml, whose body
   is not parsed: ``parse_notify_body`` returns None for it).
 * Package names compare byte by byte (RFC 6665 §8.2.1 keeps RFC 3265 §7.2.1's rule for
   matching Event headers), so ``Event.package`` keeps its spelling; ``package()`` and
@@ -21,12 +21,12 @@ Decisions:
   lower case and a person typing ``--event Presence`` means presence.
 * Media types are matched case-insensitively without their parameters (RFC 2045 §5.1):
   ``Application/PIDF+XML; charset=UTF-8`` is PIDF.  An empty or whitespace-only body is None:
-  RFC 6665 §4.2.1 lets a NOTIFY carry no state (Kamailio does, for a presentity nobody
+  RFC 6665 lets a NOTIFY carry no state (Kamailio does, for a presentity nobody
   published unless ``force_dummy_presence`` is set).
 * Subscription-State values compare case-insensitively (RFC 3261 §7.3.1: tokens, unless the
   grammar says otherwise); an unknown state is OTHER with its text kept (extension-substate,
   RFC 6665 §8.4).  Numbers are delta-seconds of at most ten digits.
-* ``refresh_at``: RFC 6665 §4.1.2.1 has the subscriber refresh "before the expiration"
+* ``refresh_at``: RFC 6665 §4.1.2.2 has the subscriber refresh "before the expiration"
   without saying how long before.  siptool refreshes Timer F (64*T1 = 32 s, RFC 3261
   §17.1.2.2) before expiry, the longest a non-INVITE transaction may take, so that even a
   refresh retransmitted to its timeout ends before the subscription or publication
@@ -115,7 +115,7 @@ def package(name: str) -> EventPackage | None:
 
 def accept_for(name: str) -> str | None:
     """The Accept value of a SUBSCRIBE for the package ``name``; None for one siptool does not
-    know (RFC 6665 §7.2: without Accept, the package's default format applies)."""
+    know (RFC 6665: without Accept, the package's default format applies)."""
     found = package(name)
     return None if found is None else found.accept
 

@@ -3,10 +3,10 @@ message-waiting indication (MWI) a voicemail server sends.
 
 ``parse_message_summary(body)`` gives a ``MessageSummary``: Messages-Waiting yes or no, the
 Message-Account, and per message-context-class (voice-message, fax-message, pager-message,
-multimedia-message, text-message, none: RFC 3458 §4.1) the new and old counts and the
+multimedia-message, text-message, none: RFC 3458) the new and old counts and the
 optional urgent ones, ``Voice-Message: 2/8 (0/2)``.
 
-Decisions (real servers are looser than the RFC 3842 §5.2 grammar, so the reader is too):
+Decisions (real servers are looser than the RFC 3842 §5 grammar, so the reader is too):
 
 * Names are matched case-insensitively, whitespace around the colon, the slash and the
   parentheses is ignored, and CRLF, LF or CR end lines (Asterisk, FreeSWITCH and Kamailio's
@@ -18,7 +18,7 @@ Decisions (real servers are looser than the RFC 3842 §5.2 grammar, so the reade
   a ParseError; so is a line without a colon before the first empty line.  A line of another
   name whose value has the counts' shape is read as an extension class; any other line is
   counted in ``other_lines`` and otherwise ignored.
-* After the first empty line come the optional message headers (RFC 3842 §5.2
+* After the first empty line come the optional message headers (RFC 3842 §5
   opt-msg-headers); they are counted in ``optional_headers``, not interpreted.
 * Bytes that are not UTF-8 become U+FFFD: the format is ASCII, and JSON must stay valid.
 """
@@ -42,7 +42,7 @@ __all__ = [
 
 MEDIA_TYPE = "application/simple-message-summary"
 _WHAT = f"{MEDIA_TYPE} body"
-# RFC 3458 §4.1 message-context-class values, as RFC 3842 §5.2 uses them.
+# RFC 3458 message-context-class values, as RFC 3842 §5 uses them.
 CONTEXT_CLASSES = frozenset(
     {
         "voice-message",
@@ -125,7 +125,7 @@ def parse_message_summary(body: bytes) -> MessageSummary:
     for number in range(start, end):
         reader.line(lines[number], number + 1)
     if reader.waiting is None:
-        raise ParseError(f"bad {_WHAT}: no Messages-Waiting line (RFC 3842 §5.2 requires one)")
+        raise ParseError(f"bad {_WHAT}: no Messages-Waiting line (RFC 3842 §5 requires one)")
     return MessageSummary(
         waiting=reader.waiting,
         account=reader.account,

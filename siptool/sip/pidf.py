@@ -3,16 +3,16 @@ from a NOTIFY of the presence package (RFC 3856), written for a PUBLISH (RFC 390
 
 ``parse_pidf(body)`` gives a ``Presence``: the entity, each ``<tuple>`` (id, ``<basic>`` open
 or closed, contact, notes, timestamp), the notes of the document and of its ``<dm:person>``
-(RFC 4479 §3.1), and the person's ``<rpid:activities>`` (RFC 4480 §3.2: on-the-phone, away,
+(RFC 4479), and the person's ``<rpid:activities>`` (RFC 4480: on-the-phone, away,
 busy, ...).  ``build_pidf`` writes the one-tuple document a PUBLISH carries.
 
 Decisions:
 
-* Required by RFC 3863 and refused when missing: the ``entity`` attribute (§4.1.2), a tuple's
-  ``id`` (§4.1.3) and its ``<status>`` (§4.1.4).  ``<basic>`` is optional inside ``<status>``
-  (§4.1.4: a status may carry only extensions); its value is open or closed, read
-  case-insensitively with surrounding whitespace ignored, and anything else is refused.
-* The overall status is "open" when any tuple is open (RFC 3863 §4.1.4: each tuple is one
+* Required by RFC 3863 and refused when missing: the ``entity`` attribute, a tuple's ``id`` and
+  its ``<status>`` (§4.1).  ``<basic>`` is optional inside ``<status>`` (a status may carry
+  only extensions); its value is open or closed, read case-insensitively with surrounding
+  whitespace ignored, and anything else is refused.
+* The overall status is "open" when any tuple is open (RFC 3863 §4.1: each tuple is one
   way of reaching the presentity; one open way makes it reachable), "closed" when tuples
   say closed and none open, None when no tuple says either.
 * Notes: the document's ``<note>``s, then each person's ``<dm:note>`` (a pidf ``<note>`` inside
@@ -22,8 +22,8 @@ Decisions:
   ``<rpid:note>``; ``<rpid:other>text</rpid:other>`` gives its text.  An empty
   ``<rpid:activities/>`` (Kamailio's dummy again) is no activity.
 * Extension elements (``<im:im>``, ``<dm:device>``, ``<rpid:mood>``, ...) are skipped, as
-  RFC 3863 §4.1.6 asks of a watcher that does not understand them.
-* ``build_pidf`` puts the note inside the tuple (RFC 3863 §4.1.7 allows it there): Kamailio's
+  RFC 3863 asks of a watcher that does not understand them.
+* ``build_pidf`` puts the note inside the tuple (RFC 3863 allows it there): Kamailio's
   aggregation (presence_xml ``agregate_xmls``) merges documents tuple by tuple, so a note
   there follows its tuple's status.  Text XML cannot carry (a NUL, a C0 control) is a
   UsageError; everything else is escaped.
@@ -69,7 +69,7 @@ _SUMMARY_NOTE = 80  # characters of a note shown in a one-line summary
 
 
 class Basic(enum.StrEnum):
-    """RFC 3863 §4.1.4 ``<basic>``."""
+    """RFC 3863 §4.1 ``<basic>``."""
 
     OPEN = "open"
     CLOSED = "closed"
@@ -139,7 +139,7 @@ def parse_pidf(body: bytes) -> Presence:
     require_root(root, "presence", PIDF_NS, _WHAT)
     entity = root.attr("entity")
     if entity is None or not entity.strip():
-        fail(_WHAT, "<presence> without its entity attribute (RFC 3863 §4.1.2)", root)
+        fail(_WHAT, "<presence> without its entity attribute (RFC 3863 §4.1)", root)
     tuples = tuple(_tuple(t) for t in root.findall("tuple", PIDF_NS))
     persons = root.findall("person", DM_NS)
     notes = _notes(root.findall("note", PIDF_NS))
@@ -156,10 +156,10 @@ def parse_pidf(body: bytes) -> Presence:
 def _tuple(element: XmlElement) -> PresenceTuple:
     tuple_id = element.attr("id")
     if tuple_id is None or not tuple_id.strip():
-        fail(_WHAT, "<tuple> without its id attribute (RFC 3863 §4.1.3)", element)
+        fail(_WHAT, "<tuple> without its id attribute (RFC 3863 §4.1)", element)
     status = element.find("status", PIDF_NS)
     if status is None:
-        fail(_WHAT, f"tuple {tuple_id!r} without its <status> (RFC 3863 §4.1.4)", element)
+        fail(_WHAT, f"tuple {tuple_id!r} without its <status> (RFC 3863 §4.1)", element)
     return PresenceTuple(
         id=tuple_id.strip(),
         basic=_basic(status),

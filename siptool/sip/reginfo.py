@@ -2,8 +2,8 @@
 contacts are bound to an address-of-record.
 
 ``parse_reginfo(body)`` gives a ``RegInfo``: ``version`` and ``state`` (full or partial,
-RFC 3680 §5.1), and each ``<registration>`` (aor, id, state init|active|terminated) with its
-``<contact>``s (id, state active|terminated, event, expires, uri, display name; §5.2, §5.3).
+RFC 3680 §5), and each ``<registration>`` (aor, id, state init|active|terminated) with its
+``<contact>``s (id, state active|terminated, event, expires, uri, display name; §5).
 
 Decisions:
 
@@ -55,7 +55,7 @@ _SUMMARY_CONTACTS = 3
 
 
 class RegState(enum.StrEnum):
-    """RFC 3680 §5.2 registration states."""
+    """RFC 3680 §5 registration states."""
 
     INIT = "init"
     ACTIVE = "active"
@@ -63,7 +63,7 @@ class RegState(enum.StrEnum):
 
 
 class ContactState(enum.StrEnum):
-    """RFC 3680 §5.3 contact states."""
+    """RFC 3680 §5 contact states."""
 
     ACTIVE = "active"
     TERMINATED = "terminated"
@@ -184,7 +184,7 @@ def _registration(element: XmlElement) -> Registration:
 def _contact(element: XmlElement) -> RegContact:
     uri = element.find("uri", REGINFO_NS)
     if uri is None or not uri.text:
-        fail(_WHAT, "<contact> without its <uri> (RFC 3680 §5.3)", element)
+        fail(_WHAT, "<contact> without its <uri> (RFC 3680 §5)", element)
     display = element.find("display-name", REGINFO_NS)
     q = element.attr("q")
     return RegContact(

@@ -12,7 +12,7 @@ Decisions:
   it already accepts a last line without CRLF (RFC 3420 fragments often end right after the
   reason phrase), a header section with no empty line after it when no body follows, bare
   LF line ends, and it knows the start-line grammar (RFC 3261 §7.1, §7.2).
-* RFC 3420 §2 makes the start line optional: a fragment of headers alone is read behind a
+* RFC 3420 makes the start line optional: a fragment of headers alone is read behind a
   placeholder status line, so the same header rules apply, and comes back with neither
   status nor method.  A first line is a start line when it begins "SIP/" or ends in
   "SIP/<digits>.<digits>" after two other words; otherwise it must be a header.
@@ -51,7 +51,7 @@ class SipFrag:
 
     @property
     def is_final(self) -> bool:
-        """True for a final response (2xx-6xx): the last NOTIFY of a REFER (RFC 3515 §2.4.7)."""
+        """True for a final response (2xx-6xx): the last NOTIFY of a REFER (RFC 3515)."""
         return self.status is not None and self.status >= 200
 
     @property

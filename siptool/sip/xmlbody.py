@@ -71,7 +71,7 @@ _EXPAT_FAILURES = (expat.ExpatError, LookupError, ValueError, UnicodeError)
 
 
 class DocumentState(enum.StrEnum):
-    """The ``state`` attribute of dialog-info (RFC 4235 §4.1) and reginfo (RFC 3680 §5.1):
+    """The ``state`` attribute of dialog-info (RFC 4235 §4.1) and reginfo (RFC 3680 §5):
     the whole state, or only what changed since the previous version."""
 
     FULL = "full"
@@ -247,7 +247,7 @@ def require_root(root: XmlElement, name: str, ns: str, what: str) -> None:
 
 def read_version_state(root: XmlElement, what: str) -> tuple[int, DocumentState]:
     """The required ``version`` (unsignedInt) and ``state`` (full|partial) attributes of a
-    dialog-info or reginfo document (RFC 4235 §4.1.1, RFC 3680 §5.1)."""
+    dialog-info or reginfo document (RFC 4235 §4.1, RFC 3680 §5)."""
     version = root.attr("version")
     if version is None:
         fail(what, f"<{root.name}> without its version attribute", root)
