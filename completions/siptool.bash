@@ -8,7 +8,7 @@ _siptool() {
         case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
     done
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping register send stun-probe -V --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping publish register send stun-probe subscribe -V --version --help" -- "$cur"))
         return
     fi
     case $cmd in
@@ -129,6 +129,39 @@ _siptool() {
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
+    publish)
+        case $prev in
+            --event) return ;;
+            --status) COMPREPLY=($(compgen -W "open closed" -- "$cur")); return ;;
+            --note) return ;;
+            --body) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --content-type) return ;;
+            --expires) return ;;
+            --duration) return ;;
+            --etag) return ;;
+            --auth-user) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --proxy) return ;;
+            -H|--header) return ;;
+            --from) return ;;
+            --to) return ;;
+            --user-agent) return ;;
+            -w|--warning) return ;;
+            -c|--critical) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --status --note --body --content-type --expires --refresh --duration --remove --etag --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
     register)
         case $prev in
             --expires) return ;;
@@ -201,6 +234,34 @@ _siptool() {
             -c|--critical) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    subscribe)
+        case $prev in
+            --event) return ;;
+            --expires) return ;;
+            --duration) return ;;
+            --auth-user) return ;;
+            --dns-server) return ;;
+            --t1) return ;;
+            --t2) return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --proxy) return ;;
+            -H|--header) return ;;
+            --from) return ;;
+            --to) return ;;
+            --user-agent) return ;;
+            -w|--warning) return ;;
+            -c|--critical) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --expires --duration --once --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -18,9 +18,11 @@ from siptool.cli.invite_test import invite_test
 from siptool.cli.message import message
 from siptool.cli.nat_type import nat_type
 from siptool.cli.options_ping import options_ping
+from siptool.cli.publish import publish
 from siptool.cli.register import register
 from siptool.cli.send import send
 from siptool.cli.stun_probe import stun_probe
+from siptool.cli.subscribe import subscribe
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -42,6 +44,8 @@ for _command in (
     invite_test,
     send,
     message,
+    subscribe,
+    publish,
     stun_probe,
     nat_type,
     decode,

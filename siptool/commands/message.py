@@ -224,6 +224,7 @@ async def run_listen(options: ListenOptions, on_message: OnMessage | None = None
             log,
             result,
             lambda flow, _more: _listen_over(flow, options, result, on_message),
+            accept_any_source=True,  # MESSAGEs may come from another socket of the server's
         )
     except LocalBindError as exc:
         result.errors.append(exc)
@@ -294,15 +295,15 @@ class _Listener:
         """Answer one request; the MESSAGE it carried, if it is a new one."""
         request = item.message
         method = request.method or ""
-        if method == "ACK" or self.answerer.again(request):
+        if method == "ACK" or self.answerer.again(item):
             return None
         if method == "OPTIONS":
-            self.answerer.answer(request, 200, "OK", extra=[("Allow", ALLOW)])
+            self.answerer.answer(item, 200, "OK", extra=[("Allow", ALLOW)])
             return None
         if method != "MESSAGE":
-            self.answerer.answer(request, 405, "Method Not Allowed", extra=[("Allow", ALLOW)])
+            self.answerer.answer(item, 405, "Method Not Allowed", extra=[("Allow", ALLOW)])
             return None
-        self.answerer.answer(request, 200, "OK")
+        self.answerer.answer(item, 200, "OK")
         return Incoming(
             from_=_uri_of(request, "From"),
             to=_uri_of(request, "To"),

@@ -178,9 +178,14 @@ async def resolve(target: Target, settings: SipSettings) -> Resolution:
 
 
 def flow_opener(
-    settings: SipSettings, log: WireLog, *, connect_timeout: float | None = None
+    settings: SipSettings,
+    log: WireLog,
+    *,
+    connect_timeout: float | None = None,
+    accept_any_source: bool = False,
 ) -> OpenFlow:
-    """How the RFC 3263 failover loop (net/failover.py) opens a flow to one server."""
+    """How the RFC 3263 failover loop (net/failover.py) opens a flow to one server
+    (``accept_any_source``: a UDP flow that takes requests from any address, ``open_flow``)."""
 
     async def open_to(candidate: Candidate) -> SipFlow:
         return await open_flow(
@@ -192,6 +197,7 @@ def flow_opener(
             tls=settings.tls,
             connect_timeout=settings.timeout if connect_timeout is None else connect_timeout,
             log=log,
+            accept_any_source=accept_any_source,
         )
 
     return open_to
@@ -206,6 +212,8 @@ async def check_target(
     log: WireLog,
     result: Reached,
     check_over: CheckOver | None,
+    *,
+    accept_any_source: bool = False,
 ) -> None:
     """Resolve ``target`` onto ``result`` (a name that does not resolve: its ResolveError),
     then, RFC 3263 §4.3, run the check over one server's flow after another, in the
@@ -223,7 +231,9 @@ async def check_target(
     if check_over is None:
         result.reach(resolution.candidates[0])
         return
-    servers = Failover(resolution, flow_opener(settings, log), result.errors)
+    servers = Failover(
+        resolution, flow_opener(settings, log, accept_any_source=accept_any_source), result.errors
+    )
     while (opened := await servers.next_flow()) is not None:
         result.reach(opened.candidate)
         silent = await check_over(opened.flow, servers.more)

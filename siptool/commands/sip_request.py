@@ -283,26 +283,28 @@ class Answerer:
             return None
         return via.branch, request.method or ""
 
-    def again(self, request: SipMessage) -> bool:
-        """True (and the earlier answer sent again) when ``request`` is a retransmission."""
-        key = self._key(request)
+    def again(self, item: Received) -> bool:
+        """True (and the earlier answer sent again) when ``item`` is a retransmission."""
+        key = self._key(item.message)
         wire = None if key is None else self._sent.get(key)
         if wire is None:
             return False
         with contextlib.suppress(SiptoolError):
-            self.client.flow.send(wire)
+            self.client.flow.send(wire, item.address)
         return True
 
     def answer(
         self,
-        request: SipMessage,
+        item: Received,
         status: int,
         reason: str,
         *,
         extra: list[tuple[str, str]] | None = None,
         to_tag: str | None = None,
     ) -> None:
-        """Send the response (a fresh To tag unless given: §8.2.6.2) and remember it."""
+        """Send the response (a fresh To tag unless given: §8.2.6.2) to where the request
+        came from (§18.2.2), and remember it."""
+        request = item.message
         response = build_response(
             request,
             status,
@@ -318,7 +320,7 @@ class Answerer:
                 del self._sent[next(iter(self._sent))]
             self._sent[key] = wire
         with contextlib.suppress(SiptoolError):
-            self.client.flow.send(wire)
+            self.client.flow.send(wire, item.address)
 
 
 def challenge_refusal(auth: AuthState | None, msg: SipMessage) -> SiptoolError | None:

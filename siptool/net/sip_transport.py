@@ -54,6 +54,7 @@ class Received:
     data: bytes
     time: float  # time.monotonic() when it arrived
     source: str  # "ip:port"
+    address: tuple[str, int] | None = None  # the source as an address (where a reply goes)
 
 
 # The stream framer's limits on a header section and a body (RFC 3261 §18.3, TCP/TLS).
@@ -162,16 +163,20 @@ class SipFlow:
     def remote_text(self) -> str:
         return format_address(self.remote[0], self.remote[1])
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, to: tuple[str, int] | None = None) -> None:
+        """Send ``data`` to the peer, or (``to``: the source of a request we answer, RFC 3261
+        §18.2.2) to that address over a UDP flow that accepts any source."""
         transport = self._writer
         if transport is None or transport.is_closing():
             raise TransportError(
                 f"{self.transport_name} connection to {self.remote_text} is closed"
             )
-        self.log("send", self.transport_name, self.local, self.remote, data)
         if isinstance(transport, _UdpSocket):
-            transport.sendto(data)
+            where = to if to is not None and not transport.connected else self.remote
+            self.log("send", self.transport_name, self.local, where, data)
+            transport.sendto(data, where)
         else:
+            self.log("send", self.transport_name, self.local, self.remote, data)
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(data)
 
@@ -186,7 +191,7 @@ class SipFlow:
         except ParseError as exc:
             self.drop(data[:MAX_HEADER_BYTES], f"it does not parse ({exc})", len(data), src_text)
             return
-        self._put(Received(message, data, time.monotonic(), src_text))
+        self._put(Received(message, data, time.monotonic(), src_text, src))
 
     def drop(
         self,
@@ -228,13 +233,39 @@ class SipFlow:
             self._writer.close()
 
 
+def _routed_local(
+    family: int, remote: tuple[str, int], local: tuple[str, int] | None
+) -> tuple[str, int]:
+    """Where an unconnected socket binds: --local-address, else the address the kernel routes
+    from toward ``remote`` (learnt from a connected probe: Via and Contact need a real one,
+    not the wildcard), at --local-port or any port."""
+    host = None if local is None else local[0]
+    port = 0 if local is None else local[1]
+    if not host or host in ("0.0.0.0", "::"):
+        probe = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            probe.connect(remote)
+            host = probe.getsockname()[0]
+        finally:
+            probe.close()
+    return host, port
+
+
 class _UdpSocket:
     """A connected UDP socket read with ``loop.add_reader``: the handful of transport methods
     SipFlow uses, without building an asyncio datagram transport per target (a fleet ping
     opens a thousand of them)."""
 
-    def __init__(self, sock: socket.socket, flow: SipFlow, tap: PcapTap | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        flow: SipFlow,
+        tap: PcapTap | None = None,
+        *,
+        connected: bool = True,
+    ) -> None:
         self.sock = sock
+        self.connected = connected
         self.flow = flow
         self.closed = False
         self.tap = tap  # --pcap-out
@@ -259,11 +290,14 @@ class _UdpSocket:
                 self.tap.udp(self.local, addr, data, False)
             self.flow.deliver(data, (addr[0], addr[1]))
 
-    def sendto(self, data: bytes) -> None:
+    def sendto(self, data: bytes, to: tuple[str, int]) -> None:
         try:
-            self.sock.send(data)
+            if self.connected:
+                self.sock.send(data)
+            else:
+                self.sock.sendto(data, to)
             if self.tap is not None:
-                self.tap.udp(self.local, self.flow.remote, data, True)
+                self.tap.udp(self.local, to, data, True)
         except (BlockingIOError, InterruptedError):
             # A full socket buffer drops the datagram, as the network may: the transaction
             # retransmits (RFC 3261 §17.1.2.2).
@@ -362,8 +396,15 @@ async def open_flow(
     tls: TlsOptions | None = None,
     connect_timeout: float = 5.0,
     log: WireLog | None = None,
+    accept_any_source: bool = False,
 ) -> SipFlow:
-    """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure."""
+    """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure.
+
+    ``accept_any_source`` (as the STUN transport names it): over UDP, take requests from any
+    address on our port, not only from ``remote`` (a subscriber's NOTIFYs and a listener's
+    MESSAGEs may come from another
+    socket of the server's, RFC 3261 §18.2.1 does not tie them to the one we sent to); the
+    socket is then not connected, so an ICMP unreachable is not seen and the timeout says it."""
     flow = SipFlow(transport, remote, log or WireLog(False))
     family = family_of(remote[0])
     tap = current_tap()  # --pcap-out
@@ -372,13 +413,16 @@ async def open_flow(
         if transport == "udp":
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                if local is not None:
-                    sock.bind(local)
-                sock.connect(remote)
+                if accept_any_source:
+                    sock.bind(_routed_local(family, remote, local))
+                else:
+                    if local is not None:
+                        sock.bind(local)
+                    sock.connect(remote)
             except OSError:
                 sock.close()
                 raise
-            flow._writer = _UdpSocket(sock, flow, tap)
+            flow._writer = _UdpSocket(sock, flow, tap, connected=not accept_any_source)
         else:
             ssl_context = None
             if transport == "tls":
