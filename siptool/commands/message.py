@@ -35,9 +35,9 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    check_target,
     local_endpoint,
     nat_view,
+    run_check,
 )
 from siptool.commands.sip_request import (
     Answerer,
@@ -46,8 +46,8 @@ from siptool.commands.sip_request import (
     aor_of,
     body_text,
 )
-from siptool.errors import ExitCode, LocalBindError, ParseError, SiptoolError
-from siptool.net.sip_transport import Received, SipFlow, WireLog
+from siptool.errors import ExitCode, ParseError, SiptoolError
+from siptool.net.sip_transport import Received, SipFlow
 from siptool.sip.auth import AuthReport
 from siptool.sip.message import SipMessage, clean_text
 from siptool.sip.target import Target
@@ -159,19 +159,13 @@ class MessageResult(Reached, CheckResult):
 
 async def run_message(options: MessageOptions) -> MessageResult:
     """Send one MESSAGE; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     result = MessageResult(str(options.target), "send")
-    try:
-        await check_target(
-            options.target,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _send_over(flow, options, result),
-        )
-    except LocalBindError as exc:
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.target,
+        options.settings,
+        result,
+        lambda flow, _more: _send_over(flow, options, result),
+    )
     return result
 
 
@@ -215,20 +209,14 @@ OnMessage = Callable[[Incoming], None]
 
 async def run_listen(options: ListenOptions, on_message: OnMessage | None = None) -> MessageResult:
     """Register, wait for MESSAGEs, unregister; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     result = MessageResult(str(options.registrar), "listen")
-    try:
-        await check_target(
-            options.registrar,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _listen_over(flow, options, result, on_message),
-            accept_any_source=True,  # MESSAGEs may come from another socket of the server's
-        )
-    except LocalBindError as exc:
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.registrar,
+        options.settings,
+        result,
+        lambda flow, _more: _listen_over(flow, options, result, on_message),
+        accept_any_source=True,  # MESSAGEs may come from another socket of the server's
+    )
     return result
 
 

@@ -32,10 +32,16 @@ from typing import Any
 
 from siptool.commands.result import CheckResult
 from siptool.commands.send import final_verdict
-from siptool.commands.sip_common import NatView, Reached, SipSettings, check_target, nat_view
+from siptool.commands.sip_common import (
+    NatView,
+    Reached,
+    SipSettings,
+    nat_view,
+    run_check,
+)
 from siptool.commands.sip_request import Exchange, RequestSession, TransactionRecord
-from siptool.errors import ExitCode, LocalBindError, SiptoolError
-from siptool.net.sip_transport import SipFlow, WireLog
+from siptool.errors import ExitCode, SiptoolError
+from siptool.net.sip_transport import SipFlow
 from siptool.numbers import decimal_or_none
 from siptool.sip.auth import AuthReport
 from siptool.sip.event_packages import refresh_at
@@ -104,20 +110,14 @@ async def run_publish(
     options: PublishOptions, published: dict[str, Any] | None = None
 ) -> PublishResult:
     """Publish, refresh, remove as asked; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     result = PublishResult(str(options.target), options.event, published=published)
     result.etag = options.etag
-    try:
-        await check_target(
-            options.target,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _publish_over(flow, options, result),
-        )
-    except LocalBindError as exc:
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.target,
+        options.settings,
+        result,
+        lambda flow, _more: _publish_over(flow, options, result),
+    )
     return result
 
 

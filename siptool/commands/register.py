@@ -35,14 +35,14 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    check_target,
     local_endpoint,
     nat_view,
+    run_check,
 )
 from siptool.commands.sip_request import challenge_refusal
-from siptool.errors import ExitCode, LocalBindError, ParseError, SiptoolError
+from siptool.errors import ExitCode, ParseError, SiptoolError
 from siptool.net.sip_client import Outcome, SipClient
-from siptool.net.sip_transport import SipFlow, WireLog
+from siptool.net.sip_transport import SipFlow
 from siptool.numbers import decimal_or_none
 from siptool.sip.auth import AuthReport, AuthState, DigestCredentials
 from siptool.sip.builders import build_request, new_call_id, new_tag
@@ -263,21 +263,14 @@ def _bindings(msg: SipMessage, contact_uri: str) -> tuple[list[Binding], int | N
 
 async def run_register(options: RegisterOptions) -> RegisterResult:
     """Register (or query, or unregister) at the target; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     result = RegisterResult(str(options.target), options.aor, options.mode)
     result.requested_expires = options.mode.requested_expires(options.expires)
-    try:
-        await check_target(
-            options.target,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _register_over(flow, options, result),
-        )
-    except LocalBindError as exc:
-        # Our address, port or CA file: every server would fail the same way.
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.target,
+        options.settings,
+        result,
+        lambda flow, _more: _register_over(flow, options, result),
+    )
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
 

@@ -25,12 +25,12 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    check_target,
     nat_view,
+    run_check,
 )
 from siptool.commands.sip_request import Exchange, RequestSession, TransactionRecord
-from siptool.errors import ExitCode, LocalBindError, SiptoolError
-from siptool.net.sip_transport import SipFlow, WireLog
+from siptool.errors import ExitCode, SiptoolError
+from siptool.net.sip_transport import SipFlow
 from siptool.sip.auth import AuthReport
 from siptool.sip.target import Target
 
@@ -120,19 +120,13 @@ def expected(expect: Expectation | None) -> tuple[Callable[[int], bool], str]:
 
 async def run_send(options: SendOptions) -> SendResult:
     """Send the request; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     result = SendResult(str(options.target), options.method)
-    try:
-        await check_target(
-            options.target,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _send_over(flow, options, result),
-        )
-    except LocalBindError as exc:
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.target,
+        options.settings,
+        result,
+        lambda flow, _more: _send_over(flow, options, result),
+    )
     result.nagios = nagios_verdict(result, options.thresholds)
     return result
 

@@ -16,8 +16,11 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from siptool.addr import format_address, is_loopback_address, is_private_address
+from siptool.commands.result import CheckResult
 from siptool.errors import (
+    ExitCode,
     InputError,
+    LocalBindError,
     ParseError,
     ResolveError,
     SiptoolError,
@@ -243,6 +246,28 @@ async def check_target(
         result.errors.append(silent.prefixed(where) if servers.more else silent)
 
 
+async def run_check(
+    target: Target,
+    settings: SipSettings,
+    result: Reached,
+    check_over: CheckOver,
+    *,
+    accept_any_source: bool = False,
+) -> None:
+    """``check_target`` with the run's own wire log (-v); a ``LocalBindError`` (our address,
+    port or CA file: every server would fail the same way) is the result's error and makes it
+    a check that could not run (exit 3).  ``result`` is a ``Reached`` and a ``CheckResult``."""
+    log = WireLog(settings.verbose)
+    try:
+        await check_target(
+            target, settings, log, result, check_over, accept_any_source=accept_any_source
+        )
+    except LocalBindError as exc:
+        result.errors.append(exc)
+        if isinstance(result, CheckResult):
+            result.exit_code = ExitCode.NOT_RUN
+
+
 def local_endpoint(flow: SipFlow) -> LocalEndpoint:
     return LocalEndpoint(flow.transport_name, flow.local[0], flow.local[1])
 
@@ -317,4 +342,5 @@ __all__ = [
     "read_password",
     "resolve",
     "resolved",
+    "run_check",
 ]

@@ -42,9 +42,9 @@ from siptool.commands.sip_common import (
     NatView,
     Reached,
     SipSettings,
-    check_target,
     local_endpoint,
     nat_view,
+    run_check,
 )
 from siptool.commands.sip_request import (
     Answerer,
@@ -53,8 +53,8 @@ from siptool.commands.sip_request import (
     TransactionRecord,
     body_text,
 )
-from siptool.errors import ExitCode, LocalBindError, ParseError, SiptoolError
-from siptool.net.sip_transport import Received, SipFlow, WireLog
+from siptool.errors import ExitCode, ParseError, SiptoolError
+from siptool.net.sip_transport import Received, SipFlow
 from siptool.numbers import decimal_or_none
 from siptool.sip.auth import AuthReport
 from siptool.sip.builders import new_branch
@@ -169,21 +169,15 @@ class SubscribeResult(Reached, CheckResult):
 
 async def run_subscribe(options: SubscribeOptions) -> SubscribeResult:
     """Subscribe, read the NOTIFYs, unsubscribe; every verdict is on the result."""
-    log = WireLog(options.settings.verbose)
     mode = "once" if options.once else "duration" if options.duration is not None else "subscribe"
     result = SubscribeResult(str(options.target), options.event, mode)
-    try:
-        await check_target(
-            options.target,
-            options.settings,
-            log,
-            result,
-            lambda flow, _more: _subscribe_over(flow, options, result),
-            accept_any_source=True,  # NOTIFYs may come from another socket of the notifier's
-        )
-    except LocalBindError as exc:
-        result.errors.append(exc)
-        result.exit_code = ExitCode.NOT_RUN
+    await run_check(
+        options.target,
+        options.settings,
+        result,
+        lambda flow, _more: _subscribe_over(flow, options, result),
+        accept_any_source=True,  # NOTIFYs may come from another socket of the notifier's
+    )
     _verdict(result)
     return result
 
