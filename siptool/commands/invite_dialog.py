@@ -14,9 +14,14 @@ Decisions:
 - Every retransmission of the 2xx gets our ACK again (§13.2.2.4); a 2xx from another fork is
   its own dialog, ACKed and hung up at once.
 - The far end's requests are answered in the dialog: its BYE ends the hold, a session refresh
-  or re-offer (RFC 4028, RFC 3311) gets our offer back unchanged, OPTIONS, INFO and NOTIFY a
-  200, anything else 501; outside the dialog 481.
-- A BYE challenged with 401/407 is sent again with credentials (a new request flow, §22.2).
+  or re-offer (RFC 4028, RFC 3311) gets our offer back unchanged, OPTIONS (with Allow and
+  Accept, RFC 3261 §11.2), INFO and NOTIFY a 200, anything else 501; outside the dialog 481.
+  A NOTIFY of the refer package goes to the --refer-to transfer (commands/invite_refer.py),
+  and gets 481 when no REFER of ours made its subscription (RFC 6665 §4.1.3).
+- A BYE (or REFER) challenged with 401/407 is sent again with credentials (a new request
+  flow, §22.2).
+- --refer-to: the REFER goes once the hold is over, and the BYE once the transfer's outcome is
+  in (RFC 5589 §6), unless the far end hung up first.
 """
 
 from __future__ import annotations
@@ -24,16 +29,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 
 from siptool.addr import normalize_address
 from siptool.commands.invite_media import no_rtp_reason, read_sdp_answer, rtp_payload_type
+from siptool.commands.invite_refer import ReferTransfer, is_refer_notify
 from siptool.commands.invite_state import ALLOW, CallState, describe, ms
 from siptool.commands.invite_test import ByeOutcome, Direction
 from siptool.commands.sip_common import flow_opener, local_endpoint, resolve
 from siptool.errors import ParseError, SiptoolError
 from siptool.net.failover import Failover
 from siptool.net.rtp import RtpSession
-from siptool.net.sip_client import OutcomeKind, SipClient
+from siptool.net.sip_client import Outcome, OutcomeKind, SipClient
 from siptool.net.sip_transport import Received, SipFlow
 from siptool.sip.builders import new_branch, new_tag
 from siptool.sip.dialog import Dialog, DialogError, build_response
@@ -48,9 +55,11 @@ __all__ = ["BYE_CUT_SHORT", "CallDialog", "far_end_response"]
 RTP_GRACE = 0.2
 # More of the test RTP lost than this is worth a warning (the call still passes).
 RTP_LOSS_WARNING_PCT = 5.0
-# A BYE is sent once, then again once per challenge answered.
-BYE_ATTEMPTS = 3
+# A BYE (or REFER) is sent once, then again once per challenge answered.
+REQUEST_ATTEMPTS = 3
 BYE_CUT_SHORT = "BYE sent, no answer before the timeout: cleanup cut short"
+# A refer NOTIFY of no REFER of ours (RFC 6665 §4.1.3).
+NO_SUBSCRIPTION = (481, "Subscription Does Not Exist")
 
 
 def far_end_response(method: str, in_dialog: bool) -> tuple[int, str]:
@@ -82,6 +91,8 @@ class CallDialog:
         self.invite_client: SipClient | None = None
         self.client: SipClient | None = None  # for ACK and BYE
         self.remote_bye = asyncio.Event()
+        refer_to = state.options.refer_to
+        self.transfer = None if refer_to is None else ReferTransfer(state, refer_to)
 
     def new_client(self, flow: SipFlow) -> SipClient:
         """A client over ``flow`` whose incoming requests are answered here."""
@@ -132,8 +143,19 @@ class CallDialog:
         state.event(time.monotonic(), Direction.SEND, "ACK")
         # A slow connection to the dialog's next hop comes out of the hold, not the bound.
         await self._hold(rtp, min(hold, max(0.0, state.bound - time.monotonic())))
+        if self.transfer is not None:
+            await self._transfer(self.transfer, client)
         if not self.remote_bye.is_set():
-            await self._bye(dialog, client)
+            await self._bye()
+
+    async def _transfer(self, transfer: ReferTransfer, client: SipClient) -> None:
+        """--refer-to: REFER the call (commands/invite_refer.py), unless it already ended."""
+        if self.remote_bye.is_set():
+            transfer.not_sent("the far end hung up before the REFER")
+            return
+        assert self.dialog is not None
+        contact = local_endpoint(client.flow).contact_uri(self.state.options.contact_user)
+        await transfer.run(self.send_in_dialog, self.dialog.local, f"<{contact}>")
 
     def abandon(self) -> bool:
         """Interrupted: hang up with BYE, unless the call already ended.  False when there
@@ -229,36 +251,58 @@ class CallDialog:
             elif stats.loss_pct is not None and stats.loss_pct > RTP_LOSS_WARNING_PCT:
                 result.warnings.append(f"RTP: {stats.loss_pct:g}% of the packets lost")
 
-    async def _bye(self, dialog: Dialog, client: SipClient) -> None:
+    async def _bye(self) -> None:
         state, result = self.state, self.result
+        outcome, deadline = await self.send_in_dialog("BYE")
+        if outcome.received is None:
+            if self.remote_bye.is_set():
+                return  # the far end hung up meanwhile
+            result.error(
+                "bye_failed", f"no final response to the BYE ({outcome.error or 'timeout'})"
+            )
+            if outcome.kind is OutcomeKind.TIMEOUT and deadline >= state.end_by:
+                result.warnings.append(BYE_CUT_SHORT)
+            return
+        result.bye, result.bye_response = ByeOutcome.ANSWERED, outcome.received.message.status
+
+    async def send_in_dialog(
+        self,
+        method: str,
+        *,
+        extra: Sequence[tuple[str, str]] = (),
+        contact: str | None = None,
+        on_sent: Callable[[SipMessage], None] | None = None,
+        deadline: Callable[[], float] | None = None,
+    ) -> tuple[Outcome, float]:
+        """``method`` in the dialog to its final response, sent again with credentials on a
+        401/407 (at most ``REQUEST_ATTEMPTS`` sends); the last outcome and the deadline it
+        was waited to (``deadline()``, else the cleanup deadline)."""
+        state, dialog, client = self.state, self.dialog, self.client
+        assert dialog is not None and client is not None
         local = local_endpoint(client.flow)
         if state.auth is not None:
-            # A new request flow: credentials only once the BYE itself is challenged.
+            # A new request flow: credentials only once the request itself is challenged.
             state.auth.restart()
-        for _ in range(BYE_ATTEMPTS):
-            bye = dialog.request("BYE", local.via(new_branch()))
-            if state.auth is not None and state.auth.rounds and result.bye_response in (401, 407):
-                state.auth.apply(bye)
-            pending = client.start(bye)
-            state.event(pending.sent_at, Direction.SEND, "BYE")
-            deadline = state.cleanup_deadline()
-            outcome = await pending.final_outcome(deadline)
+        challenged = False
+        outcome, until = Outcome(OutcomeKind.TIMEOUT, error="not sent"), time.monotonic()
+        for _ in range(REQUEST_ATTEMPTS):
+            request = dialog.request(method, local.via(new_branch()), contact=contact, extra=extra)
+            if challenged and state.auth is not None:
+                state.auth.apply(request)
+            if on_sent is not None:
+                on_sent(request)
+            pending = client.start(request)
+            state.event(pending.sent_at, Direction.SEND, method)
+            until = (deadline or state.cleanup_deadline)()
+            outcome = await pending.final_outcome(until)
             if outcome.received is None:
-                if self.remote_bye.is_set():
-                    return  # the far end hung up meanwhile
-                result.error(
-                    "bye_failed",
-                    f"no final response to the BYE ({outcome.error or 'timeout'})",
-                )
-                if outcome.kind is OutcomeKind.TIMEOUT and deadline >= state.end_by:
-                    result.warnings.append(BYE_CUT_SHORT)
-                return
+                break
             msg = outcome.received.message
             state.event(outcome.received.time, Direction.RECV, describe(msg))
-            result.bye, result.bye_response = ByeOutcome.ANSWERED, msg.status
-            if msg.status in (401, 407) and state.authenticate(msg):
-                continue
-            return
+            challenged = msg.status in (401, 407)
+            if not challenged or not state.authenticate(msg):
+                break
+        return outcome, until
 
     # -- what the far end sends us ----------------------------------------------------------
 
@@ -332,9 +376,27 @@ class CallDialog:
             return  # for a 2xx we sent to a re-INVITE, or a stray
         state.event(item.time, Direction.RECV, method + " (from the far end)")
         in_dialog = self.dialog is not None and self.dialog.matches(request)
-        status, reason = far_end_response(method, in_dialog)
-        extra: list[tuple[str, str]] = []
-        body = b""
+        transfer = self.transfer
+        if in_dialog and is_refer_notify(request):
+            ours = transfer is not None and transfer.sent
+            status, reason = NO_SUBSCRIPTION
+            if transfer is not None and ours:
+                status, reason = transfer.on_notify(item)
+        else:
+            status, reason = far_end_response(method, in_dialog)
+        extra, body = self._response_parts(client, method, status)
+        server = state.settings.knobs.user_agent
+        response = build_response(
+            request, status, reason, to_tag=new_tag(), extra=extra, body=body, server=server
+        )
+        client.send_raw(response)
+        state.event(time.monotonic(), Direction.SEND, f"{status} {reason} ({method})")
+
+    def _response_parts(
+        self, client: SipClient, method: str, status: int
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """The headers and body of our ``status`` answer to the far end's ``method``."""
+        state = self.state
         if status == 200 and method == "BYE":
             self.result.bye = ByeOutcome.REMOTE
             self.remote_bye.set()
@@ -342,13 +404,9 @@ class CallDialog:
             # A session refresh or re-offer: keep the session as it is.
             contact = local_endpoint(client.flow).contact_uri(state.options.contact_user)
             extra = [("Contact", f"<{contact}>"), ("Allow", ALLOW)]
-            if state.offer is not None:
-                body = state.offer.to_bytes()
-        elif status == 501:
-            extra = [("Allow", ALLOW)]
-        server = state.settings.knobs.user_agent
-        response = build_response(
-            request, status, reason, to_tag=new_tag(), extra=extra, body=body, server=server
-        )
-        client.send_raw(response)
-        state.event(time.monotonic(), Direction.SEND, f"{status} {reason} ({method})")
+            return extra, b"" if state.offer is None else state.offer.to_bytes()
+        elif status == 200 and method == "OPTIONS":
+            return [("Allow", ALLOW), ("Accept", "application/sdp")], b""  # RFC 3261 §11.2
+        elif status in (405, 501):
+            return [("Allow", ALLOW)], b""
+        return [], b""

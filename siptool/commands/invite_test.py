@@ -13,6 +13,8 @@ Decisions:
   port it cannot bind, mean siptool could not run the check: exit 3, Nagios UNKNOWN.
 - --nagios: the -w/-c thresholds apply to the PDD (post-dial delay: the time to the first
   18x, else to the final response); a warning about the call is a Nagios WARNING.
+- --refer-to: the call also needs the transfer to succeed, the final message/sipfrag of the
+  REFER's NOTIFYs a 2xx (RFC 3515 §2.4.5); the transfer itself is commands/invite_refer.py.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from siptool.commands.sip_common import Expectation, NatView, Reached, SipSettin
 from siptool.errors import ExitCode, InputError, SiptoolError
 from siptool.net.rtp import RtpStats, RtpVerdict
 from siptool.sip.auth import AuthReport
+from siptool.sip.event_packages import SubscriptionState
 from siptool.sip.sdp_offer import AnswerSummary, Codec
+from siptool.sip.sipfrag import SipFrag
 from siptool.sip.target import Target
 
 __all__ = [
@@ -46,6 +50,9 @@ __all__ = [
     "Direction",
     "InviteOptions",
     "Timings",
+    "Transfer",
+    "TransferNotify",
+    "TransferOutcome",
     "judge",
     "nagios_verdict",
 ]
@@ -70,6 +77,10 @@ class InviteOptions:
     # ``InputError`` for a --password-file it cannot read.
     password: Callable[[], str | None] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # --refer-to: REFER the answered call there (RFC 3515) once the hold is over; the wait for
+    # the NOTIFY with the outcome is --refer-wait, else --timeout.
+    refer_to: str | None = None
+    refer_wait: float | None = None
 
     @property
     def contact_user(self) -> str:
@@ -131,6 +142,73 @@ class CallEvent:
         return {"t_ms": self.t_ms, "direction": self.direction.value, "message": self.what}
 
 
+class TransferOutcome(enum.Enum):
+    """What the REFER's NOTIFYs said of the transfer (the JSON ``transfer.outcome``)."""
+
+    SUCCEEDED = "succeeded"  # the last sipfrag is a 2xx: the target answered
+    FAILED = "failed"  # a final sipfrag of 3xx-6xx, or the REFER refused
+    UNKNOWN = "unknown"  # no final sipfrag came (or none could be read)
+
+
+@dataclass
+class TransferNotify:
+    """One NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4), as it came."""
+
+    time_ms: float  # from the (first) REFER
+    cseq: int | None
+    subscription_state: SubscriptionState | None
+    sipfrag: SipFrag | None
+    error: str | None = None  # why its Subscription-State or body could not be read
+    answered: int = 200  # our answer to it
+
+    @property
+    def summary(self) -> str | None:
+        return None if self.sipfrag is None else self.sipfrag.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        state, frag = self.subscription_state, self.sipfrag
+        return {
+            "time_ms": self.time_ms,
+            "cseq": self.cseq,
+            "subscription_state": None if state is None else state.to_dict(),
+            "sipfrag": None if frag is None else {"status": frag.status, "reason": frag.reason},
+            "summary": self.summary,
+            "error": self.error,
+            "answered": self.answered,
+        }
+
+
+@dataclass
+class Transfer:
+    """A --refer-to transfer: the REFER's final response and every NOTIFY it brought."""
+
+    refer_to: str
+    status: int | None = None  # the REFER's final response (202 expected, RFC 3515 §2.4.2)
+    reason: str | None = None
+    refer_ms: float | None = None  # the REFER's round trip
+    notifies: list[TransferNotify] = field(default_factory=list)
+    outcome: TransferOutcome = TransferOutcome.UNKNOWN
+    summary: str | None = None  # "transfer target answered 200 OK"
+
+    @property
+    def status_text(self) -> str | None:
+        """``202 Accepted``, or None before the REFER's final response."""
+        if self.status is None:
+            return None
+        return f"{self.status} {self.reason or ''}".rstrip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "refer_to": self.refer_to,
+            "status": self.status,
+            "reason": self.reason,
+            "refer_ms": self.refer_ms,
+            "notifies": [n.to_dict() for n in self.notifies],
+            "outcome": self.outcome.value,
+            "summary": self.summary,
+        }
+
+
 @dataclass
 class CallResult(Reached, CheckResult):
     call_id: str | None = None
@@ -153,6 +231,9 @@ class CallResult(Reached, CheckResult):
     auth: AuthReport | None = None
     server: str | None = None
     events: list[CallEvent] = field(default_factory=list)
+    # With --refer-to (the JSON's ``transfer``, a key only then); the REFER went if the call
+    # was answered.
+    transfer: Transfer | None = None
     passed: bool = False
     exit_code: ExitCode = field(default=ExitCode.FAILED, kw_only=True)  # OK once it passed
 
@@ -202,7 +283,7 @@ class CallResult(Reached, CheckResult):
             "auth": auth.to_dict(),
             "server": self.server,
             "events": [e.to_dict() for e in self.events],
-        }
+        } | ({} if self.transfer is None else {"transfer": self.transfer.to_dict()})
 
 
 # -- the verdicts ---------------------------------------------------------------------------
@@ -221,6 +302,8 @@ def judge(options: InviteOptions, result: CallResult) -> None:
         passed = _answered(options, result)
     if passed and result.answered:
         passed = _ended_well(result)
+    if passed and result.answered and options.refer_to is not None:
+        passed = _transferred(result)
     result.passed = passed
     if any(isinstance(e, InputError) for e in result.errors):
         result.exit_code = ExitCode.NOT_RUN
@@ -267,6 +350,13 @@ def _ended_well(result: CallResult) -> bool:
         result.error("one_way_audio", f"RTP: {result.rtp.verdict}")
         passed = False
     return passed
+
+
+def _transferred(result: CallResult) -> bool:
+    """With --refer-to an answered call must also be transferred; the transfer engine named
+    the error when it was not (commands/invite_refer.py)."""
+    transfer = result.transfer
+    return transfer is not None and transfer.outcome is TransferOutcome.SUCCEEDED
 
 
 def nagios_verdict(result: CallResult, limits: Thresholds) -> NagiosVerdict:
