@@ -35,6 +35,8 @@ _siptool() {
             --from-user) return ;;
             --to-user) return ;;
             --media-address) return ;;
+            --refer-to) return ;;
+            --refer-wait) return ;;
             --dns-server) return ;;
             --t1) return ;;
             --t2) return ;;
@@ -54,7 +56,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --refer-to --refer-wait --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     message)

@@ -37,6 +37,8 @@ complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l rtp -d 'Send
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l from-user -r -d 'User part of From and Contact (default --user).'
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l to-user -r -d 'Callee (default: the user part of TARGET).'
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l media-address -r -d 'Address announced in the SDP c= line (default: the local address of the SIP flow).'
+complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l refer-to -r -d 'Transfer the answered call there once the hold is over (REFER, RFC 3515); passes when the NOTIFYs say the transfer target answered 2xx.'
+complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l refer-wait -r -d 'With --refer-to: how long to wait for the REFER\'s answer and the NOTIFY with the transfer\'s outcome (default: --timeout).'
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l dns-server -r -d 'DNS server for NAPTR/SRV/A/AAAA lookups (default: /etc/resolv.conf).'
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l t1 -r -d 'RFC 3261 T1: first UDP retransmission interval.'
 complete -c siptool -n '__fish_seen_subcommand_from invite-test' -l t2 -r -d 'RFC 3261 T2: cap of the non-INVITE retransmission interval.'

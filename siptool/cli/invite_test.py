@@ -51,6 +51,17 @@ COMMAND = "invite-test"
     metavar="ADDR",
     help="Address announced in the SDP c= line (default: the local address of the SIP flow).",
 )
+@click.option(
+    "--refer-to",
+    metavar="URI",
+    help="Transfer the answered call there once the hold is over (REFER, RFC 3515); passes when "
+    "the NOTIFYs say the transfer target answered 2xx.",
+)
+@seconds_option(
+    "--refer-wait",
+    help="With --refer-to: how long to wait for the REFER's answer and the NOTIFY with the "
+    "transfer's outcome (default: --timeout).",
+)
 @sip_check_options
 def invite_test(
     target: str,
@@ -62,6 +73,8 @@ def invite_test(
     from_user: str | None,
     to_user: str | None,
     media_address: str | None,
+    refer_to: str | None,
+    refer_wait: float | None,
     check: SipCheckFlags,
 ) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
@@ -76,6 +89,11 @@ def invite_test(
     longer --ring-timeout (a ringing call is then CANCELled; several servers share it, RFC 3263
     failover), plus --hold once answered, plus at most 1 s to end the call (the CANCEL's 487 or
     the BYE's answer).  A cleanup cut short at that bound is reported as a warning.
+
+    --refer-to URI transfers the call (RFC 5589 basic transfer): after the hold, REFER with
+    Refer-To: <URI>, 202 expected; each NOTIFY's message/sipfrag is reported (100 Trying, then
+    the target's answer); then BYE.  The wait for the outcome (--refer-wait, else --timeout)
+    is added to the bound.  Exit 0 only when the target answered 2xx.
     """
 
     def prepare() -> Job[CallResult]:
@@ -107,6 +125,8 @@ def invite_test(
             # Read at the first challenge only: an unchallenged call never prompts.
             password=lambda: read_password(check.sip.password_file, prompt=True),
             thresholds=check.thresholds,
+            refer_to=refer_uri(refer_to),
+            refer_wait=refer_wait,
         )
         return Job(
             shown,
@@ -116,6 +136,21 @@ def invite_test(
         )
 
     run_command(COMMAND, prepare)
+
+
+def refer_uri(text: str | None) -> str | None:
+    """--refer-to: a URI (sip:, sips:, tel: ...) for Refer-To; ``UsageError`` else."""
+    from siptool.errors import ParseError, UsageError
+    from siptool.sip.uri import parse_uri
+
+    if text is None:
+        return None
+    uri = text.strip(" \t<>")
+    try:
+        parse_uri(uri)
+    except ParseError as exc:
+        raise UsageError(f"--refer-to {text!r}: {exc.message}") from None
+    return uri
 
 
 def media_ip(text: str | None) -> str | None:

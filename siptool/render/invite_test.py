@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from siptool.commands.invite_test import ByeOutcome, CallResult, Direction
+from siptool.commands.invite_test import (
+    ByeOutcome,
+    CallResult,
+    Direction,
+    TransferNotify,
+    TransferOutcome,
+)
 from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line as escape
 
@@ -53,6 +59,7 @@ class InviteRenderer(ResultRenderer[CallResult]):
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         _call_rows(table, result)
+        _transfer_rows(table, result)
         _media_rows(table, result)
         _peer_rows(table, result)
         console.print(table)
@@ -94,6 +101,38 @@ def _call_rows(table: Table, result: CallResult) -> None:
     if result.answered:
         hold = "-" if result.hold_ms is None else f"{result.hold_ms / 1000:.1f} s"
         table.add_row("call", f"held {hold}; {escape(bye_text(result))}")
+
+
+def _transfer_rows(table: Table, result: CallResult) -> None:
+    """--refer-to: the REFER's answer, each NOTIFY of its subscription, the outcome."""
+    transfer = result.transfer
+    if transfer is None:
+        return
+    answer = transfer.status_text or "no answer"
+    if transfer.refer_ms is not None:
+        answer += f" in {transfer.refer_ms:.1f} ms"
+    table.add_row("REFER", escape(f"to {transfer.refer_to}: {answer}"))
+    for notify in transfer.notifies:
+        table.add_row("NOTIFY", escape(_notify_text(notify)))
+    # The summary says the outcome ("transfer target answered 200 OK", "REFER refused: ...").
+    colour = "green" if transfer.outcome is TransferOutcome.SUCCEEDED else "red"
+    summary = escape(transfer.summary or transfer.outcome.value)
+    if transfer.outcome is TransferOutcome.UNKNOWN:
+        summary += " (outcome unknown)"
+    table.add_row("transfer", f"[{colour}]{summary}[/{colour}]")
+
+
+def _notify_text(notify: TransferNotify) -> str:
+    """``+12.3 ms: SIP/2.0 100 Trying (active)``."""
+    frag, state = notify.sipfrag, notify.subscription_state
+    what = "no sipfrag" if frag is None else f"SIP/2.0 {frag.status} {frag.reason or ''}".rstrip()
+    if frag is not None and frag.status is None:
+        what = frag.summary()
+    text = f"+{notify.time_ms:.1f} ms: {what}"
+    text += f" ({state.state_text})" if state is not None else ""
+    if notify.error is not None:
+        text += f"; {notify.error}"
+    return text
 
 
 def _media_rows(table: Table, result: CallResult) -> None:
