@@ -283,7 +283,9 @@ class CallResult(Reached, CheckResult):
             "auth": auth.to_dict(),
             "server": self.server,
             "events": [e.to_dict() for e in self.events],
-        } | ({} if self.transfer is None else {"transfer": self.transfer.to_dict()})
+            # --refer-to's outcome; null without (the contract: absent values are null).
+            "transfer": None if self.transfer is None else self.transfer.to_dict(),
+        }
 
 
 # -- the verdicts ---------------------------------------------------------------------------
