@@ -20,6 +20,9 @@ Decisions (each is a choice the RFCs leave open, or a tolerance of real servers)
   kept, although RFC 8489 §14.5 says a receiver ignores them.
 * A known attribute with a malformed value (address family 3, ERROR-CODE shorter than 4 bytes,
   a FINGERPRINT of 2 bytes ...) makes the whole message a ``ParseError``.
+* Except ICMP (RFC 8656 §18.14, comprehension-optional, only informative in a Data
+  indication): one of the wrong size is kept as hex, so that it does not lose the data the
+  indication carries.
 * MESSAGE-INTEGRITY is checked with the RFC 8489 §14.5 rule (length field adjusted to end at
   the attribute) for legacy messages too; RFC 3489 §11.2.8 padded to 64 bytes instead.
 * Keys: SASLprep (RFC 4013) / OpaqueString (RFC 8265) preparation of the password is skipped;
@@ -60,6 +63,7 @@ __all__ = [
     "binding_request",
     "binding_response",
     "encode_address",
+    "encode_address_family",
     "encode_change_request",
     "encode_message",
     "encode_xor_address",
@@ -94,6 +98,22 @@ SOFTWARE = 0x8022
 FINGERPRINT = 0x8028
 RESPONSE_ORIGIN = 0x802B
 OTHER_ADDRESS = 0x802C
+# TURN (RFC 8656 §18, RFC 6062 §6.2).
+CHANNEL_NUMBER = 0x000C
+LIFETIME = 0x000D
+XOR_PEER_ADDRESS = 0x0012
+DATA = 0x0013
+XOR_RELAYED_ADDRESS = 0x0016
+REQUESTED_ADDRESS_FAMILY = 0x0017
+EVEN_PORT = 0x0018
+REQUESTED_TRANSPORT = 0x0019
+DONT_FRAGMENT = 0x001A
+PASSWORD_ALGORITHM = 0x001D
+CONNECTION_ID = 0x002A
+ADDITIONAL_ADDRESS_FAMILY = 0x8000
+ADDRESS_ERROR_CODE = 0x8001
+PASSWORD_ALGORITHMS = 0x8002
+ICMP = 0x8004
 
 _FAMILY_IPV4 = 0x01
 _FAMILY_IPV6 = 0x02
@@ -111,6 +131,18 @@ class StunClass(enum.Enum):
     def label(self) -> str:
         return self.name.lower()
 
+
+# Method numbers used by the code (the names are METHOD_NAMES).
+BINDING = 0x001
+ALLOCATE = 0x003
+REFRESH = 0x004
+SEND = 0x006
+DATA_METHOD = 0x007
+CREATE_PERMISSION = 0x008
+CHANNEL_BIND = 0x009
+CONNECT = 0x00A
+CONNECTION_BIND = 0x00B
+CONNECTION_ATTEMPT = 0x00C
 
 METHOD_NAMES: dict[int, str] = {
     0x001: "binding",  # RFC 8489 §18.2
@@ -256,6 +288,40 @@ def _decode_even_port(value: bytes, key: bytes) -> object:
     return {"reserve": bool(value[0] & 0x80)}
 
 
+ADDRESS_FAMILY_NAMES = {_FAMILY_IPV4: "IPv4", _FAMILY_IPV6: "IPv6"}
+
+
+def _decode_address_family(value: bytes, key: bytes) -> object:
+    # RFC 8656 §18.11/§18.12: family (0x01 IPv4, 0x02 IPv6), then 3 reserved bytes.
+    if len(value) != 4:
+        raise _Malformed(f"address family attribute of {len(value)} bytes, 4 expected")
+    return ADDRESS_FAMILY_NAMES.get(value[0], f"0x{value[0]:02X}")
+
+
+def _decode_address_error_code(value: bytes, key: bytes) -> object:
+    # RFC 8656 §18.13: family (8 bits), 13 reserved bits, class (3 bits), number, reason.
+    if len(value) < 4:
+        raise _Malformed(f"ADDRESS-ERROR-CODE of {len(value)} bytes, at least 4 expected")
+    family = ADDRESS_FAMILY_NAMES.get(value[0], f"0x{value[0]:02X}")
+    code = (value[2] & 0x07) * 100 + value[3]
+    reason = value[4:].decode("utf-8", errors="replace").rstrip("\x00")
+    return {"family": family, "code": code, "reason": reason}
+
+
+def _decode_icmp(value: bytes, key: bytes) -> object:
+    # RFC 8656 §18.14: 18 reserved bits, ICMP type (7 bits), code (9 bits), error data (32).
+    # Comprehension-optional and only informative: one of another size is kept as hex (see
+    # the module docs).
+    if len(value) != 8:
+        return value.hex()
+    word = int.from_bytes(value[:4], "big")
+    return {
+        "type": (word >> 9) & 0x7F,
+        "code": word & 0x1FF,
+        "data": int.from_bytes(value[4:], "big"),
+    }
+
+
 PASSWORD_ALGORITHM_NAMES = {0x0001: "MD5", 0x0002: "SHA-256"}  # RFC 8489 §18.5
 
 
@@ -298,7 +364,8 @@ _uint32 = _decode_uint(4)
 _uint64 = _decode_uint(8)
 
 # The attribute table: type, name, decoder.  RFC 8489 §18.3 (with the RFC 3489 ones it
-# keeps as reserved), RFC 5780 §7, RFC 8656 §18 (TURN), RFC 8445 §16.1 (ICE).
+# keeps as reserved), RFC 5780 §7, RFC 8656 §18 (TURN), RFC 6062 §6.2 (TURN over TCP),
+# RFC 8445 §16.1 (ICE).
 ATTRIBUTES: tuple[tuple[int, str, _Decoder], ...] = (
     (0x0001, "MAPPED-ADDRESS", _decode_address),
     (0x0002, "RESPONSE-ADDRESS", _decode_address),  # RFC 3489 §11.2.2
@@ -318,6 +385,7 @@ ATTRIBUTES: tuple[tuple[int, str, _Decoder], ...] = (
     (0x0014, "REALM", _decode_text),
     (0x0015, "NONCE", _decode_text),
     (0x0016, "XOR-RELAYED-ADDRESS", _decode_xor_address),
+    (0x0017, "REQUESTED-ADDRESS-FAMILY", _decode_address_family),  # RFC 8656 §18.11
     (0x0018, "EVEN-PORT", _decode_even_port),
     (0x0019, "REQUESTED-TRANSPORT", _decode_requested_transport),
     (0x001A, "DONT-FRAGMENT", _decode_flag),
@@ -330,8 +398,12 @@ ATTRIBUTES: tuple[tuple[int, str, _Decoder], ...] = (
     (0x0025, "USE-CANDIDATE", _decode_flag),
     (0x0026, "PADDING", _decode_padding),
     (0x0027, "RESPONSE-PORT", _decode_response_port),
+    (0x002A, "CONNECTION-ID", _uint32),  # RFC 6062 §6.2.1
+    (0x8000, "ADDITIONAL-ADDRESS-FAMILY", _decode_address_family),  # RFC 8656 §18.12
+    (0x8001, "ADDRESS-ERROR-CODE", _decode_address_error_code),  # RFC 8656 §18.13
     (0x8002, "PASSWORD-ALGORITHMS", _decode_password_algorithms),
     (0x8003, "ALTERNATE-DOMAIN", _decode_text),
+    (0x8004, "ICMP", _decode_icmp),  # RFC 8656 §18.14
     # The XOR-MAPPED-ADDRESS number of draft-ietf-behave-rfc3489bis-02, still sent by stund
     # and older coturn.
     (0x8020, "XOR-MAPPED-ADDRESS-OLD", _decode_xor_address),
@@ -666,6 +738,11 @@ def encode_xor_address(ip: str, port: int, transaction_id: bytes) -> bytes:
     key = _xor_key(transaction_id)
     plain = encode_address(ip, port)
     return plain[:2] + _xor(plain[2:4], key) + _xor(plain[4:], key)
+
+
+def encode_address_family(ipv6: bool) -> bytes:
+    """REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value (RFC 8656 §18.11-18.12)."""
+    return bytes((_FAMILY_IPV6 if ipv6 else _FAMILY_IPV4, 0, 0, 0))
 
 
 def encode_change_request(change_ip: bool, change_port: bool) -> bytes:

@@ -3,7 +3,8 @@
 Pure: parsing only; ``siptool.net.stun_transport`` resolves and reaches them.
 
 SERVER text (shared/cli-contract.md): ``host``, ``host:port``, ``[v6]:port`` or an RFC 7064
-``stun:``/``stuns:`` URI.
+``stun:``/``stuns:`` URI; for turn-probe an RFC 7065 ``turn:``/``turns:`` URI instead
+(``parse_server(text, transport, turn=True)``).
 
 Decisions:
 
@@ -12,6 +13,10 @@ Decisions:
 * The scheme wins over the --transport flag: ``stuns:`` is TLS (RFC 7064 §3.2), ``stun:`` is
   UDP unless ``?transport=`` or a --transport of tcp says otherwise (--transport tls with a
   ``stun:`` URI is UDP: the URI asked for plain STUN).
+* ``turn:`` and ``turns:`` follow the same rules (RFC 7065 §3: ``?transport=udp|tcp``);
+  ``turns:...?transport=udp`` is DTLS, which siptool does not speak: named as such.  A
+  ``stun:`` URI given to turn-probe (or a ``turn:`` one to stun-probe) is an error naming the
+  scheme wanted.
 * A missing port is the transport's default: 3478 for UDP and TCP, 5349 for TLS (RFC 8489
   §18.1, RFC 7064 §3.2).
 * Without a SERVER, three well-known public servers run by large operators are asked (README
@@ -29,12 +34,17 @@ from siptool.errors import ParseError
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_SERVERS",
+    "STUN_SCHEMES",
+    "TURN_SCHEMES",
     "StunServer",
     "parse_server",
     "split_server_list",
 ]
 
 DEFAULT_PORT = {"udp": 3478, "tcp": 3478, "tls": 5349}  # RFC 8489 §18.1, RFC 7064 §3.2
+
+STUN_SCHEMES = ("stun", "stuns")  # RFC 7064
+TURN_SCHEMES = ("turn", "turns")  # RFC 7065
 
 DEFAULT_SERVERS = (
     "stun:stun.l.google.com:19302",
@@ -62,18 +72,25 @@ def split_server_list(text: str) -> list[str]:
     return [item for item in text.replace(",", " ").split() if item]
 
 
-def parse_server(text: str, transport: str | None = None) -> StunServer:
+def parse_server(text: str, transport: str | None = None, *, turn: bool = False) -> StunServer:
     """Parse SERVER; ``transport`` is the --transport flag, which a URI's scheme overrides.
+    ``turn``: a TURN server (``turn:``/``turns:`` URIs instead of ``stun:``/``stuns:``).
 
     ``ParseError`` names what is wrong.
     """
     raw = text.strip()
+    kind, schemes, others = ("TURN", TURN_SCHEMES, STUN_SCHEMES)
+    if not turn:
+        kind, schemes, others = ("STUN", STUN_SCHEMES, TURN_SCHEMES)
     if not raw:
-        raise ParseError("empty STUN server")
+        raise ParseError(f"empty {kind} server")
     chosen = (transport or "udp").lower()
     rest = raw
     scheme = raw.split(":", 1)[0].lower() if ":" in raw else ""
-    if scheme in ("stun", "stuns"):
+    if scheme in others:
+        wanted = f"{schemes[0]}: or {schemes[1]}: URI, or host[:port]"
+        raise ParseError(f"{raw!r}: a {kind} server is a {wanted}")
+    if scheme in schemes:
         rest, chosen = _uri_transport(raw, scheme, transport, chosen)
     if chosen not in DEFAULT_PORT:
         raise ParseError(f"unsupported transport {chosen!r} (udp, tcp or tls)")
@@ -93,12 +110,16 @@ def parse_server(text: str, transport: str | None = None) -> StunServer:
 
 
 def _uri_transport(raw: str, scheme: str, transport: str | None, chosen: str) -> tuple[str, str]:
-    """A ``stun:``/``stuns:`` URI: the host[:port] part and the transport it asks for."""
+    """A ``stun:``/``stuns:``/``turn:``/``turns:`` URI: the host[:port] part and the transport
+    it asks for."""
     rest = raw.split(":", 1)[1]
     if rest.startswith("//"):
-        raise ParseError(f"{raw!r}: a stun: URI has no '//' (RFC 7064: stun:host[:port])")
+        raise ParseError(
+            f"{raw!r}: a {scheme}: URI has no '//' (RFC 7064, RFC 7065: {scheme}:host[:port])"
+        )
     rest, _, query = rest.partition("?")
-    if scheme == "stuns":
+    secure = scheme.endswith("s")
+    if secure:
         chosen = "tls"
     else:
         chosen = "udp" if transport is None or transport.lower() == "tls" else chosen
@@ -106,8 +127,10 @@ def _uri_transport(raw: str, scheme: str, transport: str | None, chosen: str) ->
         key, _, value = item.partition("=")
         if key.lower() != "transport" or value.lower() not in ("udp", "tcp"):
             raise ParseError(f"{raw!r}: unsupported URI parameter {item!r}")
-        if scheme == "stun":
+        if not secure:
             chosen = value.lower()
+        elif scheme == "turns" and value.lower() == "udp":
+            raise ParseError(f"{raw!r}: turns: over UDP is DTLS, which siptool does not support")
     return rest, chosen
 
 
