@@ -8,7 +8,7 @@ _siptool() {
         case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
     done
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping publish register send stun-probe subscribe -V --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping publish register send stun-probe subscribe turn-probe -V --version --help" -- "$cur"))
         return
     fi
     case $cmd in
@@ -264,6 +264,30 @@ _siptool() {
             -c|--critical) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --expires --duration --once --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    turn-probe)
+        case $prev in
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --rest-ttl) return ;;
+            -n|--count) return ;;
+            -i|--interval) return ;;
+            --size) return ;;
+            --lifetime) return ;;
+            --peer-transport) COMPREPLY=($(compgen -W "udp tcp" -- "$cur")); return ;;
+            --peer) return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            -w|--warning) return ;;
+            -c|--critical) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--transport --user --password-file --secret-file --rest-ttl -n --count -i --interval --size --lifetime --ipv6-relay --dual-relay --peer-transport --peer --insecure --ca-file --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -23,6 +23,7 @@ from siptool.cli.register import register
 from siptool.cli.send import send
 from siptool.cli.stun_probe import stun_probe
 from siptool.cli.subscribe import subscribe
+from siptool.cli.turn_probe import turn_probe
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -48,6 +49,7 @@ for _command in (
     publish,
     stun_probe,
     nat_type,
+    turn_probe,
     decode,
 ):
     cli.add_command(_command)

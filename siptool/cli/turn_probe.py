@@ -1,0 +1,218 @@
+"""`siptool turn-probe`: its flags, as typed ``TurnProbeOptions``; the work is in
+siptool.commands.turn_probe, the drawing in siptool.render.turn_probe."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from siptool.cli.options import (
+    NagiosFlags,
+    NetworkFlags,
+    OutputFlags,
+    nagios_options,
+    network_options,
+    output_options,
+    seconds_option,
+    thresholds,
+)
+from siptool.cli.run import Job, output_for, run_command
+
+if TYPE_CHECKING:
+    from siptool.addr import Address
+    from siptool.commands.turn_probe import TurnProbeResult
+
+COMMAND = "turn-probe"
+
+
+@click.command(COMMAND)
+@click.argument("server", metavar="SERVER")
+@click.option(
+    "--transport",
+    type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
+    help="Transport for a SERVER given without a scheme (a turn:/turns: URI wins).",
+)
+@click.option("--user", help="User name (long-term credentials; the USER of --secret-file's).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the password of --user (else SIPTOOL_PASSWORD).",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the TURN REST API shared secret (coturn's static-auth-secret).",
+)
+@click.option(
+    "--rest-ttl",
+    type=click.IntRange(1, 10 * 365 * 86400),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the REST credentials made from --secret-file are valid.",
+)
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(1, 100_000),
+    default=5,
+    show_default=True,
+    help="Packets through the relay per method (indications, then ChannelData).",
+)
+@seconds_option("-i", "--interval", default=0.02, help="Seconds between packets.")
+@click.option(
+    "--size",
+    type=click.IntRange(1, 65000),
+    default=160,
+    show_default=True,
+    metavar="BYTES",
+    help="Payload bytes of each packet.",
+)
+@click.option(
+    "--lifetime",
+    type=click.IntRange(1, 0xFFFFFFFF),
+    metavar="SECONDS",
+    help="Allocation lifetime to ask for (default: the server's).",
+)
+@click.option("--ipv6-relay", is_flag=True, help="Ask for an IPv6 relayed address.")
+@click.option(
+    "--dual-relay", is_flag=True, help="Ask for an IPv4 and an IPv6 relayed address (RFC 8656)."
+)
+@click.option(
+    "--peer-transport",
+    type=click.Choice(["udp", "tcp"], case_sensitive=False),
+    default="udp",
+    show_default=True,
+    help="Transport between the relay and the peer (tcp: RFC 6062, not supported yet).",
+)
+@click.option(
+    "--peer",
+    metavar="ADDR:PORT",
+    help="A UDP echo server to use as the peer instead of siptool's own peer socket.",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
+@click.option(
+    "--ca-file", type=click.Path(), metavar="FILE", help="CA bundle for TLS verification."
+)
+@network_options
+@nagios_options
+@output_options
+def turn_probe(
+    server: str,
+    transport: str | None,
+    user: str | None,
+    password_file: str | None,
+    secret_file: str | None,
+    rest_ttl: int,
+    count: int,
+    interval: float,
+    size: int,
+    lifetime: int | None,
+    ipv6_relay: bool,
+    dual_relay: bool,
+    peer_transport: str,
+    peer: str | None,
+    insecure: bool,
+    ca_file: str | None,
+    network: NetworkFlags,
+    nagios: NagiosFlags,
+    output: OutputFlags,
+) -> None:
+    """TURN relay test (RFC 8656): allocate, send data through the relay both ways, free it.
+
+    Allocates a relay (answering the server's 401 with --user and the password from
+    --password-file or SIPTOOL_PASSWORD, or with TURN REST credentials made from
+    --secret-file), permits siptool's own peer socket (or --peer), sends -n packets each way
+    by Send/Data indications and then by ChannelBind + ChannelData, and reports the relayed
+    and mapped addresses, lifetime, allocation time, RTT, loss and jitter per method. The
+    allocation is freed at the end and on Ctrl-C. SERVER is turn:host[:port][?transport=udp|tcp],
+    turns:host[:port] (TLS), or host[:port] with --transport. -w/-c are --nagios thresholds on
+    the allocation time in milliseconds.
+    """
+
+    def prepare() -> Job[TurnProbeResult]:
+        from siptool.commands.sip_common import read_password
+        from siptool.commands.turn_probe import TurnProbeOptions, read_secret, run_turn_probe
+        from siptool.errors import ParseError, UsageError
+        from siptool.net.tls import TlsOptions
+        from siptool.render.turn_probe import TurnProbeRenderer
+        from siptool.stun.servers import parse_server
+        from siptool.stun.turn import PROBE_HEADER
+
+        shown = output_for(COMMAND, output, nagios=nagios)
+        try:
+            parsed = parse_server(server, transport, turn=True)
+        except ParseError as exc:
+            raise UsageError(f"bad SERVER {server!r}: {exc.message}") from None
+        _check_flags(user, password_file, secret_file, ipv6_relay, dual_relay, peer_transport)
+        if size < PROBE_HEADER:
+            raise UsageError(f"--size {size}: at least {PROBE_HEADER} bytes")
+        secret = read_secret(secret_file) if secret_file else None
+        password = None
+        if user is not None and secret is None:
+            password = read_password(password_file, prompt=False)
+            if password is None:
+                raise UsageError("--user needs a password: --password-file or SIPTOOL_PASSWORD")
+        options = TurnProbeOptions(
+            server=parsed,
+            local=network.local(),
+            user=user,
+            password=password,
+            secret=secret,
+            rest_ttl=rest_ttl,
+            count=count,
+            interval=interval,
+            size=size,
+            lifetime=lifetime,
+            ipv6_relay=ipv6_relay,
+            dual_relay=dual_relay,
+            peer=_peer(peer),
+            tls=TlsOptions(insecure=insecure, ca_file=ca_file),
+            thresholds=thresholds(nagios),
+        )
+        renderer = TurnProbeRenderer(shown)
+        return Job(shown, renderer, lambda: run_turn_probe(options), pcap_out=network.pcap_out)
+
+    run_command(COMMAND, prepare)
+
+
+def _check_flags(
+    user: str | None,
+    password_file: str | None,
+    secret_file: str | None,
+    ipv6_relay: bool,
+    dual_relay: bool,
+    peer_transport: str,
+) -> None:
+    """Flags that cannot go together; ``UsageError`` naming them."""
+    from siptool.errors import UsageError
+
+    if secret_file and password_file:
+        raise UsageError("--secret-file and --password-file are exclusive")
+    if password_file and user is None:
+        raise UsageError("--password-file needs --user")
+    if ipv6_relay and dual_relay:
+        raise UsageError("--ipv6-relay and --dual-relay are exclusive (RFC 8656 §7.1)")
+    if peer_transport.lower() == "tcp":
+        raise UsageError("--peer-transport tcp (RFC 6062 TCP relaying) is not supported yet")
+
+
+def _peer(text: str | None) -> Address | None:
+    """--peer ADDR:PORT as an address; ``UsageError`` unless an IP literal and a port."""
+    if text is None:
+        return None
+    import ipaddress
+
+    from siptool.addr import port_number, split_host_port
+    from siptool.errors import UsageError
+
+    try:
+        host, port_text = split_host_port(text.strip())
+        ip = ipaddress.ip_address(host).compressed
+    except ValueError:
+        raise UsageError(f"--peer {text!r}: an IP address and a port (ADDR:PORT)") from None
+    port = port_number(port_text or "")
+    if port is None:
+        raise UsageError(f"--peer {text!r}: an IP address and a port (ADDR:PORT)")
+    return ip, port
