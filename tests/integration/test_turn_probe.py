@@ -49,7 +49,7 @@ def _serve(work: Path, **kw: Any) -> Iterator[TurnServer]:
 
 @pytest.fixture(scope="module")
 def turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer]:
-    yield from _serve(tmp_path_factory.mktemp("turn"), users=USERS, tls=True)
+    yield from _serve(tmp_path_factory.mktemp("turn"), users=USERS, tls=True, ipv6=True)
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +258,35 @@ def test_after_deallocation_a_new_allocation_fits_the_quota_of_one(quota: TurnSe
         assert result.returncode == 0, doc["errors"]
         assert doc["deallocated"] is True
         quota.closed_session(doc["mapped"], since=since)
+
+
+def test_ipv6_relay_requested_address_family(turn: TurnServer) -> None:
+    result, doc = probe("--user", "alice", "--ipv6-relay", turn.uri())
+    assert result.returncode == 0, doc["errors"]
+    (relayed,) = doc["relayed"]
+    assert relayed.startswith("[::1]:")
+    assert_relayed_both_ways(doc)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="turn-probe reports one relayed address; coturn 4.6.1 gives turnutils_uclient -Z two",
+)
+def test_dual_relay_gets_an_ipv4_and_an_ipv6_address(turn: TurnServer) -> None:
+    result, doc = probe("--user", "alice", "--dual-relay", turn.uri())
+    assert result.returncode == 0, doc["errors"]
+    assert len(doc["relayed"]) == 2 and doc["relayed"][1].startswith("[::1]:"), doc["relayed"]
+
+
+def test_no_free_relay_port_is_capacity_508(tmp_path: Path) -> None:
+    for turn in _serve(tmp_path, users=USERS, relay_ports=1):
+        holder = hold(turn, free_port("udp"))
+        try:
+            result, doc = probe("--user", "alice", turn.uri())
+        finally:
+            assert interrupted(holder) == 130
+        assert result.returncode == 1
+        assert "capacity" in error_codes(doc), doc["errors"]
 
 
 def test_pcap_out_holds_the_turn_exchange(turn: TurnServer, tmp_path: Path) -> None:
