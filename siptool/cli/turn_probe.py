@@ -132,8 +132,7 @@ def turn_probe(
     """
 
     def prepare() -> Job[TurnProbeResult]:
-        from siptool.commands.sip_common import read_password
-        from siptool.commands.turn_probe import TurnProbeOptions, read_secret, run_turn_probe
+        from siptool.commands.turn_probe import TurnProbeOptions, run_turn_probe
         from siptool.errors import ParseError, UsageError
         from siptool.net.tls import TlsOptions
         from siptool.render.turn_probe import TurnProbeRenderer
@@ -148,12 +147,7 @@ def turn_probe(
         _check_flags(user, password_file, secret_file, ipv6_relay, dual_relay, peer_transport)
         if size < PROBE_HEADER:
             raise UsageError(f"--size {size}: at least {PROBE_HEADER} bytes")
-        secret = read_secret(secret_file) if secret_file else None
-        password = None
-        if user is not None and secret is None:
-            password = read_password(password_file, prompt=False)
-            if password is None:
-                raise UsageError("--user needs a password: --password-file or SIPTOOL_PASSWORD")
+        password, secret = _secrets(user, password_file, secret_file)
         options = TurnProbeOptions(
             server=parsed,
             local=network.local(),
@@ -196,6 +190,25 @@ def _check_flags(
         raise UsageError("--ipv6-relay and --dual-relay are exclusive (RFC 8656 §7.1)")
     if peer_transport.lower() == "tcp":
         raise UsageError("--peer-transport tcp (RFC 6062 TCP relaying) is not supported yet")
+
+
+def _secrets(
+    user: str | None, password_file: str | None, secret_file: str | None
+) -> tuple[str | None, str | None]:
+    """(password, REST secret): ``InputError`` (exit 3) for a file that cannot be read,
+    ``UsageError`` for --user without a password."""
+    from siptool.commands.sip_common import read_password
+    from siptool.commands.turn_probe import read_secret
+    from siptool.errors import UsageError
+
+    if secret_file:
+        return None, read_secret(secret_file)
+    if user is None:
+        return None, None
+    password = read_password(password_file, prompt=False)
+    if password is None:
+        raise UsageError("--user needs a password: --password-file or SIPTOOL_PASSWORD")
+    return password, None
 
 
 def _peer(text: str | None) -> Address | None:
