@@ -111,6 +111,7 @@ DONT_FRAGMENT = 0x001A
 PASSWORD_ALGORITHM = 0x001D
 CONNECTION_ID = 0x002A
 ADDITIONAL_ADDRESS_FAMILY = 0x8000
+ADDITIONAL_ADDRESS_FAMILY_OLD = 0x8032
 ADDRESS_ERROR_CODE = 0x8001
 PASSWORD_ALGORITHMS = 0x8002
 ICMP = 0x8004
@@ -408,6 +409,9 @@ ATTRIBUTES: tuple[tuple[int, str, _Decoder], ...] = (
     # and older coturn.
     (0x8020, "XOR-MAPPED-ADDRESS-OLD", _decode_xor_address),
     (0x8022, "SOFTWARE", _decode_text),
+    # The ADDITIONAL-ADDRESS-FAMILY number coturn 4.6 still sends and reads (before RFC 8656
+    # assigned 0x8000).
+    (0x8032, "ADDITIONAL-ADDRESS-FAMILY-OLD", _decode_address_family),
     (0x8023, "ALTERNATE-SERVER", _decode_address),
     (0x8028, "FINGERPRINT", _uint32),
     (0x8029, "ICE-CONTROLLED", _uint64),

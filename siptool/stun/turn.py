@@ -27,6 +27,9 @@ Decisions:
   length are ignored; a length longer than the datagram (a lying length) is a ``ParseError``
   and the frame is dropped, as is a channel number outside 0x4000-0x4FFF (§12.4).
 * A Data indication without XOR-PEER-ADDRESS or DATA is a ``ParseError`` (§11.4: discarded).
+* --dual-relay sends ADDITIONAL-ADDRESS-FAMILY twice: under RFC 8656's number 0x8000 and
+  under 0x8032, the number coturn 4.6 uses.  Both are comprehension-optional, so a server
+  ignores the one it does not know.
 * XOR-PEER-ADDRESS in CreatePermission carries port 0: permissions are by IP only (§9).
 """
 
@@ -41,6 +44,7 @@ from siptool.errors import ParseError
 from siptool.stun.framing import channel_data_size, padded
 from siptool.stun.message import (
     ADDITIONAL_ADDRESS_FAMILY,
+    ADDITIONAL_ADDRESS_FAMILY_OLD,
     ADDRESS_ERROR_CODE,
     CHANNEL_NUMBER,
     DATA,
@@ -162,6 +166,7 @@ def allocate_attributes(
         out.append((REQUESTED_ADDRESS_FAMILY, encode_address_family(True)))
     elif dual:
         out.append((ADDITIONAL_ADDRESS_FAMILY, encode_address_family(True)))
+        out.append((ADDITIONAL_ADDRESS_FAMILY_OLD, encode_address_family(True)))
     return out
 
 

@@ -75,7 +75,7 @@ def test_turn_attributes_decode() -> None:
 
 def test_dual_asks_for_an_additional_family_and_never_both() -> None:
     names = [t for t, _ in allocate_attributes(dual=True)]
-    assert 0x8000 in names and 0x0017 not in names
+    assert 0x8000 in names and 0x8032 in names and 0x0017 not in names  # RFC 8656, coturn 4.6
     names = [t for t, _ in allocate_attributes(ipv6=True, dual=True)]
     assert 0x0017 in names and 0x8000 not in names
     assert allocate_attributes(tcp=True)[0][1][0] == 6
