@@ -268,10 +268,6 @@ def test_ipv6_relay_requested_address_family(turn: TurnServer) -> None:
     assert_relayed_both_ways(doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="turn-probe reports one relayed address; coturn 4.6.1 gives turnutils_uclient -Z two",
-)
 def test_dual_relay_gets_an_ipv4_and_an_ipv6_address(turn: TurnServer) -> None:
     result, doc = probe("--user", "alice", "--dual-relay", turn.uri())
     assert result.returncode == 0, doc["errors"]
