@@ -35,7 +35,11 @@ from siptool.addr import family_of, format_address
 __all__ = [
     "Candidate",
     "CandidateType",
+    "IceVerdict",
+    "Mapping",
     "foundation",
+    "make_candidate",
+    "mapping_behaviour",
     "priority",
     "verdict",
 ]
@@ -170,30 +174,44 @@ class IceVerdict:
         return {"mapping": self.mapping, "relays": self.relays, "findings": self.findings}
 
 
-def _mapping(candidates: Sequence[Candidate]) -> str:
-    srflx = [c for c in candidates if c.kind is CandidateType.SRFLX]
-    if not srflx:
+@dataclass(frozen=True)
+class Mapping:
+    """What one STUN server saw of one base: ``mapped`` (ip, port) for ``base`` (ip, port).
+    Kept even when equal to the base, which makes no server-reflexive candidate (RFC 8445
+    §5.1.3 removes it as redundant) but shows there is no NAT."""
+
+    base: tuple[str, int]
+    server: str
+    mapped: tuple[str, int]
+
+
+def mapping_behaviour(mappings: Sequence[Mapping]) -> str:
+    """ "none" (every mapping is its base), "address-dependent" (one base mapped to two
+    addresses by two servers), "endpoint-independent" (one mapping seen by two servers), or
+    "unknown" (nothing seen, or one server only)."""
+    if not mappings:
         return "unknown"
-    by_base: dict[str | None, set[tuple[str, int]]] = {}
-    for c in srflx:
-        by_base.setdefault(c.related, set()).add((c.ip, c.port))
+    by_base: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for m in mappings:
+        by_base.setdefault(m.base, set()).add(m.mapped)
     if any(len(seen) > 1 for seen in by_base.values()):
         return "address-dependent"
-    if all(c.related == c.address for c in srflx):
+    if all(m.mapped == m.base for m in mappings):
         return "none"
-    # One mapping per base: independent if more than one server saw it (else unproven).
-    servers = {c.server for c in srflx}
+    servers = {m.server for m in mappings if m.mapped != m.base}
     return "endpoint-independent" if len(servers) > 1 else "unknown"
 
 
 def verdict(
     candidates: Sequence[Candidate],
+    mappings: Sequence[Mapping],
     stun_asked: int,
     turn_asked: dict[str, int],
 ) -> IceVerdict:
-    """The verdict on ``candidates`` when ``stun_asked`` STUN servers and, per transport,
-    ``turn_asked[transport]`` TURN servers were asked."""
-    mapping = _mapping(candidates)
+    """The verdict on ``candidates`` and the ``mappings`` the STUN servers reported, when
+    ``stun_asked`` STUN servers and, per transport, ``turn_asked[transport]`` TURN servers
+    were asked."""
+    mapping = mapping_behaviour(mappings)
     relays = {
         transport: any(
             c.kind is CandidateType.RELAY and c.relay_protocol == transport for c in candidates
@@ -202,7 +220,7 @@ def verdict(
         if turn_asked[transport]
     }
     findings: list[str] = []
-    if stun_asked and not any(c.kind is CandidateType.SRFLX for c in candidates):
+    if stun_asked and not mappings:
         findings.append(
             "no STUN server answered: UDP may be blocked here, and only a relay over TCP or "
             "TLS can carry media"

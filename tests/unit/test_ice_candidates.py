@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from siptool.stun.ice import (
     CandidateType,
+    Mapping,
     foundation,
     local_preference,
     make_candidate,
@@ -62,20 +63,16 @@ def test_sdp_line_has_raddr_and_rport_for_reflexive_candidates() -> None:
     assert "raddr" not in host.sdp()
 
 
-def _srflx(port: int, server: str) -> object:
-    return make_candidate(
-        CandidateType.SRFLX,
-        "198.51.100.7",
-        port,
-        base="192.0.2.10",
-        related=("192.0.2.10", 50000),
-        server=server,
-    )
+BASE = ("192.0.2.10", 50000)
+
+
+def _seen(port: int, server: str) -> Mapping:
+    return Mapping(BASE, server, ("198.51.100.7", port))
 
 
 def test_two_mappings_of_one_base_are_address_dependent_and_need_the_relay() -> None:
-    cands = [_srflx(61000, "198.51.100.1:3478"), _srflx(61002, "198.51.100.2:3478")]
-    without = verdict(cands, stun_asked=2, turn_asked={"udp": 1})
+    seen = [_seen(61000, "198.51.100.1:3478"), _seen(61002, "198.51.100.2:3478")]
+    without = verdict([], seen, stun_asked=2, turn_asked={"udp": 1})
     assert without.mapping == "address-dependent"
     assert "no working relay: calls to peers behind NAT will fail" in " ".join(without.findings)
     relay = make_candidate(
@@ -87,19 +84,25 @@ def test_two_mappings_of_one_base_are_address_dependent_and_need_the_relay() -> 
         server="198.51.100.1:3478",
         relay_protocol="udp",
     )
-    with_relay = verdict([*cands, relay], stun_asked=2, turn_asked={"udp": 1})
+    with_relay = verdict([relay], seen, stun_asked=2, turn_asked={"udp": 1})
     assert with_relay.relays == {"udp": True}
     assert "works over udp" in " ".join(with_relay.findings)
 
 
 def test_one_mapping_seen_by_two_servers_is_endpoint_independent() -> None:
-    cands = [_srflx(61000, "198.51.100.1:3478"), _srflx(61000, "198.51.100.2:3478")]
-    assert verdict(cands, 2, {}).mapping == "endpoint-independent"
+    seen = [_seen(61000, "198.51.100.1:3478"), _seen(61000, "198.51.100.2:3478")]
+    assert verdict([], seen, 2, {}).mapping == "endpoint-independent"
+
+
+def test_mappings_equal_to_their_base_mean_no_nat() -> None:
+    seen = [Mapping(BASE, "198.51.100.1:3478", BASE)]
+    found = verdict([], seen, 1, {})
+    assert found.mapping == "none" and "no NAT" in found.findings[0]
 
 
 def test_no_srflx_says_udp_may_be_blocked() -> None:
     host = make_candidate(CandidateType.HOST, "192.0.2.10", 50000, base="192.0.2.10")
-    found = verdict([host], stun_asked=1, turn_asked={"tcp": 1})
+    found = verdict([host], [], stun_asked=1, turn_asked={"tcp": 1})
     assert found.mapping == "unknown"
     assert any("no STUN server answered" in f for f in found.findings)
     assert found.relays == {"tcp": False}
