@@ -98,8 +98,10 @@ from siptool.stun.turn import (
 from siptool.stun.turn_auth import TurnAuth, TurnCredentials, rest_credentials
 
 __all__ = [
+    "RelayAttempt",
     "TurnProbeOptions",
     "TurnProbeResult",
+    "allocate_relay",
     "nagios_verdict",
     "read_secret",
     "run_turn_probe",
@@ -130,8 +132,13 @@ class TurnProbeOptions:
     ipv6_relay: bool = False
     dual_relay: bool = False
     peer: Address | None = None  # an external UDP echo peer instead of siptool's own
+    peer_transport: str = "udp"  # "tcp": RFC 6062 TCP relaying
     tls: TlsOptions = field(default_factory=TlsOptions)
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def tcp_relay(self) -> bool:
+        return self.peer_transport == "tcp"
 
     def credentials(self, now: float) -> TurnCredentials | None:
         """--secret-file (REST, valid from ``now`` for --rest-ttl), else --user/password."""
@@ -258,6 +265,82 @@ async def run_turn_probe(options: TurnProbeOptions) -> TurnProbeResult:
     return result
 
 
+@dataclass
+class RelayAttempt:
+    """One allocation made and freed by ``allocate_relay``: what ice-gather needs for a
+    relayed candidate (RFC 8445 §5.1.1.2: the relayed address, its related address the
+    mapped one) and how long each step took.  ``allocation`` is None when it failed, and
+    ``error`` then says why (a ``SiptoolError`` with its JSON code)."""
+
+    server: str
+    transport: str  # of the connection to the server: udp, tcp, tls
+    allocation: Allocation | None = None
+    error: SiptoolError | None = None
+    address: str | None = None  # the server's IP:port
+    local: str | None = None  # ours toward it (the candidate's base, behind the relay)
+    connect_ms: float | None = None  # TCP/TLS connection set-up
+    allocate_ms: float | None = None  # Allocate, its credential rounds included
+    elapsed_ms: float = 0.0  # the whole attempt, resolve to freed
+    deallocated: bool = False
+    auth_mode: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def relayed(self) -> str | None:
+        return self.allocation.relayed[0] if self.allocation is not None else None
+
+
+async def allocate_relay(
+    server: StunServer,
+    credentials: TurnCredentials | None,
+    settings: LocalSettings,
+    *,
+    tls: TlsOptions | None = None,
+    tcp_relay: bool = False,
+    ipv6: bool = False,
+) -> RelayAttempt:
+    """Allocate one relay on ``server`` (its ``transport`` is the connection's), answering
+    401/438 with ``credentials``, and free it at once (Refresh LIFETIME 0).  ``tcp_relay``
+    asks for an RFC 6062 TCP relay (REQUESTED-TRANSPORT 6; a TCP or TLS server only),
+    ``ipv6`` an IPv6 relayed address.  Never raises for what the server or the network did:
+    the error is in the attempt.  ``LocalBindError`` (our own address) goes up."""
+    started = time.monotonic()
+    if tcp_relay and server.transport == "udp":
+        message = "a TCP relay is allocated over TCP or TLS only (RFC 6062 §4.1)"
+        return RelayAttempt(server.text, "udp", error=SiptoolError(message, code="usage"))
+    options = TurnProbeOptions(
+        server=server,
+        local=settings,
+        ipv6_relay=ipv6,
+        tls=tls or TlsOptions(),
+        peer_transport="tcp" if tcp_relay else "udp",
+    )
+    result = TurnProbeResult(server.text, server.transport)
+    log = TurnLog(settings.verbose)
+    allocation: Allocation | None = None
+    endpoint = await _connect(options, result, log)
+    if endpoint is not None:
+        session = _Session(options, result, endpoint, log, credentials=credentials)
+        try:
+            allocation = await session._allocate()
+        finally:
+            await session.close()
+    return RelayAttempt(
+        server.text,
+        server.transport,
+        allocation=allocation,
+        error=result.errors[0] if result.errors else None,
+        address=result.address,
+        local=result.local,
+        connect_ms=result.connect_ms,
+        allocate_ms=result.allocate_ms,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 3),
+        deallocated=result.deallocated,
+        auth_mode=result.auth_mode,
+        warnings=result.warnings,
+    )
+
+
 async def _connect(
     options: TurnProbeOptions, result: TurnProbeResult, log: TurnLog
 ) -> TurnEndpoint | None:
@@ -307,12 +390,16 @@ class _Session:
         result: TurnProbeResult,
         endpoint: TurnEndpoint,
         log: TurnLog,
+        *,
+        credentials: TurnCredentials | None = None,
     ) -> None:
         self.options = options
         self.result = result
         self.endpoint = endpoint
         self.log = log
-        self.auth = TurnAuth(options.credentials(time.time()), SOFTWARE)
+        if credentials is None:
+            credentials = options.credentials(time.time())
+        self.auth = TurnAuth(credentials, SOFTWARE)
         assert endpoint.turn_server is not None
         self.client = TurnClient(
             endpoint, endpoint.turn_server, self.auth, Schedule(cap=options.local.timeout)
@@ -355,7 +442,10 @@ class _Session:
         answer = await self.client.request(
             ALLOCATE,
             lambda tid: allocate_attributes(
-                lifetime=options.lifetime, ipv6=options.ipv6_relay, dual=options.dual_relay
+                tcp=options.tcp_relay,
+                lifetime=options.lifetime,
+                ipv6=options.ipv6_relay,
+                dual=options.dual_relay,
             ),
         )
         self._record_auth(answer)
