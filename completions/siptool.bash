@@ -8,7 +8,7 @@ _siptool() {
         case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
     done
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "decode invite-test message nat-type options-ping publish register send stun-probe subscribe turn-probe -V --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "decode ice-gather invite-test message nat-type options-ping publish register send stun-probe subscribe turn-probe -V --version --help" -- "$cur"))
         return
     fi
     case $cmd in
@@ -24,6 +24,23 @@ _siptool() {
             --write) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --rtp --call-id --method --jsonl -i --interface --port -n --count --duration --write --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    ice-gather)
+        case $prev in
+            --stun) return ;;
+            --turn) return ;;
+            --user) return ;;
+            --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --rest-ttl) return ;;
+            --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --timeout) return ;;
+            --local-address) return ;;
+            --local-port) return ;;
+            --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--stun --turn --loopback --user --password-file --secret-file --rest-ttl --insecure --ca-file --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     invite-test)

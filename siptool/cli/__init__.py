@@ -14,6 +14,7 @@ import click
 
 from siptool import __version__
 from siptool.cli.decode import decode
+from siptool.cli.ice_gather import ice_gather
 from siptool.cli.invite_test import invite_test
 from siptool.cli.message import message
 from siptool.cli.nat_type import nat_type
@@ -50,6 +51,7 @@ for _command in (
     stun_probe,
     nat_type,
     turn_probe,
+    ice_gather,
     decode,
 ):
     cli.add_command(_command)

@@ -113,6 +113,36 @@ class RepeatFlags:
         self.interval = interval
 
 
+class TurnAuthFlags(NamedTuple):
+    """TURN credentials (turn-probe, ice-gather): long-term with --user and a password, or
+    the TURN REST API's, made from --secret-file's shared secret."""
+
+    user: str | None = None
+    password_file: str | None = None
+    secret_file: str | None = None
+    rest_ttl: int = 3600
+
+    def secrets(self) -> tuple[str | None, str | None]:
+        """(password, REST secret); ``UsageError`` for flags that do not go together or
+        --user without a password, ``InputError`` (exit 3) for a file that cannot be read."""
+        from siptool.commands.sip_common import read_password
+        from siptool.commands.turn_probe import read_secret
+        from siptool.errors import UsageError
+
+        if self.secret_file and self.password_file:
+            raise UsageError("--secret-file and --password-file are exclusive")
+        if self.password_file and self.user is None:
+            raise UsageError("--password-file needs --user")
+        if self.secret_file:
+            return None, read_secret(self.secret_file)
+        if self.user is None:
+            return None, None
+        password = read_password(self.password_file, prompt=False)
+        if password is None:
+            raise UsageError("--user needs a password: --password-file or SIPTOOL_PASSWORD")
+        return password, None
+
+
 class DnsFlags(NamedTuple):
     dns_server: str | None = None
 
@@ -455,6 +485,37 @@ def repeat_options(what: str, per: str) -> Callable[[F], F]:
             ),
         ],
     )
+
+
+def turn_auth_options(func: F) -> F:
+    """--user, --password-file, --secret-file, --rest-ttl (as ``turn_auth: TurnAuthFlags``)."""
+    return _grouped(
+        TurnAuthFlags,
+        "turn_auth",
+        [
+            click.option(
+                "--user", help="User name (long-term credentials; the USER of --secret-file's)."
+            ),
+            click.option(
+                "--password-file",
+                type=click.Path(dir_okay=False),
+                help="File holding the password of --user (else SIPTOOL_PASSWORD).",
+            ),
+            click.option(
+                "--secret-file",
+                type=click.Path(dir_okay=False),
+                help="File holding the TURN REST API shared secret (coturn's static-auth-secret).",
+            ),
+            click.option(
+                "--rest-ttl",
+                type=click.IntRange(1, 10 * 365 * 86400),
+                default=3600,
+                show_default=True,
+                metavar="SECONDS",
+                help="How long the REST credentials made from --secret-file are valid.",
+            ),
+        ],
+    )(func)
 
 
 def dns_options(func: F) -> F:

@@ -55,9 +55,11 @@ from siptool.stun.message import (
 __all__ = [
     "LONG_TERM",
     "REST_SECRET",
+    "REST_USER",
     "AuthFailure",
     "TurnAuth",
     "TurnCredentials",
+    "credentials_for",
     "rest_credentials",
 ]
 
@@ -82,6 +84,22 @@ def rest_credentials(secret: str, user: str, expiry: int) -> TurnCredentials:
     username = f"{expiry}:{user}"
     mac = hmac.new(secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1).digest()
     return TurnCredentials(username, base64.b64encode(mac).decode("ascii"), REST_SECRET)
+
+
+REST_USER = "siptool"  # the USER of a REST username when none is given
+
+
+def credentials_for(
+    user: str | None, password: str | None, secret: str | None, rest_ttl: int, now: float
+) -> TurnCredentials | None:
+    """The credentials the flags give at Unix time ``now``: REST ones from ``secret`` (valid
+    ``rest_ttl`` seconds, USER ``user`` or ``REST_USER``), else long-term ``user``/``password``,
+    else none (the server's 401 is then "credentials needed")."""
+    if secret is not None:
+        return rest_credentials(secret, user or REST_USER, int(now) + rest_ttl)
+    if user is not None and password is not None:
+        return TurnCredentials(user, password)
+    return None
 
 
 @dataclass(frozen=True)
