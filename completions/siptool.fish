@@ -340,7 +340,7 @@ complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l size -r -d 'P
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l lifetime -r -d 'Allocation lifetime to ask for (default: the server\'s).'
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l ipv6-relay -d 'Ask for an IPv6 relayed address.'
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l dual-relay -d 'Ask for an IPv4 and an IPv6 relayed address (RFC 8656).'
-complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l peer-transport -x -a 'udp tcp' -d 'Transport between the relay and the peer (tcp: RFC 6062, not supported yet).'
+complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l peer-transport -x -a 'udp tcp' -d 'Transport between the relay and the peer (tcp: RFC 6062, over a TCP or TLS server).'
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l peer -r -d 'A UDP echo server to use as the peer instead of siptool\'s own peer socket.'
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l insecure -d 'Do not verify the TLS certificate.'
 complete -c siptool -n '__fish_seen_subcommand_from turn-probe' -l ca-file -r -d 'CA bundle for TLS verification.'

@@ -84,7 +84,7 @@ COMMAND = "turn-probe"
     type=click.Choice(["udp", "tcp"], case_sensitive=False),
     default="udp",
     show_default=True,
-    help="Transport between the relay and the peer (tcp: RFC 6062, not supported yet).",
+    help="Transport between the relay and the peer (tcp: RFC 6062, over a TCP or TLS server).",
 )
 @click.option(
     "--peer",
@@ -125,10 +125,12 @@ def turn_probe(
     --password-file or SIPTOOL_PASSWORD, or with TURN REST credentials made from
     --secret-file), permits siptool's own peer socket (or --peer), sends -n packets each way
     by Send/Data indications and then by ChannelBind + ChannelData, and reports the relayed
-    and mapped addresses, lifetime, allocation time, RTT, loss and jitter per method. The
-    allocation is freed at the end and on Ctrl-C. SERVER is turn:host[:port][?transport=udp|tcp],
-    turns:host[:port] (TLS), or host[:port] with --transport. -w/-c are --nagios thresholds on
-    the allocation time in milliseconds.
+    and mapped addresses, lifetime, allocation time, RTT, loss and jitter per method. With
+    --peer-transport tcp (RFC 6062, over TCP or TLS) the relay is a TCP one: Connect to
+    siptool's TCP peer and a connection from it, each bound by ConnectionBind and tested with
+    -n packets both ways. The allocation is freed at the end and on Ctrl-C. SERVER is
+    turn:host[:port][?transport=udp|tcp], turns:host[:port] (TLS), or host[:port] with
+    --transport. -w/-c are --nagios thresholds on the allocation time in milliseconds.
     """
 
     def prepare() -> Job[TurnProbeResult]:
@@ -144,7 +146,8 @@ def turn_probe(
             parsed = parse_server(server, transport, turn=True)
         except ParseError as exc:
             raise UsageError(f"bad SERVER {server!r}: {exc.message}") from None
-        _check_flags(user, password_file, secret_file, ipv6_relay, dual_relay, peer_transport)
+        _check_flags(user, password_file, secret_file, ipv6_relay, dual_relay)
+        _check_peer_transport(peer_transport.lower(), parsed.transport, peer)
         if size < PROBE_HEADER:
             raise UsageError(f"--size {size}: at least {PROBE_HEADER} bytes")
         password, secret = _secrets(user, password_file, secret_file)
@@ -162,6 +165,7 @@ def turn_probe(
             ipv6_relay=ipv6_relay,
             dual_relay=dual_relay,
             peer=_peer(peer),
+            peer_transport=peer_transport.lower(),
             tls=TlsOptions(insecure=insecure, ca_file=ca_file),
             thresholds=thresholds(nagios),
         )
@@ -177,7 +181,6 @@ def _check_flags(
     secret_file: str | None,
     ipv6_relay: bool,
     dual_relay: bool,
-    peer_transport: str,
 ) -> None:
     """Flags that cannot go together; ``UsageError`` naming them."""
     from siptool.errors import UsageError
@@ -188,8 +191,21 @@ def _check_flags(
         raise UsageError("--password-file needs --user")
     if ipv6_relay and dual_relay:
         raise UsageError("--ipv6-relay and --dual-relay are exclusive (RFC 8656 §7.1)")
-    if peer_transport.lower() == "tcp":
-        raise UsageError("--peer-transport tcp (RFC 6062 TCP relaying) is not supported yet")
+
+
+def _check_peer_transport(peer_transport: str, transport: str, peer: str | None) -> None:
+    """--peer-transport tcp needs a TCP or TLS server (RFC 6062 §4.1) and siptool's peer."""
+    from siptool.errors import UsageError
+
+    if peer_transport != "tcp":
+        return
+    if transport == "udp":
+        raise UsageError(
+            "--peer-transport tcp needs a TCP or TLS connection to the server (RFC 6062 §4.1): "
+            "use turn:HOST?transport=tcp, turns:HOST or --transport tcp|tls"
+        )
+    if peer is not None:
+        raise UsageError("--peer is a UDP echo server: it does not go with --peer-transport tcp")
 
 
 def _secrets(

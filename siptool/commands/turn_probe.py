@@ -27,6 +27,10 @@ Decisions:
 * The allocation is freed (Refresh LIFETIME 0) whatever ends the run, a failure or Ctrl-C
   included: ``deallocated`` says whether the server confirmed it.
 * --nagios: -w/-c are thresholds on the allocate time; loss counts as in stun-probe.
+* --peer-transport tcp (RFC 6062, ``commands/turn_probe_tcp.py``) replaces the two UDP
+  methods by the TCP relay's two directions (``relay_tests.tcp``, ``tcp_passive``): Send
+  indications and ChannelBind are for UDP allocations only (RFC 6062 §5.1).  The peer is
+  siptool's own TCP peer: --peer is a UDP echo server and does not go with it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from siptool.commands.nagios import (
     verdict,
 )
 from siptool.commands.result import CheckResult
+from siptool.commands.turn_probe_tcp import TCP, TCP_PASSIVE, TcpRelay, TcpTest, peer_address
 from siptool.errors import (
     ExitCode,
     InputError,
@@ -66,8 +71,10 @@ from siptool.net.stun_transport import (
 )
 from siptool.net.tls import TlsOptions
 from siptool.net.turn_client import (
+    PeerConnection,
     PeerSocket,
     RelayedFrame,
+    TcpPeer,
     TurnAnswer,
     TurnClient,
     TurnEndpoint,
@@ -82,6 +89,7 @@ from siptool.stun.turn import (
     DEFAULT_LIFETIME,
     PERMISSION_LIFETIME,
     Allocation,
+    ProbeStream,
     RelayFigures,
     RelayTally,
     allocate_attributes,
@@ -111,7 +119,13 @@ SERVICE = "TURN"  # the Nagios service name
 SOFTWARE = f"siptool/{__version__}"
 REST_USER = "siptool"  # the USER of a REST username without --user
 HELLO, INDICATION, CHANNEL = 0, 1, 2  # the probe payloads' test numbers
-TESTS = {INDICATION: "indication", CHANNEL: "channel"}
+TESTS = {INDICATION: "indication", CHANNEL: "channel", TCP: "tcp", TCP_PASSIVE: "tcp_passive"}
+HOW = {
+    INDICATION: "Send/Data indications",
+    CHANNEL: "ChannelData",
+    TCP: "the TCP relay (Connect)",
+    TCP_PASSIVE: "the TCP relay (ConnectionAttempt)",
+}
 HELLO_TRIES = 5  # the peer's first datagrams to the relayed address
 
 
@@ -192,6 +206,9 @@ class TurnProbeResult(CheckResult):
     channel: int | None = None
     indication: RelayFigures | None = None
     channel_test: RelayFigures | None = None
+    peer_transport: str = "udp"
+    tcp: TcpTest | None = None
+    tcp_passive: TcpTest | None = None
     refreshes: int = 0
     deallocated: bool = False
     dropped: dict[str, int] = field(default_factory=dict)
@@ -201,8 +218,17 @@ class TurnProbeResult(CheckResult):
     def allocated(self) -> bool:
         return bool(self.relayed)
 
+    def tests(self) -> dict[int, RelayFigures | None]:
+        """The figures of the tests this run makes, by test number."""
+        if self.peer_transport == "tcp":
+            return {t: None if r is None else r.figures for t, r in self._tcp_tests().items()}
+        return {INDICATION: self.indication, CHANNEL: self.channel_test}
+
+    def _tcp_tests(self) -> dict[int, TcpTest | None]:
+        return {TCP: self.tcp, TCP_PASSIVE: self.tcp_passive}
+
     def worst_loss(self) -> float:
-        losses = [t.loss_pct for t in (self.indication, self.channel_test) if t is not None]
+        losses = [t.loss_pct for t in self.tests().values() if t is not None]
         return max((x for x in losses if x is not None), default=100.0)
 
     def body(self) -> dict[str, Any]:
@@ -227,9 +253,12 @@ class TurnProbeResult(CheckResult):
             "peer": self.peer,
             "peer_local": self.peer_local,
             "channel": self.channel,
+            "peer_transport": self.peer_transport,
             "relay_tests": {
                 "indication": None if self.indication is None else self.indication.to_dict(),
                 "channel": None if self.channel_test is None else self.channel_test.to_dict(),
+                "tcp": None if self.tcp is None else self.tcp.to_dict(),
+                "tcp_passive": None if self.tcp_passive is None else self.tcp_passive.to_dict(),
             },
             "refreshes": self.refreshes,
             "deallocated": self.deallocated,
@@ -246,7 +275,9 @@ class TurnProbeResult(CheckResult):
 async def run_turn_probe(options: TurnProbeOptions) -> TurnProbeResult:
     """Allocate, test the relay both ways by both methods, free it.  Sockets are closed and
     the allocation freed whatever happens, Ctrl-C included (the cancellation goes on up)."""
-    result = TurnProbeResult(options.server.text, options.server.transport)
+    result = TurnProbeResult(
+        options.server.text, options.server.transport, peer_transport=options.peer_transport
+    )
     log = TurnLog(options.local.verbose)
     try:
         endpoint = await _connect(options, result, log)
@@ -376,8 +407,7 @@ async def _connect(
 
 
 def _exit_code(result: TurnProbeResult) -> ExitCode:
-    tests = (result.indication, result.channel_test)
-    through = all(t is not None and t.received > 0 for t in tests)
+    through = all(t is not None and t.received > 0 for t in result.tests().values())
     return ExitCode.OK if result.allocated and through and not result.errors else ExitCode.FAILED
 
 
@@ -405,6 +435,8 @@ class _Session:
             endpoint, endpoint.turn_server, self.auth, Schedule(cap=options.local.timeout)
         )
         self.peer_socket: PeerSocket | None = None
+        self.tcp: TcpRelay | None = None
+        self.peer_streams: dict[int, ProbeStream] = {}
         self.tallies: dict[int, RelayTally] = {}
         self.complete = asyncio.Event()
         self.hello = asyncio.Event()
@@ -419,6 +451,9 @@ class _Session:
         if allocation is None:
             return
         relayed = allocation.relayed[0]
+        if self.options.tcp_relay:
+            await self._run_tcp(relayed)
+            return
         if not await self._open_peer(relayed):
             return
         if not await self._permit():
@@ -435,6 +470,33 @@ class _Session:
             self.result.channel_test = await self._test(
                 CHANNEL, lambda p: self.client.channel_data(channel, p)
             )
+        self._data_verdicts()
+
+    async def _run_tcp(self, relayed: str) -> None:
+        """RFC 6062: siptool's TCP peer, its permission, then both directions."""
+        result, options = self.result, self.options
+        ip = self._peer_ip(split_address(relayed))
+        peer = await TcpPeer.open(ip, log=self.log)
+        peer.on_data = self._at_tcp_peer
+        self.tcp = TcpRelay(
+            self.client,
+            options.server,
+            peer,
+            settings=options.local,
+            tls=options.tls,
+            run_test=self._test,
+            echoed=self._from_relay,
+            fail=self._fail,
+            errors=result.errors,
+        )
+        result.peer_local = peer.address
+        result.permission = self._permission_ip(ip)
+        if not await self._permit():
+            return
+        self.keepalive = asyncio.ensure_future(self._keep_alive())
+        result.peer = peer_address(result.permission, peer)
+        result.tcp = await self.tcp.active(result.peer, options.size)
+        result.tcp_passive = await self.tcp.passive(relayed, options.size)
         self._data_verdicts()
 
     async def _allocate(self) -> Allocation | None:
@@ -567,7 +629,8 @@ class _Session:
     async def _test(self, test: int, send: Callable[[bytes], None]) -> RelayFigures:
         """``count`` probes ``interval`` apart, then the echoes until all came or --timeout."""
         options = self.options
-        tally = RelayTally(options.count, own_peer=self.peer_socket is not None)
+        own_peer = self.peer_socket is not None or self.tcp is not None
+        tally = RelayTally(options.count, own_peer=own_peer)
         self.tallies[test] = tally
         self.complete.clear()
         for seq in range(options.count):
@@ -585,13 +648,10 @@ class _Session:
         return tally.figures()
 
     def _data_verdicts(self) -> None:
-        for test, figures in (
-            (INDICATION, self.result.indication),
-            (CHANNEL, self.result.channel_test),
-        ):
+        for test, figures in self.result.tests().items():
             if figures is None or not figures.sent:
                 continue
-            how = "Send/Data indications" if test == INDICATION else "ChannelData"
+            how = HOW[test]
             if figures.received == 0:
                 self.result.errors.append(
                     SiptoolError(
@@ -626,6 +686,18 @@ class _Session:
             tally.at_peer(probe, arrived_ns)
         with contextlib.suppress(TransportError):
             self.peer_socket.send(restamp(data, time.monotonic_ns()), source)
+
+    def _at_tcp_peer(self, connection: PeerConnection, data: bytes, arrived_ns: int) -> None:
+        """siptool's TCP peer: the probes cut out of each connection's stream, counted and
+        echoed on the connection they came on."""
+        stream = self.peer_streams.setdefault(id(connection), ProbeStream(self.options.size))
+        for chunk in stream.feed(data):
+            probe = read_probe(chunk)
+            tally = None if probe is None else self.tallies.get(probe.test)
+            if probe is not None and tally is not None:
+                tally.at_peer(probe, arrived_ns)
+            with contextlib.suppress(TransportError):
+                connection.write(restamp(chunk, time.monotonic_ns()))
 
     # -- keeping it and freeing it ---------------------------------------------------------
 
@@ -678,6 +750,8 @@ class _Session:
             self.endpoint.close()
             if self.peer_socket is not None:
                 self.peer_socket.close()
+            if self.tcp is not None:
+                self.tcp.close()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -738,7 +812,8 @@ def nagios_verdict(result: TurnProbeResult, limits: Thresholds) -> NagiosVerdict
     else:
         summary = f"{result.server}: {result.errors[-1].message if result.errors else 'failed'}"
     perf = [limits.time_perfdata("allocate", result.allocate_ms)]
-    for name, figures in (("indication", result.indication), ("channel", result.channel_test)):
+    for test, figures in result.tests().items():
+        name = TESTS[test]
         rtt = None if figures is None else figures.rtt_avg_ms
         lost = 100.0 if figures is None or figures.loss_pct is None else figures.loss_pct
         perf += [f"rtt_{name}={ms_or_unknown(rtt)};;;0", f"loss_{name}={lost:g}%;;;0;100"]

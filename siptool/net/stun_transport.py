@@ -676,7 +676,11 @@ class _StreamProtocol(asyncio.Protocol):
 
 
 class StreamEndpoint(StunEndpoint):
-    """One TCP or TLS connection to one server (RFC 8489 §6.2.2)."""
+    """One TCP or TLS connection to one server (RFC 8489 §6.2.2).  ``protocol_class``
+    frames the stream: a subclass that carries more than STUN (TURN's ChannelData) names
+    its own."""
+
+    protocol_class: type[_StreamProtocol] = _StreamProtocol
 
     def __init__(self, transport_name: str, remote: Address, log: StunLog | None = None) -> None:
         super().__init__(log)
@@ -712,7 +716,7 @@ class StreamEndpoint(StunEndpoint):
         connect = connect_stream if tap is None else tap.connect_stream
         try:
             transport, protocol = await connect(
-                lambda: _StreamProtocol(endpoint),
+                lambda: cls.protocol_class(endpoint),
                 remote,
                 context=context,
                 server_name=server_name,

@@ -14,11 +14,18 @@ Decisions:
   anything else goes the STUN endpoint's way: a stray); a frame that does not parse (a lying
   ChannelData length, an indication without DATA) is dropped and counted in ``dropped`` by
   reason, never an error of the run.
-* On TCP and TLS one stream carries STUN messages and ChannelData (RFC 8656 §12.5): the
-  connection's protocol object is switched to ``_TurnStreamProtocol``, which frames both
-  (ChannelData by its header and padding to 4, STUN by its length).  The switch is of the
-  instance's class, made right after the connection is up and before anything is sent, so
-  that the --pcap-out tap and TLS, which hold that instance, keep working unchanged.
+* On TCP and TLS one stream carries STUN messages and ChannelData (RFC 8656 §12.5):
+  ``TurnStreamEndpoint`` names ``_TurnStreamProtocol`` as its ``protocol_class``, which
+  frames both (ChannelData by its header and padding to 4, STUN by its length).
+* An RFC 6062 data connection (``TurnDataEndpoint``) is framed as STUN until the
+  ConnectionBind success response, and raw from the byte after it (§4.3): what came in the
+  same read after that response is the peer's already, handed to ``on_raw`` as it is.
+* Indications other than Data (ConnectionAttempt, RFC 6062 §4.4) go to ``on_indication``
+  when it is set, else they are dropped and counted.
+* ``TcpPeer`` is siptool's own TCP peer: it listens (for the relay's Connect) and connects
+  (to the relayed address, for ConnectionAttempt), and hands every connection's bytes to
+  ``on_data``.  Its connections are not in --pcap-out (the tap records what the client
+  sends and receives).
 * Each success or error response to a request is kept as bytes until the client has read it,
   so that its MESSAGE-INTEGRITY can be checked with the long-term key (RFC 8489 §9.2.5).
 * Arrival times are ``time.monotonic_ns()``: the probe payloads carry nanoseconds.
@@ -26,6 +33,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,7 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from siptool.addr import Address, format_address, normalize_address
-from siptool.errors import ParseError, TransportError
+from siptool.errors import LocalBindError, ParseError, TransportError
+from siptool.net.connect import os_reason
 from siptool.net.settings import LocalSettings
 from siptool.net.stun_transport import (
     Exchange,
@@ -53,6 +62,7 @@ from siptool.stun.framing import (
     transaction_id,
 )
 from siptool.stun.message import (
+    CONNECTION_BIND,
     DATA_METHOD,
     SEND,
     StunClass,
@@ -72,10 +82,13 @@ from siptool.stun.turn import (
 from siptool.stun.turn_auth import AuthFailure, TurnAuth
 
 __all__ = [
+    "PeerConnection",
     "PeerSocket",
     "RelayedFrame",
+    "TcpPeer",
     "TurnAnswer",
     "TurnClient",
+    "TurnDataEndpoint",
     "TurnEndpoint",
     "TurnLog",
     "open_turn_endpoint",
@@ -130,6 +143,7 @@ class TurnEndpoint(StunEndpoint):
         super().__init__(*args, **kwargs)
         self.turn_server: Address | None = None
         self.on_relayed: Callable[[RelayedFrame], None] | None = None
+        self.on_indication: Callable[[StunMessage], None] | None = None
         self.dropped: Counter[str] = Counter()
         self.raw_responses: dict[bytes, bytes] = {}
 
@@ -153,7 +167,7 @@ class TurnEndpoint(StunEndpoint):
             else:
                 message = parse_stun(data)
                 if message.method != DATA_METHOD:
-                    self.dropped[f"{message.method_name} indication"] += 1
+                    self._other_indication(message)
                     return
                 peer, payload = read_data_indication(message)
                 frame = RelayedFrame(payload, arrived, peer=peer)
@@ -163,6 +177,12 @@ class TurnEndpoint(StunEndpoint):
             return
         if self.on_relayed is not None:
             self.on_relayed(frame)
+
+    def _other_indication(self, message: StunMessage) -> None:
+        if self.on_indication is None:
+            self.dropped[f"{message.method_name} indication"] += 1
+            return
+        self.on_indication(message)
 
 
 class TurnUdpEndpoint(TurnEndpoint, UdpEndpoint):
@@ -195,6 +215,8 @@ class _TurnStreamProtocol(_StreamProtocol):
 class TurnStreamEndpoint(TurnEndpoint, StreamEndpoint):
     """A TCP or TLS connection to a TURN server."""
 
+    protocol_class: type[_StreamProtocol] = _TurnStreamProtocol
+
     @classmethod
     async def open_turn(
         cls,
@@ -210,9 +232,68 @@ class TurnStreamEndpoint(TurnEndpoint, StreamEndpoint):
             transport_name, remote, server_name=server_name, tls=tls, settings=settings, log=log
         )
         assert isinstance(endpoint, TurnStreamEndpoint)
-        if endpoint._protocol is not None:
-            endpoint._protocol.__class__ = _TurnStreamProtocol  # see the module docs
         return endpoint
+
+
+_CONNECTION_BIND_SUCCESS = (0x0100 | CONNECTION_BIND).to_bytes(2, "big")  # RFC 8489 §5
+
+
+class _DataStreamProtocol(_StreamProtocol):
+    """STUN until the ConnectionBind success, raw after it (see the module docs)."""
+
+    endpoint: TurnDataEndpoint
+
+    def data_received(self, data: bytes) -> None:
+        endpoint = self.endpoint
+        if endpoint.bound:
+            endpoint._raw(data)
+            return
+        self.buffer += data
+        while self.buffer and not endpoint.bound:
+            try:
+                size = complete_frame_length(self.buffer)
+            except ParseError as exc:
+                endpoint._fail_all(TransportError(f"{endpoint.name}: unframeable stream: {exc}"))
+                self.buffer = b""
+                return
+            if size is None:
+                return
+            frame, self.buffer = self.buffer[:size], self.buffer[size:]
+            tid = transaction_id(frame)
+            if frame[:2] == _CONNECTION_BIND_SUCCESS and tid in endpoint._waiters:
+                endpoint.bound = True
+            endpoint._on_message(frame, endpoint.remote)
+        if endpoint.bound and self.buffer:
+            rest, self.buffer = self.buffer, b""
+            endpoint._raw(rest)
+
+
+class TurnDataEndpoint(TurnStreamEndpoint):
+    """An RFC 6062 data connection: ConnectionBind on it, then the peer's raw bytes, which
+    go to ``on_raw`` (kept until it is set)."""
+
+    protocol_class = _DataStreamProtocol
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bound = False
+        self.on_raw: Callable[[bytes, int], None] | None = None
+        self._early: list[tuple[bytes, int]] = []
+
+    def _raw(self, data: bytes) -> None:
+        arrived = time.monotonic_ns()
+        self.log("recv", self.transport_name, self.local, self.remote, data)
+        if self.on_raw is None:
+            self._early.append((data, arrived))
+            return
+        self.on_raw(data, arrived)
+
+    def take_raw(self, on_raw: Callable[[bytes, int], None]) -> None:
+        """From now on the peer's bytes go to ``on_raw``, those that came already first."""
+        self.on_raw = on_raw
+        early, self._early = self._early, []
+        for data, arrived in early:
+            on_raw(data, arrived)
 
 
 async def open_turn_endpoint(
@@ -338,3 +419,99 @@ class PeerSocket(UdpEndpoint):
     @property
     def address(self) -> str:
         return format_address(*self.local)
+
+
+# ------------------------------------------------------------------------ the TCP peer
+
+
+class PeerConnection(asyncio.Protocol):
+    """One TCP connection of siptool's own peer (accepted or made by it)."""
+
+    def __init__(self, peer: TcpPeer) -> None:
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self.local: Address = ("", 0)
+        self.remote: Address = ("", 0)
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        local, remote = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        self.local = normalize_address((str(local[0]), int(local[1])))
+        self.remote = normalize_address((str(remote[0]), int(remote[1])))
+        self.peer.connections.append(self)
+        self.peer.accepted.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.log("recv", "tcp", self.local, self.remote, data)
+        if self.peer.on_data is not None:
+            self.peer.on_data(self, data, time.monotonic_ns())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise TransportError(f"tcp peer connection {format_address(*self.remote)} is closed")
+        self.peer.log("send", "tcp", self.local, self.remote, data)
+        self.transport.write(data)
+
+
+class TcpPeer:
+    """siptool's own TCP peer for RFC 6062 (see the module docs)."""
+
+    def __init__(self, log: StunLog) -> None:
+        self.log = log
+        self.local: Address = ("", 0)
+        self.connections: list[PeerConnection] = []
+        self.accepted = asyncio.Event()
+        self.on_data: Callable[[PeerConnection, bytes, int], None] | None = None
+        self._server: asyncio.Server | None = None
+
+    @classmethod
+    async def open(cls, ip: str, *, log: StunLog) -> TcpPeer:
+        """Listen on ``ip`` at a free port; ``LocalBindError`` when it cannot."""
+        peer = cls(log)
+        loop = asyncio.get_running_loop()
+        try:
+            peer._server = await loop.create_server(lambda: PeerConnection(peer), ip, 0)
+        except OSError as exc:
+            raise LocalBindError(
+                f"cannot listen on {ip} for the TCP peer: {exc.strerror}"
+            ) from None
+        name = peer._server.sockets[0].getsockname()
+        peer.local = (str(name[0]), int(name[1]))
+        return peer
+
+    @property
+    def address(self) -> str:
+        return format_address(*self.local)
+
+    async def connect(self, remote: Address, timeout: float) -> PeerConnection:
+        """A connection from the peer's IP to ``remote`` (the relayed address);
+        ``TransportError`` when it cannot be made within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        where = format_address(*remote)
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: PeerConnection(self),
+                    remote[0],
+                    remote[1],
+                    local_addr=(self.local[0], 0),
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            raise TransportError(f"the peer's connection to {where} timed out") from None
+        except OSError as exc:
+            raise TransportError(f"the peer cannot connect to {where}: {os_reason(exc)}") from None
+        return connection
+
+    def close(self) -> None:
+        for connection in self.connections:
+            if connection.transport is not None:
+                connection.transport.close()
+        if self._server is not None:
+            self._server.close()

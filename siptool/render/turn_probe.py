@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from siptool.commands.turn_probe import TurnProbeResult
+from siptool.commands.turn_probe import TESTS, TurnProbeResult
 from siptool.render.output import ResultRenderer
 from siptool.stun.turn import RelayFigures
 from siptool.terminal import markup_one_line
@@ -34,8 +34,8 @@ class TurnProbeRenderer(ResultRenderer[TurnProbeResult]):
         table = Table(box=None, header_style="bold", pad_edge=False)
         for name in COLUMNS:
             table.add_column(name, no_wrap=True)
-        for name, figures in (("indication", result.indication), ("channel", result.channel_test)):
-            table.add_row(*_row(name, figures))
+        for test, figures in result.tests().items():
+            table.add_row(*_row(TESTS[test], figures))
         console.print(table)
         console.print(_verdict(result))
 
@@ -60,6 +60,10 @@ def _facts(result: TurnProbeResult) -> list[tuple[str, str]]:
     if result.peer:
         local = f" (socket {result.peer_local})" if result.peer_local else ""
         rows.append(("peer", f"{result.peer}{local}, permission for {result.permission}"))
+    for name, test in (("tcp connect", result.tcp), ("tcp attempt", result.tcp_passive)):
+        if test is not None:
+            how = f"connection {test.connection_id} to {test.peer}, bound in"
+            rows.append((name, f"{how} {test.connect_ms:.1f} ms"))
     rows.append(
         ("freed", f"{'yes' if result.deallocated else 'no'}, after {result.refreshes} refresh(es)")
     )
@@ -79,6 +83,11 @@ def _row(name: str, figures: RelayFigures | None) -> tuple[str, ...]:
 
 
 def _verdict(result: TurnProbeResult) -> str:
+    if result.exit_code == 0 and result.peer_transport == "tcp":
+        return (
+            "[green]TCP relay works (RFC 6062): data went through it both ways on a "
+            "connection to the peer and on one from it[/green]"
+        )
     if result.exit_code == 0:
         return "[green]relay works: data went through it both ways by both methods[/green]"
     why = result.errors[-1].message if result.errors else "failed"

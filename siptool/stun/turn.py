@@ -14,6 +14,14 @@ indications bring it back; ChannelBind binds a channel number 0x4000-0x4FFF to a
 600 s, after which ChannelData (a 4-byte header instead of a 36-byte STUN one) does the same;
 Refresh with LIFETIME 0 frees the allocation.
 
+TCP relaying (RFC 6062): Allocate with REQUESTED-TRANSPORT 6 over a TCP or TLS control
+connection (§4.1) gives a relayed TCP address; Connect (§4.3) with XOR-PEER-ADDRESS has the
+server connect to the peer and answers with a CONNECTION-ID; a peer that connects to the
+relayed address is announced by a ConnectionAttempt indication (§4.4) with a CONNECTION-ID and
+XOR-PEER-ADDRESS.  Either way the client opens a new data connection to the server and sends
+ConnectionBind (§4.3, §4.4) with that CONNECTION-ID; after its success response the data
+connection carries the peer's bytes, raw.
+
 Decisions:
 
 * A probe payload is ``PROBE_MAGIC``, the test (indication or channel), the sequence number
@@ -31,6 +39,11 @@ Decisions:
   under 0x8032, the number coturn 4.6 uses.  Both are comprehension-optional, so a server
   ignores the one it does not know.
 * XOR-PEER-ADDRESS in CreatePermission carries port 0: permissions are by IP only (§9).
+* On a TCP relay's data connection the probes are a byte stream: ``ProbeStream`` cuts it
+  back into payloads of the one --size both ends use (TCP keeps the order and the bytes, so
+  no other framing is needed), and a chunk that is no probe of ours is counted, not read.
+* A Connect success or ConnectionAttempt without CONNECTION-ID (or, for ConnectionAttempt,
+  XOR-PEER-ADDRESS) is a ``ParseError``: RFC 6062 §6.2.1 requires them.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from siptool.stun.message import (
     ADDITIONAL_ADDRESS_FAMILY_OLD,
     ADDRESS_ERROR_CODE,
     CHANNEL_NUMBER,
+    CONNECTION_ID,
     DATA,
     LIFETIME,
     REQUESTED_ADDRESS_FAMILY,
@@ -70,16 +84,21 @@ __all__ = [
     "TURN_ERRORS",
     "Allocation",
     "Probe",
+    "ProbeStream",
     "RelayFigures",
     "RelayTally",
     "allocate_attributes",
     "channel_bind_attributes",
+    "connect_attributes",
+    "connection_bind_attributes",
     "encode_channel_data",
     "error_for",
     "parse_channel_data",
     "permission_attributes",
     "probe_payload",
     "read_allocation",
+    "read_connection_attempt",
+    "read_connection_id",
     "read_data_indication",
     "read_probe",
     "refresh_attributes",
@@ -197,6 +216,17 @@ def send_attributes(peer: str, data: bytes, tid: bytes) -> list[tuple[int, bytes
     return [(XOR_PEER_ADDRESS, encode_xor_address(ip, port, tid)), (DATA, data)]
 
 
+def connect_attributes(peer: str, tid: bytes) -> list[tuple[int, bytes]]:
+    """Connect (RFC 6062 §4.3): the peer's XOR-PEER-ADDRESS ("ip:port")."""
+    ip, port = split_address(peer)
+    return [(XOR_PEER_ADDRESS, encode_xor_address(ip, port, tid))]
+
+
+def connection_bind_attributes(connection_id: int) -> list[tuple[int, bytes]]:
+    """ConnectionBind (RFC 6062 §4.3, §4.4): the CONNECTION-ID of the peer's connection."""
+    return [(CONNECTION_ID, connection_id.to_bytes(4, "big"))]
+
+
 # -------------------------------------------------------------------------------- answers
 
 
@@ -246,6 +276,23 @@ def read_data_indication(message: StunMessage) -> tuple[str, bytes]:
     if peer is None or not isinstance(peer.value, str) or data is None:
         raise ParseError("Data indication without XOR-PEER-ADDRESS or DATA (RFC 8656 §11.4)")
     return peer.value, data.raw
+
+
+def read_connection_id(message: StunMessage) -> int:
+    """The CONNECTION-ID of a Connect success response; ``ParseError`` without it."""
+    attribute = message.attribute(CONNECTION_ID)
+    if attribute is None or not isinstance(attribute.value, int):
+        raise ParseError(f"{message.method_name} without CONNECTION-ID (RFC 6062 §6.2.1)")
+    return attribute.value
+
+
+def read_connection_attempt(message: StunMessage) -> tuple[int, str]:
+    """A ConnectionAttempt indication's CONNECTION-ID and peer ("ip:port"); ``ParseError``
+    without either (RFC 6062 §4.4)."""
+    peer = message.attribute(XOR_PEER_ADDRESS)
+    if peer is None or not isinstance(peer.value, str):
+        raise ParseError("ConnectionAttempt without XOR-PEER-ADDRESS (RFC 6062 §4.4)")
+    return read_connection_id(message), peer.value
 
 
 def encode_channel_data(channel: int, data: bytes, *, stream: bool = False) -> bytes:
@@ -309,6 +356,28 @@ def read_probe(data: bytes) -> Probe | None:
         return None
     _, test, seq, stamp = _PROBE.unpack_from(data)
     return Probe(test, seq, stamp)
+
+
+class ProbeStream:
+    """Probes of ``size`` bytes cut back out of a byte stream (see the module docs)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buffer = bytearray()
+        self.strangers = 0  # chunks of ``size`` bytes that were not our probes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The complete payloads ``data`` finished, in order."""
+        self.buffer += data
+        out = []
+        while len(self.buffer) >= self.size:
+            chunk = bytes(self.buffer[: self.size])
+            del self.buffer[: self.size]
+            if read_probe(chunk) is None:
+                self.strangers += 1
+                continue
+            out.append(chunk)
+        return out
 
 
 def restamp(data: bytes, stamp_ns: int) -> bytes:

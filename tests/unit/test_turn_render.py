@@ -122,7 +122,7 @@ def test_no_test_run_is_null_in_json() -> None:
     result.errors.append(SiptoolError("the server refuses peer 10.0.0.2", code="peer_refused"))
     result.exit_code = _exit_code(result)
     document = json.loads(drawn(COMMAND, TurnProbeRenderer, result, OutputMode.JSON)[0])
-    assert document["relay_tests"] == {"indication": None, "channel": None}
+    assert document["relay_tests"] == dict.fromkeys(("indication", "channel", "tcp", "tcp_passive"))
     assert document["errors"][0]["code"] == "peer_refused" and document["exit_code"] == 1
 
 
