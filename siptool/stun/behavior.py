@@ -443,7 +443,8 @@ def advice(
     if classic is Classic.UDP_BLOCKED:
         return [
             "UDP to the STUN server gets no answer: SIP over UDP and RTP will fail; use SIP over "
-            "TCP or TLS and a TURN relay over TCP/TLS (port 443 passes most firewalls)",
+            "TCP or TLS and a TURN relay over TCP/TLS (port 443 passes most firewalls); test "
+            "it with siptool turn-probe turns:HOST, or siptool ice-gather --turn for each",
         ]
     if classic is Classic.INCONCLUSIVE:
         out.append(
@@ -466,7 +467,9 @@ def advice(
         out.append(
             "symmetric (endpoint-dependent) mapping: each destination sees another address, so "
             "a STUN-learnt address is wrong for anyone but the STUN server; media needs a relay "
-            "(TURN) or an SBC / media proxy that latches on to the source (symmetric RTP, comedia)"
+            "(TURN) or an SBC / media proxy that latches on to the source (symmetric RTP, "
+            "comedia); test the relay with siptool turn-probe, and what a client here offers "
+            "with siptool ice-gather"
         )
     if filtering in (Mapping.ADDRESS_DEPENDENT, Mapping.ADDRESS_AND_PORT_DEPENDENT):
         who = "hosts" if filtering is Mapping.ADDRESS_DEPENDENT else "hosts and ports"
