@@ -26,6 +26,11 @@ Decisions:
   keeps its relay.  ``refreshes`` counts the Refresh requests that succeeded.
 * The allocation is freed (Refresh LIFETIME 0) whatever ends the run, a failure or Ctrl-C
   included: ``deallocated`` says whether the server confirmed it.
+* What the server sends that is wrong is named and the rest of the run goes on: a
+  MESSAGE-INTEGRITY that does not verify (``bad_integrity``, RFC 8489 §9.2.5: the response
+  is not authentic) and a LIFETIME 0 allocation (``bad_lifetime``) fail the check, and the
+  tests still run and are reported; frames that do not parse (a lying ChannelData length)
+  are dropped (RFC 8656 §12.4), counted in ``dropped`` and summed up in one warning.
 * --nagios: -w/-c are thresholds on the allocate time; loss counts as in stun-probe.
 * --peer-transport tcp (RFC 6062, ``commands/turn_probe_tcp.py``) replaces the two UDP
   methods by the TCP relay's two directions (``relay_tests.tcp``, ``tcp_passive``): Send
@@ -527,6 +532,12 @@ class _Session:
         result.lifetime_s = allocation.lifetime
         result.software = allocation.software
         self.lifetime = allocation.lifetime or DEFAULT_LIFETIME
+        if allocation.lifetime == 0:
+            message = (
+                "the Allocate success response grants LIFETIME 0: the allocation is gone "
+                "as soon as it is made (RFC 8656 §7.2)"
+            )
+            result.errors.append(SiptoolError(message, code="bad_lifetime"))
         for problem in allocation.address_errors:
             result.warnings.append(f"no relayed address for {problem}")
         return allocation
@@ -539,9 +550,11 @@ class _Session:
         result.algorithm = auth.algorithm if auth.key is not None else None
         result.integrity_ok = answer.integrity_ok
         if answer.integrity_ok is False:
-            result.warnings.append(
-                "the Allocate response's MESSAGE-INTEGRITY does not verify with the key"
+            message = (
+                "the Allocate response's MESSAGE-INTEGRITY does not verify with the key: "
+                "it is not from a server that knows the password (RFC 8489 §9.2.5)"
             )
+            result.errors.append(SiptoolError(message, code="bad_integrity"))
 
     async def _open_peer(self, relayed: str) -> bool:
         """siptool's own peer socket (or the --peer), and the IP to permit."""
@@ -746,12 +759,22 @@ class _Session:
                     _, message = _answer_error(answer, "Refresh (lifetime 0)", where, timeout)
                     self.result.warnings.append(f"the allocation was not freed: {message}")
             self.result.dropped = dict(self.endpoint.dropped)
+            self._dropped_warning()
         finally:
             self.endpoint.close()
             if self.peer_socket is not None:
                 self.peer_socket.close()
             if self.tcp is not None:
                 self.tcp.close()
+
+    def _dropped_warning(self) -> None:
+        dropped = self.result.dropped
+        if dropped:
+            reasons = "; ".join(f"{reason} ({count})" for reason, count in dropped.items())
+            total = sum(dropped.values())
+            self.result.warnings.append(
+                f"{total} message{'s' if total != 1 else ''} from the server dropped: {reasons}"
+            )
 
     # -- errors ----------------------------------------------------------------------------
 
