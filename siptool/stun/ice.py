@@ -216,7 +216,8 @@ def verdict(
         transport: any(
             c.kind is CandidateType.RELAY and c.relay_protocol == transport for c in candidates
         )
-        for transport in sorted(turn_asked)
+        # In order of preference (RELAY_PROTOCOL_RANK): UDP, TCP, TLS.
+        for transport in sorted(turn_asked, key=lambda t: (RELAY_PROTOCOL_RANK.get(t, 9), t))
         if turn_asked[transport]
     }
     findings: list[str] = []
