@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PORTS", "LiveCapture", "live_input", "parse_ports"]
 
-DEFAULT_PORTS = tuple(sorted({*SIP_PORTS.values(), *STUN_PORTS.values()}))
+DEFAULT_PORTS = tuple(
+    sorted({*(SIP_PORTS[t] for t in ("udp", "tcp", "tls")), *STUN_PORTS.values()})
+)
 
 
 def parse_ports(texts: tuple[str, ...]) -> tuple[int, ...]:

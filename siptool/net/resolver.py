@@ -7,6 +7,14 @@ is recorded in ``Resolution.path`` for ``--resolve-only`` and ``-v``.
 
 Numeric addresses and names in /etc/hosts skip DNS altogether (RFC 3263 §4.2 for numeric
 hosts; /etc/hosts because that is what every other tool on the machine honours).
+
+Decisions:
+
+- WebSocket (RFC 7118 §5.2.5): a target whose transport is ws or wss is looked up by A/AAAA only,
+  at its port or else 80/443.  RFC 7118 registers the NAPTR services SIP+D2W and SIPS+D2W but
+  no SRV name of its own, and a WebSocket server is reached at a path DNS does not carry (the
+  clients RFC 7118 was written for cannot query NAPTR or SRV at all).  For the same reason a
+  target without a transport never becomes ws or wss through NAPTR.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from siptool.addr import (
     split_host_port,
 )
 from siptool.errors import ResolveError
-from siptool.sip.target import DEFAULT_PORT, Target
+from siptool.sip.target import DEFAULT_PORT, WEBSOCKET_TRANSPORTS, Target
 
 # RFC 3263 §4.1 / RFC 3261 §26: the NAPTR services siptool can use, and their transports.
 NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
@@ -174,6 +182,11 @@ class Resolver:
         if target.port is not None:
             transport = target.transport or default_transport
             await self._addresses(result, host, target.port, transport, host)
+        elif target.transport in WEBSOCKET_TRANSPORTS:
+            # RFC 7118 §5.2.5: no SRV for WebSocket (module notes): A/AAAA at 80 or 443.
+            result.path.append(f"{target.transport}: no NAPTR or SRV for WebSocket")
+            port = DEFAULT_PORT[target.transport]
+            await self._addresses(result, host, port, target.transport, host)
         elif target.transport is not None:
             # §4.1: transport known, look up SRV for it; §4.2: no SRV -> A/AAAA, default port.
             if not await self._srv(result, SRV_PREFIX[target.transport] + host, target.transport):

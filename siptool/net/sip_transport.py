@@ -1,10 +1,12 @@
-"""asyncio transports for SIP over UDP, TCP and TLS: one socket per flow, for send and receive.
+"""asyncio transports for SIP over UDP, TCP, TLS and WebSocket: one socket per flow, for send
+and receive.
 
 Sending and receiving on the same socket is what makes replies come back through a NAT (RFC
 3581) and what lets the server's view of us (Via received/rport) describe that very socket.
 UDP sockets are connected to the peer so that an ICMP port-unreachable ends the wait at once
 instead of at the timeout.  Stream transports frame messages by Content-Length (RFC 3261 §18.3)
-with ``siptool.sip.framing``.
+with ``siptool.sip.framing``; a WebSocket flow (RFC 7118, ``net.ws_transport``) carries one
+message per WebSocket message instead.
 
 Received messages land in ``SipFlow.inbox`` as ``Received`` items; a transport failure lands
 there as a ``TransportError`` so that a waiting transaction wakes up with the reason.  A message
@@ -30,7 +32,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from siptool.addr import family_of, format_address
 from siptool.errors import ParseError, TransportError
@@ -46,6 +48,10 @@ from siptool.net.tls import TlsOptions
 from siptool.net.wirelog import TimedLog
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
+from siptool.sip.target import WEBSOCKET_TRANSPORTS
+
+if TYPE_CHECKING:
+    from siptool.net.ws_transport import WsOptions
 
 
 @dataclass
@@ -137,6 +143,19 @@ class WireLog(TimedLog):
         return data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")
 
 
+class _StreamWriter(Protocol):
+    """What a stream flow writes through: an asyncio transport, or a WebSocket (one message
+    a frame)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class SipFlow:
     """One connection (or connected UDP socket) to one peer."""
 
@@ -147,7 +166,7 @@ class SipFlow:
         self.inbox: asyncio.Queue[Received | TransportError | Dropped] = asyncio.Queue()
         self.local: tuple[str, int] = ("", 0)
         self.malformed = 0
-        self._writer: asyncio.BaseTransport | _UdpSocket | None = None
+        self._writer: _StreamWriter | _UdpSocket | None = None
         # When set (a SipClient), arrivals go straight to it instead of ``inbox``.
         self.on_item: Callable[[Received | TransportError | Dropped], None] | None = None
 
@@ -177,7 +196,6 @@ class SipFlow:
             transport.sendto(data, where)
         else:
             self.log("send", self.transport_name, self.local, self.remote, data)
-            assert isinstance(transport, asyncio.WriteTransport)
             transport.write(data)
 
     def deliver(self, data: bytes, source: tuple[str, int] | None = None) -> None:
@@ -397,6 +415,7 @@ async def open_flow(
     connect_timeout: float = 5.0,
     log: WireLog | None = None,
     accept_any_source: bool = False,
+    ws: WsOptions | None = None,
 ) -> SipFlow:
     """Open a flow to ``remote`` (an IP literal and port); ``TransportError`` on failure.
 
@@ -404,7 +423,10 @@ async def open_flow(
     address on our port, not only from ``remote`` (a subscriber's NOTIFYs and a listener's
     MESSAGEs may come from another
     socket of the server's, RFC 3261 §18.2.1 does not tie them to the one we sent to); the
-    socket is then not connected, so an ICMP unreachable is not seen and the timeout says it."""
+    socket is then not connected, so an ICMP unreachable is not seen and the timeout says it.
+
+    ``ws`` (--ws-path, --origin) for the "ws" and "wss" transports: a WebSocket connection
+    upgraded for SIP (RFC 7118, ``net.ws_transport``), over TCP or TLS as ``tls`` says."""
     flow = SipFlow(transport, remote, log or WireLog(False))
     family = family_of(remote[0])
     tap = current_tap()  # --pcap-out
@@ -423,6 +445,10 @@ async def open_flow(
                 sock.close()
                 raise
             flow._writer = _UdpSocket(sock, flow, tap, connected=not accept_any_source)
+        elif transport in WEBSOCKET_TRANSPORTS:
+            flow._writer = await _open_websocket(
+                flow, transport, local, server_name, tls, connect_timeout, ws
+            )
         else:
             ssl_context = None
             if transport == "tls":
@@ -440,9 +466,11 @@ async def open_flow(
     except TimeoutError:
         raise TransportError(f"{transport} connect to {flow.remote_text}: timed out") from None
     except ssl.SSLCertVerificationError as exc:
-        raise certificate_failure(f"tls to {flow.remote_text}", exc) from None
+        secure = "wss" if transport == "wss" else "tls"
+        raise certificate_failure(f"{secure} to {flow.remote_text}", exc) from None
     except ssl.SSLError as exc:
-        raise TransportError(f"tls to {flow.remote_text}: {exc.reason or exc}") from None
+        secure = "wss" if transport == "wss" else "tls"
+        raise TransportError(f"{secure} to {flow.remote_text}: {exc.reason or exc}") from None
     except OSError as exc:
         raise (
             bind_failure(exc, local)
@@ -451,3 +479,30 @@ async def open_flow(
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])
     return flow
+
+
+async def _open_websocket(
+    flow: SipFlow,
+    transport: str,
+    local: tuple[str, int] | None,
+    server_name: str | None,
+    tls: TlsOptions | None,
+    timeout: float,
+    ws: WsOptions | None,
+) -> _StreamWriter:
+    """A WebSocket flow's connection (RFC 7118): TCP, or TLS for wss, through the --pcap-out
+    tap when there is one, then the upgrade (``net.ws_transport``, imported only here)."""
+    from siptool.net.ws_transport import WsOptions, open_websocket
+
+    secure = transport == "wss"
+    tap = current_tap()
+    return await open_websocket(
+        flow,
+        connect_stream if tap is None else tap.connect_stream,
+        secure=secure,
+        server_name=server_name,
+        ws=ws or WsOptions(),
+        context=(tls or TlsOptions()).context() if secure else None,
+        local=local,
+        timeout=timeout,
+    )

@@ -1,5 +1,8 @@
 """TLS settings shared by the SIP and STUN transports: verification on by default (the CLI
-contract), --ca-file to trust a private CA, --insecure to skip verification.
+contract), --ca-file to trust a private CA, --insecure to skip verification, and --tls-keylog
+(or the SSLKEYLOGFILE environment variable) to write the session keys in the NSS key log
+format, so that Wireshark, tshark (``-o tls.keylog_file:``) and ``siptool decode`` can read
+siptool's own TLS and WSS traffic.
 
 Decisions:
 
@@ -7,25 +10,64 @@ Decisions:
   it) raises ``CaFileError``: siptool's own input is wrong, so the check cannot run (exit 3),
   whatever the server would have said.  It is loaded when a TLS flow needs it, as before, so a
   --ca-file left in a UDP check's flags changes nothing.
+- The key log is Python's own (``SSLContext.keylog_filename``, OpenSSL's keylog callback): one
+  ``CLIENT_RANDOM`` line per TLS 1.2 session, the ``*_TRAFFIC_SECRET_0`` lines of TLS 1.3,
+  appended to the file (it is never truncated, as NSS and curl do), every TLS connection of
+  the run in it.  --tls-keylog wins over SSLKEYLOGFILE; an empty SSLKEYLOGFILE is no file.
+- A key log file that cannot be opened for appending is siptool's own input that is wrong, as
+  a bad --ca-file is: a ``CaFileError`` (code ``tls_keylog_error``), exit 3, no failover.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 
 from siptool.errors import CaFileError
+
+KEYLOG_ENV = "SSLKEYLOGFILE"
 
 
 @dataclass
 class TlsOptions:
     insecure: bool = False
     ca_file: str | None = None
+    keylog_file: str | None = None  # --tls-keylog; None: SSLKEYLOGFILE, if set
+
+    @property
+    def keylog_path(self) -> str | None:
+        """Where the session keys go: --tls-keylog, else SSLKEYLOGFILE, else nowhere."""
+        return self.keylog_file or os.environ.get(KEYLOG_ENV) or None
 
     def context(self) -> ssl.SSLContext:
-        """The client context; ``CaFileError`` when --ca-file cannot be loaded."""
+        """The client context; ``CaFileError`` when --ca-file or the key log file cannot be
+        used."""
+        ctx = self._verified_context()
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        path = self.keylog_path
+        if path:
+            try:
+                ctx.keylog_filename = path
+            except OSError as exc:
+                flag = "--tls-keylog" if self.keylog_file else KEYLOG_ENV
+                raise CaFileError(
+                    f"cannot write the TLS key log {flag} {path}: {exc.strerror or exc}",
+                    code="tls_keylog_error",
+                ) from None
+        return ctx
+
+    def _verified_context(self) -> ssl.SSLContext:
+        # A context without ssl.create_default_context's own reading of SSLKEYLOGFILE (which
+        # raises a bare OSError for a file it cannot open): ``context`` sets the key log.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
-            ctx = ssl.create_default_context(cafile=self.ca_file)
+            if self.ca_file is None:
+                ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            else:
+                ctx.load_verify_locations(cafile=self.ca_file)
         except ssl.SSLError as exc:
             if self.ca_file is None:
                 raise
@@ -39,7 +81,4 @@ class TlsOptions:
                 raise
             why = exc.strerror or str(exc)
             raise CaFileError(f"cannot read --ca-file {self.ca_file}: {why}") from None
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
         return ctx

@@ -18,10 +18,17 @@ Decisions:
   ``protected_header`` names them for the CLI to refuse.
 * --proxy (RFC 3261 §8.1.2 outbound proxy) becomes a preloaded loose Route, ``<proxy;lr>``
   (§16.12.1.1): the proxy routes on by the Request-URI, which stays the target.
+* Over WebSocket (RFC 7118 §5) our Via sent-by and Contact host are a name under ``.invalid``
+  (RFC 6761 §6.4), as a browser's are: the server reaches us over the connection, never at an
+  address of ours, and takes our real one from received/rport.  The name is drawn from the
+  socket's own address (a hash: the same for a flow's every request, so a REGISTER's refresh
+  and removal name the binding it made, and telling nothing of the address).  The Contact's
+  transport is "ws" for WS and WSS alike (§5.2.2 defines no other; the WSS examples of §8 do so).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -99,12 +106,20 @@ def new_branch() -> str:
 class LocalEndpoint:
     """Our side of a flow as we announce it: Via sent-by and Contact (RFC 3261 §18.1.1)."""
 
-    transport: str  # udp, tcp, tls
+    transport: str  # udp, tcp, tls, ws, wss
     host: str
     port: int
 
     @property
+    def websocket(self) -> bool:
+        return self.transport in ("ws", "wss")
+
+    @property
     def hostport(self) -> str:
+        """What we announce as our address: ip:port, or over WebSocket a ``.invalid`` name
+        (RFC 7118 §5, module notes)."""
+        if self.websocket:
+            return invalid_host(self.host, self.port)
         return format_address(self.host, self.port)
 
     def via(self, branch: str) -> str:
@@ -113,8 +128,16 @@ class LocalEndpoint:
 
     def contact_uri(self, user: str = "siptool") -> str:
         scheme = "sips" if self.transport == "tls" else "sip"
-        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        transport = "ws" if self.websocket else self.transport
+        params = "" if transport == "udp" else f";transport={transport}"
         return f"{scheme}:{user}@{self.hostport}{params}"
+
+
+def invalid_host(host: str, port: int) -> str:
+    """The ``.invalid`` name (RFC 7118 §5, RFC 6761 §6.4) a WebSocket flow from ``host:port``
+    announces: 12 hex digits of a hash of the address, the same for every request of the flow."""
+    digest = hashlib.blake2s(format_address(host, port).encode(), digest_size=6).hexdigest()
+    return f"{digest}.invalid"
 
 
 def build_request(

@@ -2,6 +2,14 @@
 
 TARGET is a SIP or SIPS URI (``sip:alice@example.com;transport=tcp``), or ``host``,
 ``host:port``, ``[v6addr]:port`` (shared/cli-contract.md).  A bare host becomes ``sip:host``.
+
+Decisions:
+
+- WebSocket (RFC 7118): ``;transport=ws`` in a sip: URI is WS, in a sips: URI WSS (§5.2.2
+  defines only "ws" for URIs; a SIPS URI reached over WebSocket is reached over WSS, as over
+  TLS).  ``;transport=wss``, which JsSIP and Kamailio write too, is WSS in either scheme.
+- The default ports of WS and WSS are HTTP's and HTTPS's, 80 and 443 (RFC 7118 §5.2.5, the
+  WebSocket URI's defaults of RFC 6455 §3).
 """
 
 from __future__ import annotations
@@ -15,13 +23,16 @@ from siptool.sip.uri import Uri, parse_uri
 __all__ = [
     "DEFAULT_PORT",
     "TRANSPORTS",
+    "WEBSOCKET_TRANSPORTS",
     "Target",
     "parse_target",
     "redact_password",
 ]
 
-TRANSPORTS = ("udp", "tcp", "tls")
-DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
+TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
+DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
+# The transports whose flows are WebSocket connections (RFC 7118).
+WEBSOCKET_TRANSPORTS = frozenset({"ws", "wss"})
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,11 @@ def parse_target(text: str, transport: str | None = None) -> Target:
     if chosen is None and transport:
         chosen = transport.lower()
     if secure:
-        # RFC 3261 §26.2.2: a SIPS URI is reached over TLS, whatever else is asked for.
-        chosen = "tls"
+        # RFC 3261 §26.2.2: a SIPS URI is reached over TLS, whatever else is asked for; over
+        # WebSocket that is WSS (RFC 7118 §5.2, module notes).
+        chosen = "wss" if chosen in WEBSOCKET_TRANSPORTS else "tls"
     if chosen is not None and chosen not in TRANSPORTS:
-        raise ParseError(f"unsupported transport {chosen!r} (udp, tcp or tls)")
+        raise ParseError(f"unsupported transport {chosen!r} (udp, tcp, tls, ws or wss)")
     return Target(uri=uri, host=uri.host, port=uri.port, transport=chosen, secure=secure)
 
 
