@@ -61,8 +61,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -73,7 +76,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --refer-to --refer-wait --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --refer-to --refer-wait --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     message)
@@ -90,8 +93,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -102,7 +108,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--text --body --content-type --listen -n --count --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--text --body --content-type --listen -n --count --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     nat-type)
@@ -133,8 +139,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -145,7 +154,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     publish)
@@ -166,8 +175,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -178,7 +190,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --status --note --body --content-type --expires --refresh --duration --remove --etag --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --status --note --body --content-type --expires --refresh --duration --remove --etag --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     register)
@@ -194,8 +206,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -206,7 +221,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     send)
@@ -222,8 +237,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -234,7 +252,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--body --content-type --expect --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--body --content-type --expect --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)
@@ -268,8 +286,11 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-            --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
+            --transport) COMPREPLY=($(compgen -W "udp tcp tls ws wss" -- "$cur")); return ;;
+            --ws-path) return ;;
+            --origin) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --user) return ;;
             --password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --proxy) return ;;
@@ -280,7 +301,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --expires --duration --once --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --insecure --ca-file --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--event --expires --duration --once --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     turn-probe)

@@ -67,6 +67,9 @@ class SipFlags(NamedTuple):
     from_uri: str | None = None
     to_uri: str | None = None
     user_agent: str | None = None
+    ws_path: str = "/"
+    origin: str | None = None
+    tls_keylog: str | None = None
 
     def knobs(self) -> RequestKnobs:
         """-H, --from, --to, --user-agent and --proxy's Route as the builders' one value;
@@ -243,6 +246,9 @@ class SipCheckFlags(NamedTuple):
             t2=self.timers.t2,
             proxy=sip.proxy_target(),
             knobs=sip.knobs(),
+            ws_path=sip.ws_path,
+            origin=sip.origin,
+            tls_keylog=sip.tls_keylog,
         )
 
     @property
@@ -291,6 +297,31 @@ class DnsServer(click.types.StringParamType):
             parse_dns_server(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        return text
+
+
+class HeaderText(click.types.StringParamType):
+    """One line of text for an HTTP header value: not empty, no control characters."""
+
+    name = "TEXT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx).strip()
+        if not text or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+            self.fail(f"{value!r}: one line of text without control characters", param, ctx)
+        return text
+
+
+class WsPath(HeaderText):
+    """--ws-path: an absolute path with its query, as a WebSocket URI's resource (RFC 6455
+    §3): starts with "/", no spaces, no fragment."""
+
+    name = "PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        if not text.startswith("/") or " " in text or "#" in text:
+            self.fail(f"{value!r}: a path starting with / (no spaces, no #fragment)", param, ctx)
         return text
 
 
@@ -395,8 +426,23 @@ def sip_options(func: F) -> F:
         [
             click.option(
                 "--transport",
-                type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
-                help="Transport (a ;transport= URI parameter or sips: wins).",
+                type=click.Choice(["udp", "tcp", "tls", "ws", "wss"], case_sensitive=False),
+                help="Transport; ws and wss are SIP over WebSocket, RFC 7118 (a ;transport= "
+                "URI parameter or sips: wins).",
+            ),
+            click.option(
+                "--ws-path",
+                type=WsPath(),
+                default="/",
+                show_default=True,
+                metavar="PATH",
+                help="Resource of the WebSocket upgrade, with --transport ws|wss.",
+            ),
+            click.option(
+                "--origin",
+                type=HeaderText(),
+                metavar="URL",
+                help="Origin header of the WebSocket upgrade, as a browser sends it.",
             ),
             click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate."),
             click.option(
@@ -406,6 +452,14 @@ def sip_options(func: F) -> F:
                 type=click.Path(),
                 metavar="FILE",
                 help="CA bundle for TLS verification.",
+            ),
+            click.option(
+                "--tls-keylog",
+                # Opened when a TLS flow starts: one that cannot be written is exit 3.
+                type=click.Path(dir_okay=False),
+                metavar="FILE",
+                help="Append the TLS session keys (NSS key log) to FILE, for Wireshark, tshark "
+                "and decode (default: SSLKEYLOGFILE).",
             ),
             click.option("--user", help="User name for the From URI and digest authentication."),
             click.option(

@@ -29,6 +29,7 @@ from siptool.net.failover import Failover, OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
 from siptool.net.tls import TlsOptions
+from siptool.net.ws_transport import WsOptions
 from siptool.numbers import is_decimal
 from siptool.sip.builders import PLAIN, LocalEndpoint, RequestKnobs
 from siptool.sip.message import SipMessage
@@ -54,6 +55,9 @@ class SipSettings:
     t2: float = 4.0
     proxy: Target | None = None  # --proxy: where every request goes first (RFC 3261 §8.1.2)
     knobs: RequestKnobs = PLAIN  # -H, --from, --to, --user-agent and the proxy's Route
+    ws_path: str = "/"  # --ws-path: the WebSocket server's resource (RFC 7118)
+    origin: str | None = None  # --origin: the upgrade's Origin header
+    tls_keylog: str | None = None  # --tls-keylog: NSS key log of every TLS/WSS connection
 
     def first_hop(self, target: Target) -> Target:
         """What RFC 3263 resolves for a request to ``target``: the outbound proxy if any."""
@@ -65,7 +69,11 @@ class SipSettings:
 
     @property
     def tls(self) -> TlsOptions:
-        return TlsOptions(insecure=self.insecure, ca_file=self.ca_file)
+        return TlsOptions(insecure=self.insecure, ca_file=self.ca_file, keylog_file=self.tls_keylog)
+
+    @property
+    def ws(self) -> WsOptions:
+        return WsOptions(path=self.ws_path, origin=self.origin)
 
 
 @dataclass
@@ -201,6 +209,7 @@ def flow_opener(
             connect_timeout=settings.timeout if connect_timeout is None else connect_timeout,
             log=log,
             accept_any_source=accept_any_source,
+            ws=settings.ws,
         )
 
     return open_to

@@ -18,6 +18,7 @@ HEAVY = (
     "rich.text",
     "siptool.capture",
     "siptool.sip",
+    "websockets",  # SIP over WebSocket imports it when a ws/wss flow opens, never at --help
 )
 
 PROBE = """
@@ -33,7 +34,8 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["--version"], ["decode", "--help"], ["nat-type", "-h"]]
+    "args",
+    [["--help"], ["--version"], ["decode", "--help"], ["nat-type", "-h"], ["options-ping", "-h"]],
 )
 def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
     out = subprocess.run(
