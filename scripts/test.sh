@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PEERS=(
-    kamailio kamailio-tls-modules kamailio-presence-modules kamailio-sqlite-modules baresip-core sip-tester sipsak
+    kamailio kamailio-tls-modules kamailio-presence-modules kamailio-sqlite-modules
+    kamailio-websocket-modules baresip-core sip-tester sipsak
     coturn stun-server stun-client
     tshark tcpdump xxd bsdextrautils openssl
     dnsmasq iproute2 iptables util-linux
