@@ -7,7 +7,8 @@ order; for captures, in the order in which the messages completed.  It raises on
 ``input_format``).
 
 Captures go through ``PacketExtractor``: link layer, IPv4/IPv6 (extension headers skipped,
-fragments reassembled, IP-in-IP unwrapped), UDP and TCP (reassembled per direction).  A UDP
+fragments reassembled, IP-in-IP unwrapped), UDP and TCP (reassembled per direction: SIP, STUN,
+or SIP over WebSocket after its HTTP upgrade, ``capture.tcp`` and ``capture.websocket``).  A UDP
 payload is STUN if ``looks_like_stun`` says so, on any port; SIP if it starts like a SIP start
 line; CRLF keep-alives and everything else (RTP, DNS, ...) are skipped silently.
 """
@@ -30,7 +31,13 @@ from siptool.capture.layers import (
     ipv6_payload,
     ipv6_walk,
 )
-from siptool.capture.model import MediaSink, Problem, RawMessage, UndecodedStream
+from siptool.capture.model import (
+    MediaSink,
+    Problem,
+    RawMessage,
+    UndecodedStream,
+    WebSocketStream,
+)
 from siptool.capture.pcap import PCAP_MAGICS, PCAPNG_MAGIC, Buffer, iter_pcap, iter_pcapng
 from siptool.capture.sniff import detect_format
 from siptool.capture.stunsplit import split_stun
@@ -39,6 +46,7 @@ from siptool.capture.tcp import (
     STREAM_STUN,
     STREAM_TLS,
     STREAM_UNDECIDED,
+    STREAM_WS,
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
@@ -59,6 +67,7 @@ _IPPROTO_IPV6 = 41
 _MAX_TUNNEL_DEPTH = 4
 _TCP_OPEN_CLOSE = TCP_SYN | TCP_FIN | TCP_RST
 _CRLF = b"\r\n"
+_SNAPLEN_LABELS = {STREAM_STUN: "STUN over TCP", STREAM_WS: "SIP over WebSocket"}
 
 # Where a transport header is: protocol, buffer, start, end, bytes the snaplen cut, addresses.
 _Layer4 = tuple[int, bytes, int, int, int, bytes]
@@ -273,12 +282,12 @@ class PacketExtractor:
                     stream.mode != STREAM_UNDECIDED or starts_like_sip(data) or is_stun_header(data)
                 )
             ):
-                protocol = "STUN" if stream.mode == STREAM_STUN else "SIP"
+                protocol = _SNAPLEN_LABELS.get(stream.mode, "SIP over TCP")
                 self.out.append(
                     Problem(
                         f"packet {frame}",
                         f"snaplen cut the packet: {origlen - missing} of {origlen} bytes;"
-                        f" {protocol} over TCP {stream.src} -> {stream.dst} loses {missing} bytes",
+                        f" {protocol} {stream.src} -> {stream.dst} loses {missing} bytes",
                     )
                 )
             stream.segment(seq, flags, data, missing, frame, time, record)
@@ -348,6 +357,11 @@ class PacketExtractor:
             elif stream.undecided:  # ended before 64 KiB showed what it was
                 out.append(UndecodedStream("tcp", stream.src, stream.dst, stream.undecided, None))
         return out
+
+    def websockets(self) -> list[WebSocketStream]:
+        """The TCP directions read as SIP over WebSocket, each connection once (RFC 7118): its
+        role, subprotocols, messages, faults and close frame; for decode's summary."""
+        return [ws for stream in self._streams.values() for ws in stream.websockets]
 
     def finish(self) -> None:
         """End of input: flush every TCP direction, report incomplete fragmented datagrams."""

@@ -13,6 +13,7 @@ __all__ = [
     "Problem",
     "RawMessage",
     "UndecodedStream",
+    "WebSocketStream",
     "time_in_range",
 ]
 
@@ -38,12 +39,15 @@ class RawMessage:
     """The bytes of exactly one SIP or STUN message, and where they came from.
 
     ``frame`` (1-based, tshark's frame.number), ``time`` (epoch seconds), ``src``/``dst``
-    (``"ip:port"``, IPv6 in brackets) and ``transport`` (``"udp"``/``"tcp"``) are ``None`` for
-    input that is not a capture.  ``frame`` and ``time`` are those of the packet that completed
-    the message.  ``offset`` is the byte offset in the input where the message starts, or where
-    the record of the packet that carried its first byte starts.  ``hex_block`` is True when
-    the bytes were decoded from a hex dump: ``offset`` is then where the block starts in the
-    text, and an offset inside ``data`` is not one in the input.
+    (``"ip:port"``, IPv6 in brackets) and ``transport`` (``"udp"``/``"tcp"``, ``"ws"`` for SIP
+    read from WebSocket frames) are ``None`` for input that is not a capture.  ``frame`` and
+    ``time`` are those of the packet that completed the message.  ``offset`` is the byte
+    offset in the input where the message starts, or where the record of the packet that
+    carried its first byte starts.  ``hex_block`` is True when the bytes were decoded from a
+    hex dump: ``offset`` is then where the block starts in the text, and an offset inside
+    ``data`` is not one in the input.  ``note`` is a finding about the way the message came,
+    ``(code, text)``, for ``--lint`` (a WebSocket upgrade that did not name the ``sip``
+    subprotocol).
     """
 
     protocol: str
@@ -55,6 +59,7 @@ class RawMessage:
     transport: str | None
     offset: int
     hex_block: bool = False
+    note: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,44 @@ class UndecodedStream:
             "dst": self.dst,
             "bytes": self.bytes,
             "sni": self.sni,
+        }
+
+
+@dataclass(slots=True)
+class WebSocketStream:
+    """One direction of a TCP connection read as SIP over WebSocket (RFC 7118), for decode's
+    summary: ``role`` "client" (its GET was captured), "server" (its 101) or None (the capture
+    began after the upgrade); ``subprotocols`` its ``Sec-WebSocket-Protocol`` values (None
+    without the upgrade); the SIP messages and faults found; its close frame, if any (RFC 6455
+    §5.5.1: the packet, status code and reason)."""
+
+    src: str
+    dst: str
+    role: str | None
+    subprotocols: tuple[str, ...] | None
+    messages: int = 0
+    problems: int = 0
+    close_frame: int | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        close = None
+        if self.close_frame is not None:
+            close = {
+                "frame": self.close_frame,
+                "code": self.close_code,
+                "reason": self.close_reason,
+            }
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "transport": "ws",
+            "role": self.role,
+            "subprotocols": None if self.subprotocols is None else list(self.subprotocols),
+            "messages": self.messages,
+            "problems": self.problems,
+            "close": close,
         }
 
 

@@ -1,11 +1,15 @@
 """TCP stream reassembly for captures, one direction of one connection at a time.
 
 Each direction delivers its bytes in sequence order to a framer: SIP (``SipStreamFramer``,
-RFC 3261 §18.3) or STUN (RFC 8489 §6.2.2: messages back to back, framed by their length field;
-TURN ChannelData (RFC 8656 §12.5) is skipped; ``siptool.stun.framing`` tells them apart).  The
-protocol is decided by the first bytes of the direction; a direction whose capture begins
-mid-stream is searched for the first start line that begins a line, and one that never shows
-SIP or STUN within 64 KiB is ignored (TLS, HTTP).
+RFC 3261 §18.3), STUN (RFC 8489 §6.2.2: messages back to back, framed by their length field;
+TURN ChannelData (RFC 8656 §12.5) is skipped; ``siptool.stun.framing`` tells them apart) or SIP
+over WebSocket (RFC 7118; ``capture.websocket``: after the HTTP/1.1 upgrade of RFC 6455 §4,
+each data message one SIP message).  The protocol is decided by the first bytes of the
+direction; a direction whose capture begins mid-stream is WebSocket if its first bytes are a
+data frame carrying a SIP start line, and is otherwise searched for the first start line that
+begins a line; one that never shows SIP or STUN within 64 KiB is ignored (TLS, other HTTP).
+Only a direction that begins with ``GET `` or ``HTTP/1.`` is read as a handshake, and only one
+that shows no SIP start line first: SIP and STUN streams cost no WebSocket check.
 
 Sequence handling: out-of-order segments wait; retransmissions and overlaps are trimmed to the
 new bytes; data without a SYN starts at the first data segment seen; a hole that is never filled
@@ -17,9 +21,18 @@ delivered their last byte, as tshark reports them.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 
-from siptool.capture.model import Problem, RawMessage
+from siptool.capture.model import Problem, RawMessage, WebSocketStream
 from siptool.capture.tlsrecord import client_hello_sni, is_tls_record, record_length
+from siptool.capture.websocket import (
+    Upgrade,
+    WebSocketClose,
+    WebSocketFramer,
+    is_http_start,
+    sip_frame_at,
+    upgrade_head,
+)
 from siptool.numbers import signed32
 from siptool.sip.framing import (
     FramingError,
@@ -42,6 +55,7 @@ __all__ = [
     "STREAM_STUN",
     "STREAM_TLS",
     "STREAM_UNDECIDED",
+    "STREAM_WS",
     "StunStreamFramer",
     "TcpDirection",
 ]
@@ -59,8 +73,18 @@ _MAX_PROBE = 65536
 STREAM_UNDECIDED = 0
 STREAM_SIP = 1
 STREAM_STUN = 2
-STREAM_IGNORED = 3
-STREAM_TLS = 4  # not decoded either, but named in the summary (capture.tlsrecord)
+STREAM_WS = 3  # SIP over WebSocket (capture.websocket)
+# Not decoded from here on (extract.py compares with >=).
+STREAM_IGNORED = 4
+STREAM_TLS = 5  # not decoded either, but named in the summary (capture.tlsrecord)
+
+_LABELS = {
+    STREAM_SIP: "SIP over TCP",
+    STREAM_STUN: "STUN over TCP",
+    STREAM_WS: "SIP over WebSocket",
+}
+_Item = tuple[int, bytes] | FramingError | WebSocketClose
+_WS_DATA = b"\x01\x02\x81\x82"  # a data frame's first byte: text or binary, final or not
 
 
 class StunStreamFramer(StreamBuffer):
@@ -150,10 +174,12 @@ class TcpDirection:
         "_framer",
         "_framer_origin",
         "_marks",
+        "_note",
         "_probe",
         "_probe_origin",
         "_probe_scan",
         "_time",
+        "_ws",
         "closed",
         "delivered",
         "dst",
@@ -167,6 +193,7 @@ class TcpDirection:
         "src",
         "waiting",
         "waiting_bytes",
+        "websockets",
     )
 
     @property
@@ -179,6 +206,9 @@ class TcpDirection:
         self.src = src
         self.dst = dst
         self.out = out
+        # Every WebSocket connection seen on these addresses and ports (a new connection on
+        # the same ones resets the rest), for decode's summary.
+        self.websockets: list[WebSocketStream] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -193,7 +223,9 @@ class TcpDirection:
         self.mode = STREAM_UNDECIDED
         self.skipped = 0  # bytes of an ignored or TLS direction after its decision
         self.sni: str | None = None  # a TLS direction's ClientHello server name
-        self._framer: SipStreamFramer | StunStreamFramer | None = None
+        self._framer: SipStreamFramer | StunStreamFramer | WebSocketFramer | None = None
+        self._ws: WebSocketStream | None = None
+        self._note: tuple[str, str] | None = None  # for each message of a WebSocket direction
         self._framer_origin = 0
         self._probe = bytearray()
         self._probe_origin = 0
@@ -337,7 +369,7 @@ class TcpDirection:
         marks.append((self.delivered, record, frame))
         self.delivered += len(chunk)
         mode = self.mode
-        if mode in (STREAM_SIP, STREAM_STUN):
+        if mode in (STREAM_SIP, STREAM_STUN, STREAM_WS):
             assert self._framer is not None
             framer = self._framer
             self._emit(framer.feed_with_offsets(chunk))
@@ -381,6 +413,8 @@ class TcpDirection:
         head = bytes(probe[:4096])
         if starts_like_sip(head):
             start = 0
+        elif self._websocket(first):
+            return
         elif (65 <= first <= 90 or 97 <= first <= 122) and b"\n" not in head and len(probe) < 256:
             return  # a first line still arriving
         if start < 0:
@@ -395,9 +429,54 @@ class TcpDirection:
                 return
         self._start(STREAM_SIP, start)
 
-    def _start(self, mode: int, start: int) -> None:
+    def _websocket(self, first: int) -> bool:
+        """True when the direction is SIP over WebSocket (and is started) or may still prove
+        to be (and waits for more bytes); False sends it on to the search for a start line.
+
+        Only an opening handshake (``GET `` or ``HTTP/1.``, read once it is whole) or a data
+        frame at the very first byte (a capture begun after the upgrade) is looked at.
+        """
+        probe = self._probe
+        if first in _WS_DATA:
+            found = sip_frame_at(probe)
+            if found is None and len(probe) < _MAX_PROBE:
+                return True
+            if found:
+                self._start_websocket(None)
+            return bool(found)
+        if self._probe_scan or first not in b"GH" or not is_http_start(probe):
+            return False  # a scan for start lines has begun: the head was read already
+        upgrade = upgrade_head(probe)
+        if upgrade is None:
+            return True
+        if not upgrade.websocket:
+            return False
+        self._start_websocket(upgrade)
+        return True
+
+    def _start_websocket(self, upgrade: Upgrade | None) -> None:
+        if upgrade is None:
+            info = WebSocketStream(self.src, self.dst, None, None)
+        else:
+            role = "client" if upgrade.client else "server"
+            info = WebSocketStream(self.src, self.dst, role, upgrade.subprotocols)
+            if not upgrade.sip:
+                self._note = (
+                    "websocket-subprotocol",
+                    "the WebSocket upgrade names no sip subprotocol (RFC 7118 §4.1:"
+                    " Sec-WebSocket-Protocol: sip); read as SIP because its frames hold SIP",
+                )
+        self._ws = info
+        self.websockets.append(info)
+        masked = None if upgrade is None else upgrade.client
+        self._start(STREAM_WS, 0 if upgrade is None else upgrade.size, masked)
+
+    def _start(self, mode: int, start: int, masked: bool | None = None) -> None:
         self.mode = mode
-        self._framer = SipStreamFramer() if mode == STREAM_SIP else StunStreamFramer()
+        if mode == STREAM_WS:
+            self._framer = WebSocketFramer(masked=masked)
+        else:
+            self._framer = SipStreamFramer() if mode == STREAM_SIP else StunStreamFramer()
         self._framer_origin = self._probe_origin + start
         probe = self._probe
         self._probe = bytearray()
@@ -414,29 +493,34 @@ class TcpDirection:
             return (marks[0][1], marks[0][2]) if marks else (0, self._frame)
         return marks[index][1], marks[index][2]
 
-    def _emit(self, items: list[tuple[int, bytes] | FramingError] | list[FramingError]) -> None:
-        protocol = "sip" if self.mode == STREAM_SIP else "stun"
+    def _emit(self, items: Sequence[_Item]) -> None:
+        mode = self.mode
+        ws = self._ws if mode == STREAM_WS else None
         for item in items:
-            if isinstance(item, FramingError):
-                _, frame = self._locate(item.offset)
-                label = "SIP" if self.mode == STREAM_SIP else "STUN"
-                self.out.append(
-                    Problem(
-                        f"packet {frame}",
-                        f"{label} over TCP {self.src} -> {self.dst}: {item.message}",
-                    )
-                )
-            else:
+            if isinstance(item, tuple):
                 record, _ = self._locate(item[0])
-                self.out.append(
-                    RawMessage(
-                        protocol,
-                        item[1],
-                        self._frame,
-                        self._time,
-                        self.src,
-                        self.dst,
-                        "tcp",
-                        record,
-                    )
+                raw = RawMessage(
+                    "stun" if mode == STREAM_STUN else "sip",
+                    item[1],
+                    self._frame,
+                    self._time,
+                    self.src,
+                    self.dst,
+                    "tcp" if ws is None else "ws",
+                    record,
                 )
+                if ws is not None:
+                    ws.messages += 1
+                    raw.note = self._note
+                self.out.append(raw)
+                continue
+            _, frame = self._locate(item.offset)
+            if isinstance(item, WebSocketClose):
+                if ws is not None and ws.close_frame is None:
+                    ws.close_frame, ws.close_code, ws.close_reason = frame, item.code, item.reason
+                continue
+            where = f"{_LABELS[mode]} {self.src} -> {self.dst}"
+            if ws is not None:
+                ws.problems += 1
+                where += f", stream byte {self._framer_origin + item.offset}"
+            self.out.append(Problem(f"packet {frame}", f"{where}: {item.message}"))

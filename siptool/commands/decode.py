@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.extract import PacketExtractor
-from siptool.capture.model import UndecodedStream
+from siptool.capture.model import UndecodedStream, WebSocketStream
 from siptool.capture.source import open_source
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
@@ -174,15 +174,21 @@ class Summary:
     # TCP streams of a capture that carried neither SIP nor STUN: TLS (named by its server
     # name) or other bytes; said, not passed over in silence.
     not_decoded: list[UndecodedStream] = field(default_factory=list)
+    # TCP directions read as SIP over WebSocket (RFC 7118), with their close frames.
+    websocket: list[WebSocketStream] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sip": self.sip,
             "stun": self.stun,
             "invalid": self.invalid,
             "filtered_out": self.filtered_out,
             "not_decoded": [s.to_dict() for s in self.not_decoded],
         }
+        if self.websocket:
+            # Only when there is one: the summary's shape without WebSocket is unchanged.
+            out["websocket"] = [s.to_dict() for s in self.websocket]
+        return out
 
 
 @dataclass
@@ -249,6 +255,8 @@ def decode_items(
         malformed = malformed_fields(msg)
         if lint:
             decoded.lint = lint_message(msg, src=item.src, dst=item.dst)
+            if item.note is not None:
+                decoded.lint.append(LintWarning(*item.note))
         yield decoded
         if malformed:
             # Framed and shown, but not a valid message: the JSON has null for these fields,
@@ -493,6 +501,7 @@ class _Decoder:
                 self.on_flow(flow)
             result.flows = []
         result.summary.not_decoded = self.extractor.undecoded()
+        result.summary.websocket = self.extractor.websockets()
         if self.media is not None:
             result.media = self.media.report(frozenset(self.options.call_ids))
             places = result.media.problem_places

@@ -40,7 +40,7 @@ from siptool.sip.lint import LintWarning
 from siptool.terminal import terminal_safe as _terminal_safe
 
 if TYPE_CHECKING:
-    from siptool.capture.model import UndecodedStream
+    from siptool.capture.model import UndecodedStream, WebSocketStream
     from siptool.commands.callflow import CallFlow
     from siptool.commands.decode_media import MediaReport
 
@@ -556,6 +556,8 @@ class TextRenderer:
         self.out.line([(_safe(line), "dim")])
         if s.not_decoded:
             self._not_decoded(s.not_decoded)
+        if s.websocket:
+            self._websocket(s.websocket)
 
     def _not_decoded(self, streams: Sequence[UndecodedStream]) -> None:
         """The TCP streams that carried neither SIP nor STUN, the first few one per line."""
@@ -566,6 +568,26 @@ class TextRenderer:
             what = "TLS" if s.protocol == "tls" else "TCP"
             sni = f" SNI {s.sni}" if s.sni else ""
             self.out.line([(_safe(f"  {what} {s.src} -> {s.dst}{sni} ({s.bytes} bytes)"), "")])
+        if len(streams) > _NAMED:
+            self.out.line([(f"  and {len(streams) - _NAMED} more", "")])
+
+    def _websocket(self, streams: Sequence[WebSocketStream]) -> None:
+        """The directions read as SIP over WebSocket, the first few one per line, with their
+        subprotocol and close frame (RFC 6455 §5.5.1)."""
+        self.out.line([(f"SIP over WebSocket: {len(streams)} directions", "dim")])
+        for s in streams[:_NAMED]:
+            if s.subprotocols is None:
+                how = "upgrade not captured"
+            else:
+                how = f"{s.role}, subprotocol {','.join(s.subprotocols) or 'none'}"
+            line = f"  WS {s.src} -> {s.dst} ({how}): {s.messages} SIP"
+            if s.problems:
+                line += f", {s.problems} problems"
+            if s.close_frame is not None:
+                code = "no code" if s.close_code is None else str(s.close_code)
+                reason = f" {s.close_reason!r}" if s.close_reason else ""
+                line += f"; closed ({code}{reason}) at packet {s.close_frame}"
+            self.out.line([(_safe(line), "")])
         if len(streams) > _NAMED:
             self.out.line([(f"  and {len(streams) - _NAMED} more", "")])
 
