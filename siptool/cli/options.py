@@ -125,6 +125,15 @@ class TurnAuthFlags(NamedTuple):
     secret_file: str | None = None
     rest_ttl: int = 3600
 
+    def check(self) -> None:
+        """``UsageError`` for credential flags that do not go together."""
+        from siptool.errors import UsageError
+
+        if self.secret_file and self.password_file:
+            raise UsageError("--secret-file and --password-file are exclusive")
+        if self.password_file and self.user is None:
+            raise UsageError("--password-file needs --user")
+
     def secrets(self) -> tuple[str | None, str | None]:
         """(password, REST secret); ``UsageError`` for flags that do not go together or
         --user without a password, ``InputError`` (exit 3) for a file that cannot be read."""
@@ -132,10 +141,7 @@ class TurnAuthFlags(NamedTuple):
         from siptool.commands.turn_probe import read_secret
         from siptool.errors import UsageError
 
-        if self.secret_file and self.password_file:
-            raise UsageError("--secret-file and --password-file are exclusive")
-        if self.password_file and self.user is None:
-            raise UsageError("--password-file needs --user")
+        self.check()
         if self.secret_file:
             return None, read_secret(self.secret_file)
         if self.user is None:

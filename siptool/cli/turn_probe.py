@@ -11,11 +11,13 @@ from siptool.cli.options import (
     NagiosFlags,
     NetworkFlags,
     OutputFlags,
+    TurnAuthFlags,
     nagios_options,
     network_options,
     output_options,
     seconds_option,
     thresholds,
+    turn_auth_options,
 )
 from siptool.cli.run import Job, output_for, run_command
 
@@ -33,25 +35,7 @@ COMMAND = "turn-probe"
     type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
     help="Transport for a SERVER given without a scheme (a turn:/turns: URI wins).",
 )
-@click.option("--user", help="User name (long-term credentials; the USER of --secret-file's).")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="File holding the password of --user (else SIPTOOL_PASSWORD).",
-)
-@click.option(
-    "--secret-file",
-    type=click.Path(dir_okay=False),
-    help="File holding the TURN REST API shared secret (coturn's static-auth-secret).",
-)
-@click.option(
-    "--rest-ttl",
-    type=click.IntRange(1, 10 * 365 * 86400),
-    default=3600,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long the REST credentials made from --secret-file are valid.",
-)
+@turn_auth_options
 @click.option(
     "-n",
     "--count",
@@ -101,10 +85,7 @@ COMMAND = "turn-probe"
 def turn_probe(
     server: str,
     transport: str | None,
-    user: str | None,
-    password_file: str | None,
-    secret_file: str | None,
-    rest_ttl: int,
+    turn_auth: TurnAuthFlags,
     count: int,
     interval: float,
     size: int,
@@ -146,18 +127,20 @@ def turn_probe(
             parsed = parse_server(server, transport, turn=True)
         except ParseError as exc:
             raise UsageError(f"bad SERVER {server!r}: {exc.message}") from None
-        _check_flags(user, password_file, secret_file, ipv6_relay, dual_relay)
+        turn_auth.check()
+        if ipv6_relay and dual_relay:
+            raise UsageError("--ipv6-relay and --dual-relay are exclusive (RFC 8656 §7.1)")
         _check_peer_transport(peer_transport.lower(), parsed.transport, peer)
         if size < PROBE_HEADER:
             raise UsageError(f"--size {size}: at least {PROBE_HEADER} bytes")
-        password, secret = _secrets(user, password_file, secret_file)
+        password, secret = turn_auth.secrets()
         options = TurnProbeOptions(
             server=parsed,
             local=network.local(),
-            user=user,
+            user=turn_auth.user,
             password=password,
             secret=secret,
-            rest_ttl=rest_ttl,
+            rest_ttl=turn_auth.rest_ttl,
             count=count,
             interval=interval,
             size=size,
@@ -175,24 +158,6 @@ def turn_probe(
     run_command(COMMAND, prepare)
 
 
-def _check_flags(
-    user: str | None,
-    password_file: str | None,
-    secret_file: str | None,
-    ipv6_relay: bool,
-    dual_relay: bool,
-) -> None:
-    """Flags that cannot go together; ``UsageError`` naming them."""
-    from siptool.errors import UsageError
-
-    if secret_file and password_file:
-        raise UsageError("--secret-file and --password-file are exclusive")
-    if password_file and user is None:
-        raise UsageError("--password-file needs --user")
-    if ipv6_relay and dual_relay:
-        raise UsageError("--ipv6-relay and --dual-relay are exclusive (RFC 8656 §7.1)")
-
-
 def _check_peer_transport(peer_transport: str, transport: str, peer: str | None) -> None:
     """--peer-transport tcp needs a TCP or TLS server (RFC 6062 §4.1) and siptool's peer."""
     from siptool.errors import UsageError
@@ -206,25 +171,6 @@ def _check_peer_transport(peer_transport: str, transport: str, peer: str | None)
         )
     if peer is not None:
         raise UsageError("--peer is a UDP echo server: it does not go with --peer-transport tcp")
-
-
-def _secrets(
-    user: str | None, password_file: str | None, secret_file: str | None
-) -> tuple[str | None, str | None]:
-    """(password, REST secret): ``InputError`` (exit 3) for a file that cannot be read,
-    ``UsageError`` for --user without a password."""
-    from siptool.commands.sip_common import read_password
-    from siptool.commands.turn_probe import read_secret
-    from siptool.errors import UsageError
-
-    if secret_file:
-        return None, read_secret(secret_file)
-    if user is None:
-        return None, None
-    password = read_password(password_file, prompt=False)
-    if password is None:
-        raise UsageError("--user needs a password: --password-file or SIPTOOL_PASSWORD")
-    return password, None
 
 
 def _peer(text: str | None) -> Address | None:

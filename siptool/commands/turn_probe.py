@@ -108,7 +108,7 @@ from siptool.stun.turn import (
     refresh_attributes,
     restamp,
 )
-from siptool.stun.turn_auth import TurnAuth, TurnCredentials, rest_credentials
+from siptool.stun.turn_auth import TurnAuth, TurnCredentials, credentials_for
 
 __all__ = [
     "RelayAttempt",
@@ -122,7 +122,6 @@ __all__ = [
 
 SERVICE = "TURN"  # the Nagios service name
 SOFTWARE = f"siptool/{__version__}"
-REST_USER = "siptool"  # the USER of a REST username without --user
 HELLO, INDICATION, CHANNEL = 0, 1, 2  # the probe payloads' test numbers
 TESTS = {INDICATION: "indication", CHANNEL: "channel", TCP: "tcp", TCP_PASSIVE: "tcp_passive"}
 HOW = {
@@ -161,12 +160,7 @@ class TurnProbeOptions:
 
     def credentials(self, now: float) -> TurnCredentials | None:
         """--secret-file (REST, valid from ``now`` for --rest-ttl), else --user/password."""
-        if self.secret is not None:
-            expiry = int(now) + self.rest_ttl
-            return rest_credentials(self.secret, self.user or REST_USER, expiry)
-        if self.user is not None and self.password is not None:
-            return TurnCredentials(self.user, self.password)
-        return None
+        return credentials_for(self.user, self.password, self.secret, self.rest_ttl, now)
 
 
 def read_secret(path: str) -> str:
