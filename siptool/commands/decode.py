@@ -184,10 +184,9 @@ class Summary:
             "invalid": self.invalid,
             "filtered_out": self.filtered_out,
             "not_decoded": [s.to_dict() for s in self.not_decoded],
+            # The contract: a key is empty, never omitted, when the input has no WebSocket.
+            "websocket": [s.to_dict() for s in self.websocket],
         }
-        if self.websocket:
-            # Only when there is one: the summary's shape without WebSocket is unchanged.
-            out["websocket"] = [s.to_dict() for s in self.websocket]
         return out
 
 

@@ -63,6 +63,7 @@ def test_sipp_call_decodes_cleanly_to_the_contract_json() -> None:
         "invalid": 0,
         "filtered_out": 0,
         "not_decoded": [],
+        "websocket": [],
     }
     kinds = [(m["method"], m["status"]) for m in doc["messages"]]
     assert kinds == [

@@ -114,6 +114,7 @@ def test_json_is_one_line_with_the_contract_keys_and_the_results_errors() -> Non
         "invalid": 1,
         "filtered_out": 2,
         "not_decoded": [],
+        "websocket": [],
     }
     [message] = doc["messages"]
     assert list(message) == MESSAGE_KEYS
@@ -171,6 +172,7 @@ def test_an_unreadable_input_is_a_document_with_exit_3_and_no_flows(mode: Output
         "invalid": 0,
         "filtered_out": 0,
         "not_decoded": [],
+        "websocket": [],
     }
 
 
