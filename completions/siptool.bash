@@ -22,8 +22,9 @@ _siptool() {
             -n|--count) return ;;
             --duration) return ;;
             --write) return ;;
+            --tls-keylog) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --rtp --call-id --method --jsonl -i --interface --port -n --count --duration --write --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --rtp --call-id --method --jsonl -i --interface --port -n --count --duration --write --tls-keylog --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     ice-gather)

@@ -27,6 +27,7 @@ complete -c siptool -n '__fish_seen_subcommand_from decode' -l port -r -d 'With 
 complete -c siptool -n '__fish_seen_subcommand_from decode' -s n -l count -r -d 'With -i: stop after N packets.'
 complete -c siptool -n '__fish_seen_subcommand_from decode' -l duration -r -d 'With -i: stop after SECONDS.'
 complete -c siptool -n '__fish_seen_subcommand_from decode' -l write -r -d 'With -i: save every captured packet to FILE.pcapng as it is decoded.'
+complete -c siptool -n '__fish_seen_subcommand_from decode' -l tls-keylog -r -d 'Decrypt TLS 1.2/1.3 with the secrets in FILE (NSS key log, as SSLKEYLOGFILE writes).'
 complete -c siptool -n '__fish_seen_subcommand_from decode' -l json -d 'Print one JSON document on stdout.'
 complete -c siptool -n '__fish_seen_subcommand_from decode' -s q -l quiet -d 'Print nothing but errors; use the exit code.'
 complete -c siptool -n '__fish_seen_subcommand_from decode' -l no-color -d 'No colours (the NO_COLOR environment variable does the same).'

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 from siptool.capture.hexdump import HexBlock, parse_hex_dump
 from siptool.capture.ipfrag import FragmentReassembler
+from siptool.capture.keylog import KeyLog
 from siptool.capture.layers import (
     IPPROTO_TCP,
     IPPROTO_UDP,
@@ -35,6 +36,7 @@ from siptool.capture.model import (
     MediaSink,
     Problem,
     RawMessage,
+    TlsSession,
     UndecodedStream,
     WebSocketStream,
 )
@@ -45,6 +47,7 @@ from siptool.capture.tcp import (
     STREAM_IGNORED,
     STREAM_STUN,
     STREAM_TLS,
+    STREAM_TLS_SKIPPED,
     STREAM_UNDECIDED,
     STREAM_WS,
     TCP_FIN,
@@ -53,6 +56,7 @@ from siptool.capture.tcp import (
     TcpDirection,
 )
 from siptool.capture.textsplit import split_sip_text
+from siptool.capture.tls_decrypt import TlsContext
 from siptool.errors import ParseError
 from siptool.sip.framing import starts_like_sip
 from siptool.stun.framing import announced_size, has_magic_cookie, is_stun_header, looks_like_stun
@@ -67,7 +71,7 @@ _IPPROTO_IPV6 = 41
 _MAX_TUNNEL_DEPTH = 4
 _TCP_OPEN_CLOSE = TCP_SYN | TCP_FIN | TCP_RST
 _CRLF = b"\r\n"
-_SNAPLEN_LABELS = {STREAM_STUN: "STUN over TCP", STREAM_WS: "SIP over WebSocket"}
+_SNAPLEN_LABELS = {STREAM_STUN: "STUN over TCP", STREAM_WS: "SIP over WebSocket", STREAM_TLS: "TLS"}
 
 # Where a transport header is: protocol, buffer, start, end, bytes the snaplen cut, addresses.
 _Layer4 = tuple[int, bytes, int, int, int, bytes]
@@ -92,6 +96,9 @@ class PacketExtractor:
     7983 §7; 0x40-0x7F and 0xC0-0xFF are wrong versions a media analysis may count), and none
     of 0x80 or more starts a SIP start line, so RTP costs no SIP check.  Without a sink such
     payloads are skipped as before.
+
+    TLS directions are read by ``capture.tls_decrypt`` (every connection in ``tls_sessions``);
+    with a ``keylog`` (decode's --tls-keylog) the SIP inside them is found too.
     """
 
     __slots__ = (
@@ -100,16 +107,18 @@ class PacketExtractor:
         "_media",
         "_names",
         "_streams",
+        "_tls",
         "out",
     )
 
-    def __init__(self, media: MediaSink | None = None) -> None:
+    def __init__(self, media: MediaSink | None = None, keylog: KeyLog | None = None) -> None:
         self.out: list[RawMessage | Problem] = []
         self._media = media
         self._names: dict[bytes, tuple[str, str]] = {}
         self._frags = FragmentReassembler()
         self._streams: dict[bytes, TcpDirection] = {}
         self._bad_links: set[int] = set()
+        self._tls = TlsContext(keylog)
 
     def _endpoints(self, key: bytes) -> tuple[str, str]:
         """("src ip:port", "dst ip:port") for key = src address + dst address + the 4 port bytes."""
@@ -269,7 +278,7 @@ class PacketExtractor:
             stream = self._streams.get(key)
             if stream is None:
                 src, dst = self._endpoints(key)
-                stream = self._streams[key] = TcpDirection(src, dst, self.out)
+                stream = self._streams[key] = TcpDirection(src, dst, self.out, self._tls)
             elif stream.mode >= STREAM_IGNORED and not flags & TCP_SYN:
                 stream.skipped += end - p + missing  # not decoded: counted for the summary
                 return
@@ -348,10 +357,12 @@ class PacketExtractor:
         or other bytes (HTTP, ...), with how many bytes each carried; for decode's summary."""
         out = []
         for stream in self._streams.values():
-            if stream.mode == STREAM_TLS:
-                out.append(
-                    UndecodedStream("tls", stream.src, stream.dst, stream.skipped, stream.sni)
-                )
+            if stream.mode in (STREAM_TLS, STREAM_TLS_SKIPPED):
+                inner = stream.inner
+                if not stream.tls_decrypted or (inner is not None and inner.mode == STREAM_IGNORED):
+                    out.append(
+                        UndecodedStream("tls", stream.src, stream.dst, stream.skipped, stream.sni)
+                    )
             elif stream.mode == STREAM_IGNORED:
                 out.append(UndecodedStream("tcp", stream.src, stream.dst, stream.skipped, None))
             elif stream.undecided:  # ended before 64 KiB showed what it was
@@ -362,6 +373,10 @@ class PacketExtractor:
         """The TCP directions read as SIP over WebSocket, each connection once (RFC 7118): its
         role, subprotocols, messages, faults and close frame; for decode's summary."""
         return [ws for stream in self._streams.values() for ws in stream.websockets]
+
+    def tls_sessions(self) -> list[TlsSession]:
+        """Every TLS connection seen: version, suite, decrypted or why not; for the summary."""
+        return self._tls.sessions
 
     def finish(self) -> None:
         """End of input: flush every TCP direction, report incomplete fragmented datagrams."""

@@ -12,6 +12,7 @@ __all__ = [
     "MediaSink",
     "Problem",
     "RawMessage",
+    "TlsSession",
     "UndecodedStream",
     "WebSocketStream",
     "time_in_range",
@@ -101,6 +102,7 @@ class WebSocketStream:
     close_frame: int | None = None
     close_code: int | None = None
     close_reason: str | None = None
+    secure: bool = False  # inside TLS (wss), decrypted with decode's --tls-keylog
 
     def to_dict(self) -> dict[str, object]:
         close = None
@@ -113,12 +115,41 @@ class WebSocketStream:
         return {
             "src": self.src,
             "dst": self.dst,
-            "transport": "ws",
+            "transport": "wss" if self.secure else "ws",
             "role": self.role,
             "subprotocols": None if self.subprotocols is None else list(self.subprotocols),
             "messages": self.messages,
             "problems": self.problems,
             "close": close,
+        }
+
+
+@dataclass(slots=True)
+class TlsSession:
+    """One TLS connection in a capture, for decode's summary: who, which version and suite
+    its ServerHello chose, whether decode decrypted it (``--tls-keylog``, ``capture.tls_decrypt``)
+    and, when not, why (no key log, no key for its client random, a suite decode does not
+    decrypt, the handshake not captured)."""
+
+    client: str
+    server: str
+    sni: str | None = None
+    version: str | None = None  # "TLS 1.2", "TLS 1.3"
+    cipher_suite: str | None = None  # the IANA name, or "0xC0FF"
+    decrypted: bool = False
+    reason: str | None = None
+    records: int = 0  # application data records decrypted, both directions
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "client": self.client,
+            "server": self.server,
+            "sni": self.sni,
+            "version": self.version,
+            "cipher_suite": self.cipher_suite,
+            "decrypted": self.decrypted,
+            "reason": self.reason,
+            "records": self.records,
         }
 
 

@@ -11,6 +11,12 @@ begins a line; one that never shows SIP or STUN within 64 KiB is ignored (TLS, o
 Only a direction that begins with ``GET `` or ``HTTP/1.`` is read as a handshake, and only one
 that shows no SIP start line first: SIP and STUN streams cost no WebSocket check.
 
+A direction whose first bytes are a TLS record goes to a ``capture.tls_decrypt.TlsReader``,
+which reads the handshake and, with the session's keys in decode's --tls-keylog, decrypts the
+records; the plaintext goes through a second ``TcpDirection`` (``secure``) that finds SIP (marked
+``tls``) or SIP over WebSocket (``wss``) in it as in plain TCP.  Without keys the direction is
+only counted, and named in the summary.
+
 Sequence handling: out-of-order segments wait; retransmissions and overlaps are trimmed to the
 new bytes; data without a SYN starts at the first data segment seen; a hole that is never filled
 (lost in the capture, or more than 1 MiB of segments waiting behind it) is skipped and reported,
@@ -24,6 +30,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from siptool.capture.model import Problem, RawMessage, WebSocketStream
+from siptool.capture.tls_decrypt import TlsContext, TlsReader
 from siptool.capture.tlsrecord import client_hello_sni, is_tls_record, record_length
 from siptool.capture.websocket import (
     Upgrade,
@@ -54,6 +61,7 @@ __all__ = [
     "STREAM_SIP",
     "STREAM_STUN",
     "STREAM_TLS",
+    "STREAM_TLS_SKIPPED",
     "STREAM_UNDECIDED",
     "STREAM_WS",
     "StunStreamFramer",
@@ -74,15 +82,17 @@ STREAM_UNDECIDED = 0
 STREAM_SIP = 1
 STREAM_STUN = 2
 STREAM_WS = 3  # SIP over WebSocket (capture.websocket)
+STREAM_TLS = 4  # TLS, its records read (capture.tls_decrypt)
 # Not decoded from here on (extract.py compares with >=).
-STREAM_IGNORED = 4
-STREAM_TLS = 5  # not decoded either, but named in the summary (capture.tlsrecord)
+STREAM_IGNORED = 5
+STREAM_TLS_SKIPPED = 6  # TLS without keys: counted and named in the summary
 
 _LABELS = {
     STREAM_SIP: "SIP over TCP",
     STREAM_STUN: "STUN over TCP",
     STREAM_WS: "SIP over WebSocket",
 }
+_SECURE_LABELS = {STREAM_SIP: "SIP over TLS", STREAM_WS: "SIP over WSS"}
 _Item = tuple[int, bytes] | FramingError | WebSocketClose
 _WS_DATA = b"\x01\x02\x81\x82"  # a data frame's first byte: text or binary, final or not
 
@@ -173,12 +183,16 @@ class TcpDirection:
         "_frame",
         "_framer",
         "_framer_origin",
+        "_inner",
         "_marks",
         "_note",
         "_probe",
         "_probe_origin",
         "_probe_scan",
+        "_record",
         "_time",
+        "_tls",
+        "_tls_context",
         "_ws",
         "closed",
         "delivered",
@@ -188,6 +202,7 @@ class TcpDirection:
         "mode",
         "next_seq",
         "out",
+        "secure",
         "skipped",
         "sni",
         "src",
@@ -202,13 +217,24 @@ class TcpDirection:
         RFC 5626 §3.5.1, are not counted: they are skipped before the decision)."""
         return len(self._probe) if self.mode == STREAM_UNDECIDED else 0
 
-    def __init__(self, src: str, dst: str, out: list[RawMessage | Problem]) -> None:
+    def __init__(
+        self,
+        src: str,
+        dst: str,
+        out: list[RawMessage | Problem],
+        tls: TlsContext | None = None,
+        *,
+        secure: bool = False,
+        websockets: list[WebSocketStream] | None = None,
+    ) -> None:
         self.src = src
         self.dst = dst
         self.out = out
+        self._tls_context = tls  # None: TLS directions are only named (no reader)
+        self.secure = secure  # the plaintext of a TLS direction (no TLS inside it)
         # Every WebSocket connection seen on these addresses and ports (a new connection on
         # the same ones resets the rest), for decode's summary.
-        self.websockets: list[WebSocketStream] = []
+        self.websockets: list[WebSocketStream] = [] if websockets is None else websockets
         self._reset()
 
     def _reset(self) -> None:
@@ -233,6 +259,20 @@ class TcpDirection:
         self._marks: list[tuple[int, int, int]] = []  # (stream position, record offset, frame)
         self._frame = 0
         self._time: float | None = None
+        self._record = 0  # the input offset of the packet being delivered
+        self._tls: TlsReader | None = None
+        self._inner: TcpDirection | None = None  # a TLS direction's plaintext
+
+    @property
+    def tls_decrypted(self) -> bool:
+        """Whether some of this TLS direction's connection was decrypted."""
+        reader = self._tls
+        return reader is not None and reader.conn is not None and reader.conn.session.decrypted
+
+    @property
+    def inner(self) -> TcpDirection | None:
+        """A decrypted TLS direction's plaintext direction."""
+        return self._inner
 
     # -- sequence space ---------------------------------------------------------------------
 
@@ -351,6 +391,10 @@ class TcpDirection:
         self.waiting_bytes = 0
         if self._framer is not None:
             self._emit(self._framer.close())
+        if self._tls is not None:
+            self._tls.close()
+        if self._inner is not None:
+            self._inner._close()
 
     # -- bytes in order ---------------------------------------------------------------------
 
@@ -363,6 +407,15 @@ class TcpDirection:
             self._probe_scan = 0
         elif self._framer is not None:
             self._emit(self._framer.lose(nbytes))
+        elif self.mode == STREAM_TLS and self._tls is not None:
+            self._tls.lose(nbytes)
+            self.mode = STREAM_TLS_SKIPPED
+
+    def plain(self, chunk: bytes, record: int, frame: int, time: float | None) -> None:
+        """Decrypted bytes of a TLS direction, in order, from the packet ``frame``."""
+        self._frame = frame
+        self._time = time
+        self._deliver(chunk, record, frame)
 
     def _deliver(self, chunk: bytes, record: int, frame: int) -> None:
         marks = self._marks
@@ -378,6 +431,13 @@ class TcpDirection:
             if len(marks) > 1 and marks[1][0] <= keep_from:
                 index = bisect_right(marks, (keep_from, 1 << 62, 0)) - 1
                 del marks[:index]
+        elif mode == STREAM_TLS:
+            assert self._tls is not None
+            self.skipped += len(chunk)
+            self._record = record
+            self._tls.feed(chunk)
+            if self._tls.done:
+                self.mode = STREAM_TLS_SKIPPED
         elif mode == STREAM_UNDECIDED:
             self._probe += chunk
             self._decide()
@@ -395,14 +455,11 @@ class TcpDirection:
             return
         first = probe[0]
         start = -1
-        if is_tls_record(probe):
+        if not self.secure and is_tls_record(probe):
             # A TLS record: wait for the whole first one (a ClientHello names the server).
             if len(probe) < record_length(probe) and len(probe) < _MAX_PROBE:
                 return
-            self.sni = client_hello_sni(probe)
-            self.mode = STREAM_TLS
-            self.skipped = len(probe)
-            self._probe = bytearray()
+            self._start_tls()
             return
         if is_stun_byte(first):
             if len(probe) < 8:
@@ -456,10 +513,12 @@ class TcpDirection:
 
     def _start_websocket(self, upgrade: Upgrade | None) -> None:
         if upgrade is None:
-            info = WebSocketStream(self.src, self.dst, None, None)
+            info = WebSocketStream(self.src, self.dst, None, None, secure=self.secure)
         else:
             role = "client" if upgrade.client else "server"
-            info = WebSocketStream(self.src, self.dst, role, upgrade.subprotocols)
+            info = WebSocketStream(
+                self.src, self.dst, role, upgrade.subprotocols, secure=self.secure
+            )
             if not upgrade.sip:
                 self._note = (
                     "websocket-subprotocol",
@@ -470,6 +529,34 @@ class TcpDirection:
         self.websockets.append(info)
         masked = None if upgrade is None else upgrade.client
         self._start(STREAM_WS, 0 if upgrade is None else upgrade.size, masked)
+
+    def _start_tls(self) -> None:
+        probe = self._probe
+        self._probe = bytearray()
+        self.sni = client_hello_sni(probe)
+        self.skipped = len(probe)
+        context = self._tls_context
+        if context is None:
+            self.mode = STREAM_TLS_SKIPPED
+            return
+        inner = self._inner = TcpDirection(
+            self.src, self.dst, self.out, secure=True, websockets=self.websockets
+        )
+
+        def on_plain(data: bytes) -> None:
+            inner.plain(data, self._record, self._frame, self._time)
+
+        def on_problem(text: str) -> None:
+            self.out.append(
+                Problem(f"packet {self._frame}", f"TLS {self.src} -> {self.dst}: {text}")
+            )
+
+        reader = self._tls = TlsReader(context, self.src, self.dst, self.sni, on_plain, on_problem)
+        self.mode = STREAM_TLS
+        self._record = self._marks[-1][1] if self._marks else 0
+        reader.feed(bytes(probe))
+        if reader.done:
+            self.mode = STREAM_TLS_SKIPPED
 
     def _start(self, mode: int, start: int, masked: bool | None = None) -> None:
         self.mode = mode
@@ -506,7 +593,9 @@ class TcpDirection:
                     self._time,
                     self.src,
                     self.dst,
-                    "tcp" if ws is None else "ws",
+                    ("tcp" if ws is None else "ws")
+                    if not self.secure
+                    else ("tls" if ws is None else "wss"),
                     record,
                 )
                 if ws is not None:
@@ -519,7 +608,7 @@ class TcpDirection:
                 if ws is not None and ws.close_frame is None:
                     ws.close_frame, ws.close_code, ws.close_reason = frame, item.code, item.reason
                 continue
-            where = f"{_LABELS[mode]} {self.src} -> {self.dst}"
+            where = f"{(_SECURE_LABELS if self.secure else _LABELS)[mode]} {self.src} -> {self.dst}"
             if ws is not None:
                 ws.problems += 1
                 where += f", stream byte {self._framer_origin + item.offset}"

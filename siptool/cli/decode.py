@@ -85,6 +85,11 @@ FORMATS = ["auto", "sip", "stun", "hex", "pcap", "pcapng"]
     metavar="FILE.pcapng",
     help="With -i: save every captured packet to FILE.pcapng as it is decoded.",
 )
+@click.option(
+    "--tls-keylog",
+    metavar="FILE",
+    help="Decrypt TLS 1.2/1.3 with the secrets in FILE (NSS key log, as SSLKEYLOGFILE writes).",
+)
 @output_options
 def decode(
     source: str,
@@ -101,6 +106,7 @@ def decode(
     count: int | None,
     duration: float | None,
     write: str | None,
+    tls_keylog: str | None,
     output: OutputFlags,
 ) -> None:
     """Decode SIP, SDP and STUN from text, hex, raw bytes, pcap or pcapng.
@@ -144,6 +150,7 @@ def decode(
             count=count,
             duration=duration,
             write=write,
+            tls_keylog=tls_keylog,
         )
         renderer = renderer_for(shown, options)
         return Job(

@@ -12,6 +12,8 @@ Decisions:
 
 - An input that cannot be read at all is not raised: it is the result's one error and exit 3
   (shared/cli-contract.md), so that ``--json`` still writes its document.
+- ``--tls-keylog``: the key log is read before the input (unreadable: exit 3, as the input);
+  a line of it that cannot be used is one error (exit 1) and the others are still used.
 - Synchronous: nothing here waits on a socket or a timer, so the runner never imports
   asyncio for decode (start-up time).
 """
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.extract import PacketExtractor
-from siptool.capture.model import UndecodedStream, WebSocketStream
+from siptool.capture.keylog import KeyLog, parse_keylog
+from siptool.capture.model import TlsSession, UndecodedStream, WebSocketStream
 from siptool.capture.source import open_source
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, InputError, ParseError, SiptoolError
@@ -111,6 +114,8 @@ class DecodeOptions:
     write: str | None = None  # save what was captured as pcapng
     # --rtp: RTP/RTCP streams, each call's media verdict (commands/decode_media.py)
     rtp: bool = False
+    # --tls-keylog: the NSS key log that decrypts the capture's TLS (capture/tls_decrypt.py)
+    tls_keylog: str | None = None
 
 
 @dataclass
@@ -176,6 +181,8 @@ class Summary:
     not_decoded: list[UndecodedStream] = field(default_factory=list)
     # TCP directions read as SIP over WebSocket (RFC 7118), with their close frames.
     websocket: list[WebSocketStream] = field(default_factory=list)
+    # Every TLS connection: version, cipher suite, decrypted or why not (--tls-keylog).
+    tls: list[TlsSession] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,6 +193,7 @@ class Summary:
             "not_decoded": [s.to_dict() for s in self.not_decoded],
             # The contract: a key is empty, never omitted, when the input has no WebSocket.
             "websocket": [s.to_dict() for s in self.websocket],
+            "tls": [s.to_dict() for s in self.tls],
         }
         return out
 
@@ -322,7 +330,16 @@ def run_decode(
     ``result.flows`` is left empty; without it the flows are on the result.  The exit code is
     the result's (shared/cli-contract.md): 0 clean, 1 some input invalid, 3 the input could
     not be read (or the live capture could not start)."""
-    decoder = _Decoder(options, on_message, on_problem, on_flow)
+    keylog = None
+    if options.tls_keylog is not None:
+        try:
+            keylog = _read_keylog(options.tls_keylog)
+        except InputError as exc:
+            on_problem(exc)
+            return DecodeResult(
+                clean_text(options.source), errors=[exc], exit_code=ExitCode.NOT_RUN
+            )
+    decoder = _Decoder(options, on_message, on_problem, on_flow, keylog)
     with ExitStack() as stack:
         if options.interface is not None:
             return _decode_live(stack, decoder)
@@ -348,6 +365,18 @@ def run_decode(
         decoder.feed(items)
         return decoder.finish()
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
+def _read_keylog(path: str) -> KeyLog:
+    shown = clean_text(path)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the TLS key log {shown}: {exc.strerror or exc}", code="tls_keylog_error"
+        ) from None
+    return parse_keylog(text, shown)
 
 
 def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
@@ -407,6 +436,7 @@ class _Decoder:
         on_message: Callable[[DecodedMessage], None],
         on_problem: Callable[[SiptoolError], None],
         on_flow: Callable[[CallFlow], None] | None,
+        keylog: KeyLog | None = None,
     ) -> None:
         self.options = options
         self.on_message = on_message
@@ -426,7 +456,10 @@ class _Decoder:
             from siptool.commands.decode_media import MediaAnalysis
 
             self.media = MediaAnalysis()
-        self.extractor = PacketExtractor(self.media.tracker if self.media is not None else None)
+        self.extractor = PacketExtractor(
+            self.media.tracker if self.media is not None else None, keylog
+        )
+        self.keylog = keylog
         # The media view shows no message: it parses only those that carry SDP (all of them
         # are counted; the other views validate the rest), unless a filter must read them.
         self.sdp_only = options.view is DecodeView.RTP and not self.keep.active
@@ -434,6 +467,14 @@ class _Decoder:
     def start(self, name: str, *, live: bool = False) -> None:
         self.result.input_name = name
         self.live = live
+        if self.keylog is not None:
+            # A line that cannot be used is named; the rest of the key log still decrypts.
+            for number, why in self.keylog.problems:
+                error = SiptoolError(
+                    f"{self.keylog.name}: line {number}: {why}", code="tls_keylog_error"
+                )
+                self.result.errors.append(error)
+                self.on_problem(error)
 
     def report(self, problem: InputProblem) -> None:
         error = SiptoolError(problem.text(self.result.input_name), code=problem.code)
@@ -501,6 +542,7 @@ class _Decoder:
             result.flows = []
         result.summary.not_decoded = self.extractor.undecoded()
         result.summary.websocket = self.extractor.websockets()
+        result.summary.tls = self.extractor.tls_sessions()
         if self.media is not None:
             result.media = self.media.report(frozenset(self.options.call_ids))
             places = result.media.problem_places

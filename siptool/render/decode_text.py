@@ -40,7 +40,7 @@ from siptool.sip.lint import LintWarning
 from siptool.terminal import terminal_safe as _terminal_safe
 
 if TYPE_CHECKING:
-    from siptool.capture.model import UndecodedStream, WebSocketStream
+    from siptool.capture.model import TlsSession, UndecodedStream, WebSocketStream
     from siptool.commands.callflow import CallFlow
     from siptool.commands.decode_media import MediaReport
 
@@ -558,6 +558,8 @@ class TextRenderer:
             self._not_decoded(s.not_decoded)
         if s.websocket:
             self._websocket(s.websocket)
+        if s.tls:
+            self._tls(s.tls)
 
     def _not_decoded(self, streams: Sequence[UndecodedStream]) -> None:
         """The TCP streams that carried neither SIP nor STUN, the first few one per line."""
@@ -571,6 +573,21 @@ class TextRenderer:
         if len(streams) > _NAMED:
             self.out.line([(f"  and {len(streams) - _NAMED} more", "")])
 
+    def _tls(self, sessions: Sequence[TlsSession]) -> None:
+        """The TLS connections: how many were decrypted, and the others one per line with why
+        not (--tls-keylog)."""
+        closed = [s for s in sessions if not s.decrypted]
+        noun = "connection" if len(sessions) == 1 else "connections"
+        head = f"TLS: {len(sessions)} {noun}, {len(sessions) - len(closed)} decrypted"
+        self.out.line([(head, "yellow" if closed else "dim")])
+        for s in closed[:_NAMED]:
+            what = " ".join(x for x in (s.version, s.cipher_suite) if x) or "TLS"
+            sni = f" SNI {s.sni}" if s.sni else ""
+            line = f"  {s.client} -> {s.server}{sni} {what}: not decrypted, {s.reason}"
+            self.out.line([(_safe(line), "")])
+        if len(closed) > _NAMED:
+            self.out.line([(f"  and {len(closed) - _NAMED} more", "")])
+
     def _websocket(self, streams: Sequence[WebSocketStream]) -> None:
         """The directions read as SIP over WebSocket, the first few one per line, with their
         subprotocol and close frame (RFC 6455 §5.5.1)."""
@@ -580,7 +597,7 @@ class TextRenderer:
                 how = "upgrade not captured"
             else:
                 how = f"{s.role}, subprotocol {','.join(s.subprotocols) or 'none'}"
-            line = f"  WS {s.src} -> {s.dst} ({how}): {s.messages} SIP"
+            line = f"  {'WSS' if s.secure else 'WS'} {s.src} -> {s.dst} ({how}): {s.messages} SIP"
             if s.problems:
                 line += f", {s.problems} problems"
             if s.close_frame is not None:

@@ -64,6 +64,7 @@ def test_sipp_call_decodes_cleanly_to_the_contract_json() -> None:
         "filtered_out": 0,
         "not_decoded": [],
         "websocket": [],
+        "tls": [],
     }
     kinds = [(m["method"], m["status"]) for m in doc["messages"]]
     assert kinds == [

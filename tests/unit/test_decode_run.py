@@ -60,6 +60,7 @@ def test_each_kept_message_is_handed_over_in_order_and_counted(tmp_path: Path) -
         "filtered_out": 1,
         "not_decoded": [],
         "websocket": [],
+        "tls": [],
     }
     assert result.exit_code is ExitCode.OK and result.errors == [] and sink.problems == []
     assert result.flows is None  # only the flow view builds them

@@ -115,6 +115,7 @@ def test_json_is_one_line_with_the_contract_keys_and_the_results_errors() -> Non
         "filtered_out": 2,
         "not_decoded": [],
         "websocket": [],
+        "tls": [],
     }
     [message] = doc["messages"]
     assert list(message) == MESSAGE_KEYS
@@ -173,6 +174,7 @@ def test_an_unreadable_input_is_a_document_with_exit_3_and_no_flows(mode: Output
         "filtered_out": 0,
         "not_decoded": [],
         "websocket": [],
+        "tls": [],
     }
 
 
