@@ -23,8 +23,6 @@ standard library (``cryptography`` has no TLS PRF).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +167,9 @@ def tls13_next_secret(suite: CipherSuite, secret: bytes) -> bytes:
 
 def _prf(secret: bytes, label: bytes, seed: bytes, length: int, hash_name: str) -> bytes:
     """P_hash of RFC 5246 §5: HMAC(secret, A(i) + label + seed) until ``length`` bytes."""
+    import hashlib  # here: decode without TLS 1.2 keys never pays for it
+    import hmac
+
     digest = getattr(hashlib, hash_name)
     seed = label + seed
     out = bytearray()
