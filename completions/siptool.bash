@@ -36,12 +36,13 @@ _siptool() {
             --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --rest-ttl) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--stun --turn --loopback --user --password-file --secret-file --rest-ttl --insecure --ca-file --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--stun --turn --loopback --user --password-file --secret-file --rest-ttl --insecure --ca-file --tls-keylog --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     invite-test)
@@ -262,6 +263,7 @@ _siptool() {
             -i|--interval) return ;;
             --transport) COMPREPLY=($(compgen -W "udp tcp tls" -- "$cur")); return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --server-list) return ;;
             --software) return ;;
             --timeout) return ;;
@@ -271,7 +273,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --tls-keylog --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     subscribe)
@@ -319,6 +321,7 @@ _siptool() {
             --peer-transport) COMPREPLY=($(compgen -W "udp tcp" -- "$cur")); return ;;
             --peer) return ;;
             --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --tls-keylog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --timeout) return ;;
             --local-address) return ;;
             --local-port) return ;;
@@ -326,7 +329,7 @@ _siptool() {
             -w|--warning) return ;;
             -c|--critical) return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--transport --user --password-file --secret-file --rest-ttl -n --count -i --interval --size --lifetime --ipv6-relay --dual-relay --peer-transport --peer --insecure --ca-file --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--transport --user --password-file --secret-file --rest-ttl -n --count -i --interval --size --lifetime --ipv6-relay --dual-relay --peer-transport --peer --insecure --ca-file --tls-keylog --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -10,9 +10,11 @@ import click
 from siptool.cli.options import (
     NetworkFlags,
     OutputFlags,
+    TlsFlags,
     TurnAuthFlags,
     network_options,
     output_options,
+    tls_options,
     turn_auth_options,
 )
 from siptool.cli.run import Job, output_for, run_command
@@ -41,10 +43,7 @@ COMMAND = "ice-gather"
 )
 @click.option("--loopback", is_flag=True, help="Offer loopback host candidates too.")
 @turn_auth_options
-@click.option("--insecure", is_flag=True, help="Do not verify the TURN server's TLS certificate.")
-@click.option(
-    "--ca-file", type=click.Path(), metavar="FILE", help="CA bundle for TLS verification."
-)
+@tls_options("the TURN server's TLS certificate")
 @network_options
 @output_options
 def ice_gather(
@@ -52,8 +51,7 @@ def ice_gather(
     turn: tuple[str, ...],
     loopback: bool,
     turn_auth: TurnAuthFlags,
-    insecure: bool,
-    ca_file: str | None,
+    tls: TlsFlags,
     network: NetworkFlags,
     output: OutputFlags,
 ) -> None:
@@ -69,7 +67,6 @@ def ice_gather(
     def prepare() -> Job[IceGatherResult]:
         from siptool.commands.ice_gather import IceGatherOptions, run_ice_gather
         from siptool.errors import UsageError
-        from siptool.net.tls import TlsOptions
         from siptool.render.ice_gather import IceGatherRenderer
         from siptool.stun.turn_auth import credentials_for
 
@@ -84,7 +81,7 @@ def ice_gather(
             local=network.local(),
             loopback=loopback,
             credentials=lambda now: credentials_for(user, password, secret, ttl, now),
-            tls=TlsOptions(insecure=insecure, ca_file=ca_file),
+            tls=tls.options(),
         )
         renderer = IceGatherRenderer(shown)
         return Job(shown, renderer, lambda: run_ice_gather(options), pcap_out=network.pcap_out)

@@ -152,6 +152,20 @@ class TurnAuthFlags(NamedTuple):
         return password, None
 
 
+class TlsFlags(NamedTuple):
+    """TLS verification and key logging of the STUN and TURN commands (the SIP commands have
+    the same three flags in ``SipFlags``)."""
+
+    insecure: bool = False
+    ca_file: str | None = None
+    tls_keylog: str | None = None
+
+    def options(self) -> TlsOptions:
+        from siptool.net.tls import TlsOptions
+
+        return TlsOptions(insecure=self.insecure, ca_file=self.ca_file, keylog_file=self.tls_keylog)
+
+
 class DnsFlags(NamedTuple):
     dns_server: str | None = None
 
@@ -167,6 +181,7 @@ if TYPE_CHECKING:
     from siptool.commands.nagios import Thresholds
     from siptool.commands.sip_common import SipSettings
     from siptool.net.settings import LocalSettings
+    from siptool.net.tls import TlsOptions
     from siptool.sip.builders import RequestKnobs
     from siptool.sip.target import Target
 
@@ -450,23 +465,7 @@ def sip_options(func: F) -> F:
                 metavar="URL",
                 help="Origin header of the WebSocket upgrade, as a browser sends it.",
             ),
-            click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate."),
-            click.option(
-                "--ca-file",
-                # Not click's dir_okay=False: a directory is a CA file siptool cannot read
-                # (exit 3, Nagios UNKNOWN), not a usage error (exit 2, Nagios CRITICAL).
-                type=click.Path(),
-                metavar="FILE",
-                help="CA bundle for TLS verification.",
-            ),
-            click.option(
-                "--tls-keylog",
-                # Opened when a TLS flow starts: one that cannot be written is exit 3.
-                type=click.Path(dir_okay=False),
-                metavar="FILE",
-                help="Append the TLS session keys (NSS key log) to FILE, for Wireshark, tshark "
-                "and decode (default: SSLKEYLOGFILE).",
-            ),
+            *_tls_decorators("the TLS certificate"),
             click.option("--user", help="User name for the From URI and digest authentication."),
             click.option(
                 "--password-file",
@@ -576,6 +575,34 @@ def turn_auth_options(func: F) -> F:
             ),
         ],
     )(func)
+
+
+def _tls_decorators(verified: str) -> list[Callable[[F], F]]:
+    """--insecure, --ca-file, --tls-keylog; ``verified`` names what --insecure skips."""
+    return [
+        click.option("--insecure", is_flag=True, help=f"Do not verify {verified}."),
+        click.option(
+            "--ca-file",
+            # Not click's dir_okay=False: a directory is a CA file siptool cannot read
+            # (exit 3, Nagios UNKNOWN), not a usage error (exit 2, Nagios CRITICAL).
+            type=click.Path(),
+            metavar="FILE",
+            help="CA bundle for TLS verification.",
+        ),
+        click.option(
+            "--tls-keylog",
+            # Opened when a TLS flow starts: one that cannot be written is exit 3.
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Append the TLS session keys (NSS key log) to FILE, for Wireshark, tshark "
+            "and decode (default: SSLKEYLOGFILE).",
+        ),
+    ]
+
+
+def tls_options(verified: str = "the TLS certificate") -> Callable[[F], F]:
+    """--insecure, --ca-file, --tls-keylog (as ``tls: TlsFlags``)."""
+    return _grouped(TlsFlags, "tls", _tls_decorators(verified))
 
 
 def dns_options(func: F) -> F:

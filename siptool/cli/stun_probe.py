@@ -12,11 +12,13 @@ from siptool.cli.options import (
     NetworkFlags,
     OutputFlags,
     RepeatFlags,
+    TlsFlags,
     nagios_options,
     network_options,
     output_options,
     repeat_options,
     thresholds,
+    tls_options,
 )
 from siptool.cli.run import Job, output_for, run_command
 
@@ -35,11 +37,7 @@ COMMAND = "stun-probe"
     type=click.Choice(["udp", "tcp", "tls"], case_sensitive=False),
     help="Transport for servers given without a scheme (a stun:/stuns: URI wins).",
 )
-@click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
-# A directory is a CA file siptool cannot read (exit 3), not a usage error: no dir_okay=False.
-@click.option(
-    "--ca-file", type=click.Path(), metavar="FILE", help="CA bundle for TLS verification."
-)
+@tls_options()
 @click.option(
     "--server-list",
     metavar="LIST",
@@ -56,8 +54,7 @@ def stun_probe(
     servers: tuple[str, ...],
     repeat: RepeatFlags,
     transport: str | None,
-    insecure: bool,
-    ca_file: str | None,
+    tls: TlsFlags,
     server_list: str | None,
     software: str | None,
     jsonl: bool,
@@ -78,7 +75,6 @@ def stun_probe(
     def prepare() -> Job[ProbeResult]:
         from siptool.commands.stun_probe import ProbeOptions, run_probe
         from siptool.errors import UsageError
-        from siptool.net.tls import TlsOptions
         from siptool.render.stun_probe import ProbeRenderer
 
         shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios)
@@ -91,7 +87,7 @@ def stun_probe(
             local=network.local(),
             count=repeat.count,
             interval=repeat.interval,
-            tls=TlsOptions(insecure=insecure, ca_file=ca_file),
+            tls=tls.options(),
             software=software,
             thresholds=thresholds(nagios),
         )

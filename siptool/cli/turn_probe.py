@@ -11,12 +11,14 @@ from siptool.cli.options import (
     NagiosFlags,
     NetworkFlags,
     OutputFlags,
+    TlsFlags,
     TurnAuthFlags,
     nagios_options,
     network_options,
     output_options,
     seconds_option,
     thresholds,
+    tls_options,
     turn_auth_options,
 )
 from siptool.cli.run import Job, output_for, run_command
@@ -75,10 +77,7 @@ COMMAND = "turn-probe"
     metavar="ADDR:PORT",
     help="A UDP echo server to use as the peer instead of siptool's own peer socket.",
 )
-@click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate.")
-@click.option(
-    "--ca-file", type=click.Path(), metavar="FILE", help="CA bundle for TLS verification."
-)
+@tls_options()
 @network_options
 @nagios_options
 @output_options
@@ -94,8 +93,7 @@ def turn_probe(
     dual_relay: bool,
     peer_transport: str,
     peer: str | None,
-    insecure: bool,
-    ca_file: str | None,
+    tls: TlsFlags,
     network: NetworkFlags,
     nagios: NagiosFlags,
     output: OutputFlags,
@@ -117,7 +115,6 @@ def turn_probe(
     def prepare() -> Job[TurnProbeResult]:
         from siptool.commands.turn_probe import TurnProbeOptions, run_turn_probe
         from siptool.errors import ParseError, UsageError
-        from siptool.net.tls import TlsOptions
         from siptool.render.turn_probe import TurnProbeRenderer
         from siptool.stun.servers import parse_server
         from siptool.stun.turn import PROBE_HEADER
@@ -149,7 +146,7 @@ def turn_probe(
             dual_relay=dual_relay,
             peer=_peer(peer),
             peer_transport=peer_transport.lower(),
-            tls=TlsOptions(insecure=insecure, ca_file=ca_file),
+            tls=tls.options(),
             thresholds=thresholds(nagios),
         )
         renderer = TurnProbeRenderer(shown)

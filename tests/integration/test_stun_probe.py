@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,6 +137,25 @@ def test_tls_with_stuns_uri_verifies_the_certificate(coturn: StunPeer) -> None:
     assert s["tls_version"] in ("TLSv1.2", "TLSv1.3")
     assert s["mapped"] == s["local"]
     assert s["software"].startswith("Coturn")
+
+
+def test_tls_keylog_lets_decode_read_the_stuns_binding(coturn: StunPeer, tmp_path: Path) -> None:
+    pcap, keys = tmp_path / "stuns.pcapng", tmp_path / "keys.log"
+    uri = f"stuns:localhost:{coturn.tls_port}"
+    args = ("--pcap-out", str(pcap), "--tls-keylog", str(keys))
+    code, doc = probe_json("-4", "--ca-file", coturn.extra["ca"], *args, uri)
+    assert code == 0, doc["errors"]
+    read = siptool("decode", "--json", "--tls-keylog", str(keys), str(pcap))
+    assert read.returncode == 0, read.stderr
+    found = [(m["transport"], m["stun"]["class"]) for m in read.doc["messages"]]
+    assert found == [("tls", "request"), ("tls", "success_response")]
+    ids = {m["stun"]["transaction_id"] for m in read.doc["messages"]}
+    assert len(ids) == 1
+    # Without the key log the connection is named, with its version and suite.
+    plain = siptool("decode", "--json", str(pcap))
+    [session] = plain.doc["summary"]["tls"]
+    assert (session["decrypted"], session["reason"]) == (False, "no --tls-keylog")
+    assert session["version"] == doc["servers"][0]["tls_version"].replace("TLSv", "TLS ")
 
 
 def test_tls_with_an_unknown_ca_fails_with_the_reason(coturn: StunPeer) -> None:

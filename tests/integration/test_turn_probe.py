@@ -305,6 +305,52 @@ def test_pcap_out_holds_the_turn_exchange(turn: TurnServer, tmp_path: Path) -> N
     assert PASSWORD.encode() not in pcap.read_bytes()
 
 
+def test_tls_keylog_lets_decode_and_tshark_read_the_turns_exchange(
+    turn: TurnServer, tmp_path: Path
+) -> None:
+    tshark = require_tool("tshark")
+    pcap, keys = tmp_path / "turns.pcapng", tmp_path / "keys.log"
+    ca = ("--ca-file", str(turn.ca))
+    args = ("--pcap-out", str(pcap), "--tls-keylog", str(keys), "-n", "2")
+    result, doc = probe("--user", "alice", *ca, *args, turn.uri("tls"))
+    assert result.returncode == 0, doc["errors"]
+    assert "CLIENT_" in keys.read_text()
+    # siptool's decode finds the STUN/TURN messages inside the TLS it recorded.
+    read = siptool("decode", "--json", "--tls-keylog", str(keys), str(pcap))
+    assert read.returncode == 0, read.stderr
+    [session] = read.doc["summary"]["tls"]
+    assert session["decrypted"] is True and session["version"] in ("TLS 1.2", "TLS 1.3")
+    ours = [(m["transport"], m["stun"]["method"], m["stun"]["class"]) for m in read.doc["messages"]]
+    assert {t for t, _, _ in ours} == {"tls"}
+    assert ("tls", "allocate", "success_response") in ours
+    # tshark, given the same key log, decrypts the same stream: it has no STUN dissector for
+    # TLS payloads, so its plaintext (``-d tls.port==P,data``) is walked as RFC 8656 §12.5 and
+    # RFC 8489 §6.2.2 frame it, and its transactions are siptool's.
+    port = turn.tls_port
+    argv = [tshark, "-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keys}"]
+    argv += ["-d", f"tcp.port=={port},tls", "-d", f"tls.port=={port},data"]
+    argv += ["-Y", "tcp and data", "-T", "fields", "-e", "tcp.srcport", "-e", "data.data"]
+    theirs = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert theirs.returncode == 0, theirs.stderr
+    streams: dict[str, bytes] = {}
+    for line in theirs.stdout.splitlines():
+        sport, _, hexdata = line.partition("\t")
+        for piece in hexdata.split(","):
+            streams[sport] = streams.get(sport, b"") + bytes.fromhex(piece)
+    ids = []
+    for plain in streams.values():
+        p = 0
+        while p + 4 <= len(plain):
+            length = int.from_bytes(plain[p + 2 : p + 4], "big")
+            if plain[p] < 0x40:  # a STUN message
+                ids.append(plain[p + 8 : p + 20].hex())
+                p += 20 + length
+            else:  # ChannelData, padded to 4 bytes over TCP
+                p += 4 + length + (-length % 4)
+    assert len(streams) == 2 and ids
+    assert sorted(ids) == sorted(m["stun"]["transaction_id"] for m in read.doc["messages"])
+
+
 def test_verbose_and_text_output_never_print_the_password(turn: TurnServer) -> None:
     for args in (("-v",), ()):
         result = siptool("turn-probe", "--user", "alice", *args, turn.uri(), env=ENV, timeout=15)
