@@ -109,6 +109,13 @@ class CaFileError(LocalBindError):
     code = "ca_file_error"
 
 
+class KeyLogError(LocalBindError):
+    """The TLS key log (--tls-keylog or SSLKEYLOGFILE) cannot be opened for appending:
+    siptool's own output file, so the check cannot run (exit 3), as with a bad --ca-file."""
+
+    code = "tls_keylog_error"
+
+
 class ResolveError(SiptoolError):
     """A name that DNS (RFC 3263 / A / AAAA) could not turn into a target."""
 

@@ -46,7 +46,7 @@ from siptool.sip.builders import new_branch, new_tag
 from siptool.sip.dialog import Dialog, DialogError, build_response
 from siptool.sip.message import SipMessage
 from siptool.sip.sdp import SessionDescription
-from siptool.sip.target import Target, parse_target
+from siptool.sip.target import DEFAULT_PORT, Target, parse_target
 from siptool.sip.uri import Uri
 
 __all__ = ["BYE_CUT_SHORT", "CallDialog", "far_end_response"]
@@ -178,7 +178,7 @@ class CallDialog:
             return invite_client
         uri, target = hop
         transport = target.transport or flow.transport_name
-        port = target.port or (5061 if transport == "tls" else 5060)
+        port = target.port or DEFAULT_PORT.get(transport, 5060)
         if target.is_numeric and is_peer(target.host, port, transport, flow):
             return invite_client
         within = state.within(state.end_by)

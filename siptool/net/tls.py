@@ -15,7 +15,7 @@ Decisions:
   appended to the file (it is never truncated, as NSS and curl do), every TLS connection of
   the run in it.  --tls-keylog wins over SSLKEYLOGFILE; an empty SSLKEYLOGFILE is no file.
 - A key log file that cannot be opened for appending is siptool's own input that is wrong, as
-  a bad --ca-file is: a ``CaFileError`` (code ``tls_keylog_error``), exit 3, no failover.
+  a bad --ca-file is: a ``KeyLogError`` (code ``tls_keylog_error``), exit 3, no failover.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from siptool.errors import CaFileError
+from siptool.errors import CaFileError, KeyLogError
 
 KEYLOG_ENV = "SSLKEYLOGFILE"
 
@@ -41,8 +41,8 @@ class TlsOptions:
         return self.keylog_file or os.environ.get(KEYLOG_ENV) or None
 
     def context(self) -> ssl.SSLContext:
-        """The client context; ``CaFileError`` when --ca-file or the key log file cannot be
-        used."""
+        """The client context; ``CaFileError`` when --ca-file cannot be used, ``KeyLogError``
+        when the key log file cannot be written."""
         ctx = self._verified_context()
         if self.insecure:
             ctx.check_hostname = False
@@ -53,9 +53,8 @@ class TlsOptions:
                 ctx.keylog_filename = path
             except OSError as exc:
                 flag = "--tls-keylog" if self.keylog_file else KEYLOG_ENV
-                raise CaFileError(
-                    f"cannot write the TLS key log {flag} {path}: {exc.strerror or exc}",
-                    code="tls_keylog_error",
+                raise KeyLogError(
+                    f"cannot write the TLS key log {flag} {path}: {exc.strerror or exc}"
                 ) from None
         return ctx
 
