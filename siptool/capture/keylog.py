@@ -15,10 +15,15 @@ lines allowed.
 A line that is not of this form is named (its line number and why) and skipped; the others are
 still used, as Wireshark does.  A line whose label is unknown is kept silently: the format has
 grown labels before (ECH's) and will again.
+
+A key log read from a file (``read_keylog``) can be ``follow``ed: during a live capture the
+client writes a session's secrets only once its handshake is under way, after decode started,
+so ``refresh`` reads the lines appended since (as Wireshark re-reads its key log file).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "TLS13_SERVER_HANDSHAKE",
     "KeyLog",
     "parse_keylog",
+    "read_keylog",
 ]
 
 CLIENT_RANDOM = "CLIENT_RANDOM"
@@ -50,6 +56,39 @@ class KeyLog:
     name: str
     secrets: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+    path: str | None = None  # the file, for ``refresh``
+    follow: bool = False  # a live capture: ``refresh`` reads what was appended
+    _offset: int = 0  # bytes of the file read, whole lines only
+    _lines: int = 0  # lines read
+
+    def refresh(self) -> bool:
+        """With ``follow``, read the lines appended to the file since; True when there were."""
+        if not self.follow or self.path is None:
+            return False
+        try:
+            if os.stat(self.path).st_size <= self._offset:
+                return False
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return False
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        end = data.rfind(b"\n") + 1  # a line still being written waits for its newline
+        if not end:
+            return False
+        self._offset += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            self._lines += 1
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            why = _read_line(line, self)
+            if why is not None:
+                self.problems.append((self._lines, why))
+        return True
 
     def get(self, client_random: bytes, label: str) -> bytes | None:
         entry = self.secrets.get(client_random)
@@ -69,6 +108,17 @@ def parse_keylog(text: str, name: str) -> KeyLog:
         why = _read_line(line, log)
         if why is not None:
             log.problems.append((number, why))
+    return log
+
+
+def read_keylog(path: str, name: str, *, follow: bool = False) -> KeyLog:
+    """The key log in the file ``path`` (``OSError`` when it cannot be read)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    log = KeyLog(name, path=path, follow=follow)
+    if not follow and not data.endswith(b"\n"):
+        data += b"\n"  # a file's last line needs no newline; a followed one's is still coming
+    log._feed(data)
     return log
 
 

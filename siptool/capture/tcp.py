@@ -189,7 +189,6 @@ class TcpDirection:
         "_probe",
         "_probe_origin",
         "_probe_scan",
-        "_record",
         "_time",
         "_tls",
         "_tls_context",
@@ -259,7 +258,6 @@ class TcpDirection:
         self._marks: list[tuple[int, int, int]] = []  # (stream position, record offset, frame)
         self._frame = 0
         self._time: float | None = None
-        self._record = 0  # the input offset of the packet being delivered
         self._tls: TlsReader | None = None
         self._inner: TcpDirection | None = None  # a TLS direction's plaintext
 
@@ -434,7 +432,7 @@ class TcpDirection:
         elif mode == STREAM_TLS:
             assert self._tls is not None
             self.skipped += len(chunk)
-            self._record = record
+            self._tls.tag = (record, self._frame, self._time)
             self._tls.feed(chunk)
             if self._tls.done:
                 self.mode = STREAM_TLS_SKIPPED
@@ -544,7 +542,7 @@ class TcpDirection:
         )
 
         def on_plain(data: bytes) -> None:
-            inner.plain(data, self._record, self._frame, self._time)
+            inner.plain(data, *reader.tag)
 
         def on_problem(text: str) -> None:
             self.out.append(
@@ -553,7 +551,7 @@ class TcpDirection:
 
         reader = self._tls = TlsReader(context, self.src, self.dst, self.sni, on_plain, on_problem)
         self.mode = STREAM_TLS
-        self._record = self._marks[-1][1] if self._marks else 0
+        reader.tag = (self._marks[-1][1] if self._marks else 0, self._frame, self._time)
         reader.feed(bytes(probe))
         if reader.done:
             self.mode = STREAM_TLS_SKIPPED

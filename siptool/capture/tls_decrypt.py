@@ -17,7 +17,9 @@ addresses), which keeps the connection's summary (``capture.model.TlsSession``).
   only move the keys.
 - Without keys (no key log, no line for the client random, a suite not decrypted here, or a
   handshake the capture missed), the connection is named in the summary with the reason and
-  the direction stops being read (``done``): its bytes are only counted.
+  the direction stops being read (``done``): its bytes are only counted.  A key log that is
+  followed (a live capture) is read again at each record of a connection whose keys are not
+  there yet, the records held meanwhile (at most ``_MAX_PENDING`` per direction).
 - Faults are named through ``on_problem`` and stop the direction, since TLS cannot resume
   after them: bytes that are not a record header, a record that fails authentication, bytes
   lost in the capture, a record cut short at the end.
@@ -47,7 +49,10 @@ from siptool.capture.tls_keys import (
 )
 from siptool.capture.tlsrecord import is_tls_record
 
-__all__ = ["TlsConnection", "TlsContext", "TlsReader"]
+__all__ = ["PacketTag", "TlsConnection", "TlsContext", "TlsReader"]
+
+# Where the bytes being fed came from: (input offset of the packet's record, frame, time).
+PacketTag = tuple[int, int, float | None]
 
 # Record content types (RFC 8446 §5.1).
 _CHANGE_CIPHER_SPEC = 20
@@ -80,6 +85,14 @@ class TlsContext:
         self.sessions: list[TlsSession] = []
         self._live: dict[tuple[str, str], TlsConnection] = {}  # (src, dst) of either side
 
+    @property
+    def keylog_followed(self) -> bool:
+        return self.keylog is not None and self.keylog.follow
+
+    @property
+    def keylog_name(self) -> str:
+        return self.keylog.name if self.keylog is not None else "the key log"
+
     def open(self, client: str, server: str, sni: str | None) -> TlsConnection:
         """A new connection (a ClientHello, or a first record that shows no handshake)."""
         conn = TlsConnection(self, TlsSession(client, server, sni))
@@ -95,7 +108,9 @@ class TlsConnection:
     """One connection's handshake state, keys and summary, shared by its two readers."""
 
     __slots__ = (
+        "_missing",
         "_secrets",
+        "_server_random",
         "client",
         "client_random",
         "context",
@@ -114,6 +129,24 @@ class TlsConnection:
         self.suite: CipherSuite | None = None
         self.tls13 = False
         self._secrets: dict[str, bytes] = {}
+        self._server_random = b""
+        self._missing: str | None = None  # why the keys are not there yet (a followed key log)
+
+    @property
+    def awaiting_keys(self) -> bool:
+        return self._missing is not None
+
+    def retry_keys(self) -> bool:
+        """Whether the keys came since (the key log re-read); False while they have not."""
+        keylog = self.context.keylog
+        if self._missing is None or keylog is None or not keylog.refresh():
+            return False
+        return self._keys()
+
+    def give_up_waiting(self) -> None:
+        if self._missing is not None:
+            missing, self._missing = self._missing, None
+            self.refuse(missing)
 
     def refuse(self, reason: str) -> None:
         """The records cannot be decrypted: name why, stop reading both directions."""
@@ -147,8 +180,16 @@ class TlsConnection:
             return
         self.suite = suite
         self.tls13 = suite.tls13
-        entry = keylog.secrets.get(self.client_random, {})
-        missing = f"no key for client random {self.client_random.hex()} in {keylog.name}"
+        self._server_random = server_random
+        self._missing = f"no key for client random {self.client_random.hex()} in {keylog.name}"
+        if not self._keys() and not (keylog.follow and keylog.path):
+            self.give_up_waiting()
+
+    def _keys(self) -> bool:
+        """Both directions' keys from the key log; False when it has none for this session."""
+        keylog, suite, client_random = self.context.keylog, self.suite, self.client_random
+        assert keylog is not None and suite is not None and client_random is not None
+        entry = keylog.secrets.get(client_random, {})
         client, server = self.client, self.server
         if self.tls13:
             self._secrets = dict(entry)
@@ -157,23 +198,40 @@ class TlsConnection:
                 (server, TLS13_SERVER_HANDSHAKE, TLS13_SERVER_APPLICATION),
             )
             if not any(entry.get(h) or entry.get(a) for _, h, a in pairs):
-                self.refuse(missing)
-                return
+                return False
+            self._missing = None
             for side, handshake, application in pairs:
                 if side is not None:
                     side.keys_tls13(entry.get(handshake), entry.get(application))
         else:
             master = entry.get(CLIENT_RANDOM)
             if master is None:
-                self.refuse(missing)
-                return
-            ciphers = tls12_ciphers(suite, master, self.client_random, server_random)
+                return False
+            self._missing = None
+            ciphers = tls12_ciphers(suite, master, client_random, self._server_random)
             if client is not None:
                 client.pending_cipher = ciphers[0]
             if server is not None:
                 server.pending_cipher = ciphers[1]
-        if client is not None:
-            client.flush()
+        for side in (client, server):
+            if side is not None:
+                side.flush()
+        return True
+
+    def application_cipher(self, is_client: bool) -> RecordCipher | None:
+        """A TLS 1.3 direction's application key, read again from a followed key log when it
+        was not there at the ServerHello (a client logs it after the server's Finished)."""
+        label = TLS13_CLIENT_APPLICATION if is_client else TLS13_SERVER_APPLICATION
+        secret = self._secrets.get(label)
+        keylog = self.context.keylog
+        if secret is None and keylog is not None and self.client_random is not None:
+            keylog.refresh()
+            secret = keylog.get(self.client_random, label)
+            if secret is not None:
+                self._secrets[label] = secret
+        if secret is None or self.suite is None:
+            return None
+        return tls13_cipher(self.suite, secret)
 
     def next_secret(self, label: str) -> bytes | None:
         """A TLS 1.3 direction's next application secret (KeyUpdate), remembered for the next."""
@@ -194,6 +252,7 @@ class TlsReader:
         "_next",
         "_pending",
         "_trial",
+        "_want_application",
         "cipher",
         "conn",
         "context",
@@ -206,6 +265,7 @@ class TlsReader:
         "position",
         "sni",
         "src",
+        "tag",
     )
 
     def __init__(
@@ -231,9 +291,13 @@ class TlsReader:
         self.pending_cipher: RecordCipher | None = None  # TLS 1.2: from ChangeCipherSpec on
         self._next: RecordCipher | None = None  # TLS 1.3: the application key, after Finished
         self._trial = False  # TLS 1.3 without handshake keys: try the application key
+        self._want_application = False  # TLS 1.3: Finished seen, its key not logged yet
         self._buf = bytearray()
         self._handshake = bytearray()
-        self._pending: list[tuple[bytes, bytes]] = []
+        # Records held until the keys are known, with the ``tag`` of the packet that ended each.
+        self._pending: list[tuple[bytes, bytes, PacketTag]] = []
+        # The packet being fed (``on_plain`` reads it); a held record keeps its own.
+        self.tag: PacketTag = (0, 0, None)
 
     # -- the byte stream ---------------------------------------------------------------------
 
@@ -265,6 +329,8 @@ class TlsReader:
             )
 
     def close(self) -> None:
+        if self.conn is not None:
+            self.conn.give_up_waiting()
         buf = self._buf
         if self.done or not buf:
             return
@@ -293,6 +359,24 @@ class TlsReader:
             conn = self._connect(ctype, fragment)
             if conn is None:
                 return
+        if conn.awaiting_keys and not conn.retry_keys():
+            if len(self._pending) < _MAX_PENDING:
+                self._pending.append((header, fragment, self.tag))
+            else:
+                conn.give_up_waiting()
+            return
+        if self._want_application and ctype == _APPLICATION_DATA:
+            # TLS 1.3 after this direction's Finished, its application secret not logged yet.
+            cipher = conn.application_cipher(self.is_client)
+            if cipher is None:
+                if len(self._pending) < _MAX_PENDING and conn.context.keylog_followed:
+                    self._pending.append((header, fragment, self.tag))
+                else:
+                    name = conn.context.keylog_name
+                    conn.refuse(f"no application traffic secret for {self.src} in {name}")
+                return
+            self.cipher, self._want_application = cipher, False
+            self.flush()
         if (self.cipher is not None or self._trial) and (
             not conn.tls13 or ctype == _APPLICATION_DATA
         ):
@@ -307,7 +391,7 @@ class TlsReader:
                 conn.refuse("the handshake was not captured (no ServerHello)")
         elif ctype == _APPLICATION_DATA:
             if conn.session.version is None and len(self._pending) < _MAX_PENDING:
-                self._pending.append((header, fragment))  # the keys may still come
+                self._pending.append((header, fragment, self.tag))  # the keys may still come
             elif conn.session.version is None:
                 conn.refuse("the handshake was not captured (no ServerHello)")
             else:
@@ -383,16 +467,18 @@ class TlsReader:
         self._next = tls13_cipher(suite, application) if application else None
         self._trial = self._next is not None
         if self.cipher is None and self._next is None:
-            name = conn.context.keylog.name if conn.context.keylog is not None else "the key log"
-            conn.refuse(f"no traffic secret for this direction in {name}")
+            conn.refuse(f"no traffic secret for {self.src} in {conn.context.keylog_name}")
 
     def flush(self) -> None:
         """The records held until the keys were known."""
         pending, self._pending = self._pending, []
-        for header, fragment in pending:
+        current = self.tag
+        for header, fragment, tag in pending:
             if self.done:
-                return
+                break
+            self.tag = tag
             self._record(header, fragment)
+        self.tag = current
 
     # -- handshake messages ------------------------------------------------------------------
 
@@ -422,8 +508,11 @@ class TlsReader:
             hello = _server_hello(body)
             if hello is not None and hello[2] != _HELLO_RETRY:
                 conn.server_hello(*hello)
-        elif kind == _FINISHED and conn.tls13 and self._next is not None:
+        elif kind == _FINISHED and conn.tls13:
+            if self._next is None:
+                self._next = conn.application_cipher(self.is_client)
             self.cipher, self._next, self._trial = self._next, None, False
+            self._want_application = self.cipher is None
         elif kind == _KEY_UPDATE and conn.tls13 and conn.suite is not None:
             label = TLS13_CLIENT_APPLICATION if self.is_client else TLS13_SERVER_APPLICATION
             secret = conn.next_secret(label)

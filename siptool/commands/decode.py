@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.extract import PacketExtractor
-from siptool.capture.keylog import KeyLog, parse_keylog
+from siptool.capture.keylog import KeyLog, read_keylog
 from siptool.capture.model import TlsSession, UndecodedStream, WebSocketStream
 from siptool.capture.source import open_source
 from siptool.commands.result import CheckResult
@@ -333,7 +333,7 @@ def run_decode(
     keylog = None
     if options.tls_keylog is not None:
         try:
-            keylog = _read_keylog(options.tls_keylog)
+            keylog = _read_keylog(options.tls_keylog, live=options.interface is not None)
         except InputError as exc:
             on_problem(exc)
             return DecodeResult(
@@ -367,16 +367,16 @@ def run_decode(
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
 
-def _read_keylog(path: str) -> KeyLog:
+def _read_keylog(path: str, *, live: bool) -> KeyLog:
+    """The --tls-keylog file; followed during a live capture (the secrets of the sessions it
+    sees are written after it started)."""
     shown = clean_text(path)
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
+        return read_keylog(path, shown, follow=live)
     except OSError as exc:
         raise InputError(
             f"cannot read the TLS key log {shown}: {exc.strerror or exc}", code="tls_keylog_error"
         ) from None
-    return parse_keylog(text, shown)
 
 
 def _decode_live(stack: ExitStack, decoder: _Decoder) -> DecodeResult:
@@ -460,6 +460,7 @@ class _Decoder:
             self.media.tracker if self.media is not None else None, keylog
         )
         self.keylog = keylog
+        self.keylog_reported = 0  # key log problems reported so far
         # The media view shows no message: it parses only those that carry SDP (all of them
         # are counted; the other views validate the rest), unless a filter must read them.
         self.sdp_only = options.view is DecodeView.RTP and not self.keep.active
@@ -467,14 +468,19 @@ class _Decoder:
     def start(self, name: str, *, live: bool = False) -> None:
         self.result.input_name = name
         self.live = live
-        if self.keylog is not None:
-            # A line that cannot be used is named; the rest of the key log still decrypts.
-            for number, why in self.keylog.problems:
-                error = SiptoolError(
-                    f"{self.keylog.name}: line {number}: {why}", code="tls_keylog_error"
-                )
-                self.result.errors.append(error)
-                self.on_problem(error)
+        self._keylog_problems()
+
+    def _keylog_problems(self) -> None:
+        """The key log lines not reported yet that cannot be used (a followed key log gains
+        lines during a live capture); the rest of the key log still decrypts."""
+        keylog = self.keylog
+        if keylog is None:
+            return
+        for number, why in keylog.problems[self.keylog_reported :]:
+            error = SiptoolError(f"{keylog.name}: line {number}: {why}", code="tls_keylog_error")
+            self.result.errors.append(error)
+            self.on_problem(error)
+        self.keylog_reported = len(keylog.problems)
 
     def report(self, problem: InputProblem) -> None:
         error = SiptoolError(problem.text(self.result.input_name), code=problem.code)
@@ -543,6 +549,7 @@ class _Decoder:
         result.summary.not_decoded = self.extractor.undecoded()
         result.summary.websocket = self.extractor.websockets()
         result.summary.tls = self.extractor.tls_sessions()
+        self._keylog_problems()
         if self.media is not None:
             result.media = self.media.report(frozenset(self.options.call_ids))
             places = result.media.problem_places

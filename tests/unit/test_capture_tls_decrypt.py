@@ -13,12 +13,18 @@ from __future__ import annotations
 import base64
 import os
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from siptool.capture import Problem, RawMessage, iter_input
 from siptool.capture.extract import PacketExtractor
-from siptool.capture.keylog import CLIENT_RANDOM, TLS13_CLIENT_HANDSHAKE, parse_keylog
+from siptool.capture.keylog import (
+    CLIENT_RANDOM,
+    TLS13_CLIENT_HANDSHAKE,
+    parse_keylog,
+    read_keylog,
+)
 from siptool.capture.model import TlsSession
 from tests.support.captures import (
     ACK,
@@ -280,3 +286,50 @@ def test_keylog_labels_are_the_ones_openssl_writes() -> None:
         CLIENT_RANDOM
     }
     assert TLS13_CLIENT_HANDSHAKE in t13.keylog
+
+
+@pytest.mark.parametrize("name", ["tls12-chacha20", "tls13-aes128gcm"])
+def test_a_followed_key_log_gives_the_keys_written_after_the_handshake_began(
+    name: str, tmp_path: Path
+) -> None:
+    """A live capture: the client writes the secrets once the handshake is under way, after
+    decode read the key log; the records wait for them and are then decrypted in order."""
+    t = session(name)
+    path = tmp_path / "keys.log"
+    path.write_text("# SSL/TLS secrets log file\n")
+    log = read_keylog(str(path), "keys.log", follow=True)
+    extractor = PacketExtractor(keylog=log)
+    frames = packets(t.chunks)
+    for number, frame in enumerate(frames, 1):
+        if number == 7:  # after the ServerHello: the keys arrive, the last line unfinished
+            with path.open("a") as f:
+                f.write(t.keylog[:-10])
+        if number == 9:
+            with path.open("a") as f:
+                f.write(t.keylog[-10:])
+        extractor.packet(number, None, 1, 0, len(frame), len(frame), 0, frame)
+    extractor.finish()
+    messages = raw(extractor.out)
+    assert problems(extractor.out) == []
+    # A record held for its key keeps the packet it came in (it may be handed on later than
+    # the other direction's answer, which had its key).
+    by_frame = sorted(messages, key=lambda m: m.frame or 0)
+    assert [m.data for m in by_frame] == [data for _, data in CALL]
+    plain = raw(decode(frames, t.keylog)[0])
+    assert [(m.frame, m.data) for m in by_frame] == [(m.frame, m.data) for m in plain]
+    [s] = extractor.tls_sessions()
+    assert s.decrypted and s.reason is None
+    assert log.problems == []
+
+
+def test_a_followed_key_log_that_never_gets_the_keys_names_them_missing(tmp_path: Path) -> None:
+    t = session("tls13-aes256gcm")
+    path = tmp_path / "keys.log"
+    path.write_text("")
+    extractor = PacketExtractor(keylog=read_keylog(str(path), "keys.log", follow=True))
+    for number, frame in enumerate(packets(t.chunks), 1):
+        extractor.packet(number, None, 1, 0, len(frame), len(frame), 0, frame)
+    extractor.finish()
+    assert raw(extractor.out) == [] and problems(extractor.out) == []
+    [s] = extractor.tls_sessions()
+    assert s.reason is not None and s.reason.startswith("no key for client random")
