@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from siptool.errors import CaFileError, ParseError
+from siptool.errors import KeyLogError, ParseError
 from siptool.net.resolver import NaptrRecord, Resolver, SrvRecord
 from siptool.net.tls import TlsOptions
 from siptool.net.ws_transport import _not_one_message
@@ -147,6 +147,6 @@ def test_tls_keylog_that_cannot_be_opened_is_siptools_input_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "missing" / "k.log"))
-    with pytest.raises(CaFileError, match=r"cannot write the TLS key log SSLKEYLOGFILE") as info:
+    with pytest.raises(KeyLogError, match=r"cannot write the TLS key log SSLKEYLOGFILE") as info:
         TlsOptions().context()
     assert info.value.code == "tls_keylog_error"
