@@ -74,5 +74,12 @@ def test_tls_and_other_tcp_streams_are_named_in_the_summary(
     text = siptool("decode", str(path))
     lines = text.stdout.splitlines()
     at = lines.index("not decoded: 4 TLS and 1 other TCP streams")
-    assert len(lines) == at + 6 and all(line.startswith("  T") for line in lines[at + 1 :])
-    assert sum(f"SNI {SNI} (" in line for line in lines[at + 1 :]) == 1
+    listed = lines[at + 1 : at + 6]
+    assert all(line.startswith("  T") for line in listed)
+    assert sum(f"SNI {SNI} (" in line for line in listed) == 1
+    # Without a key log the TLS sessions are named once more with version and cipher (issue 13).
+    assert lines[at + 6 :][0] == "TLS: 2 connections, 0 decrypted"
+    sessions = lines[at + 7 :]
+    assert len(sessions) == 2 and all(
+        line.endswith("not decrypted, no --tls-keylog") for line in sessions
+    )
