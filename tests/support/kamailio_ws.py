@@ -7,7 +7,8 @@ Nothing here imports pytest."""
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.kamailio import PASSWORD, TestCA, _options_answered, make_test_ca
@@ -28,6 +29,8 @@ class KamailioWs:
     ws: int
     wss: int
     ca: TestCA
+    # Extra SIP-over-TLS listeners, each a [server:IP:PORT] profile of tls.cfg: profile -> port.
+    tls: dict[str, int] = field(default_factory=dict)
 
     def uri(self, transport: str = "ws", user: str | None = None) -> str:
         """``sip:[user@]127.0.0.1:PORT;transport=ws|wss`` (``udp``: the SIP socket)."""
@@ -51,8 +54,16 @@ def _require_websocket_module() -> None:
         unavailable("Kamailio's websocket module not installed (kamailio-websocket-modules)")
 
 
-def start_kamailio_ws(directory: Path, *, password: str = PASSWORD) -> KamailioWs:
-    """Kamailio on 127.0.0.1: SIP over UDP, ws over TCP and wss over TLS at free ports."""
+def start_kamailio_ws(
+    directory: Path, *, password: str = PASSWORD, tls: Sequence[str] = ()
+) -> KamailioWs:
+    """Kamailio on 127.0.0.1: SIP over UDP, ws over TCP and wss over TLS at free ports.
+
+    ``tls`` adds a TLS listener per profile: ``"TLSv1.3"`` negotiates TLS 1.3 (Kamailio 5.6's
+    tls module has no method of TLS 1.3 only, so it is ``TLSv1.2+``, which OpenSSL 3 takes to
+    1.3 with a client that offers it; the suite is the client's choice), anything else is an
+    OpenSSL cipher string spoken only over TLS 1.2.
+    The wss listener's default profile negotiates TLS 1.2 or 1.3."""
     binary = require_tool("kamailio", "kamailio")
     _require_websocket_module()
     host = "127.0.0.1"
@@ -65,6 +76,15 @@ def start_kamailio_ws(directory: Path, *, password: str = PASSWORD) -> KamailioW
         f"private_key = {ca.server_key}\ncertificate = {ca.server_cert}\n"
         "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
     )
+    profiles = {name: free_port("tcp", host) for name in tls}
+    with tls_cfg.open("a") as cfg:
+        for name, port in profiles.items():
+            method = "TLSv1.2+\n" if name == "TLSv1.3" else f"TLSv1.2\ncipher_list = {name}\n"
+            cfg.write(
+                f"[server:{host}:{port}]\nmethod = {method}"
+                "verify_certificate = no\nrequire_certificate = no\n"
+                f"private_key = {ca.server_key}\ncertificate = {ca.server_cert}\n"
+            )
     rundir = directory / "run"
     rundir.mkdir(exist_ok=True)
     argv = [binary, "-f", str(WEBSOCKET_CFG), "-DD", "-E", "-Y", str(rundir)]
@@ -72,7 +92,10 @@ def start_kamailio_ws(directory: Path, *, password: str = PASSWORD) -> KamailioW
     argv += ["-A", f'AUTH_PASSWORD="{password}"', "-A", f'ALLOWED_ORIGIN="{ALLOWED_ORIGIN}"']
     argv += ["-A", f'TLS_CONFIG="{tls_cfg}"']
     argv += ["-l", f"udp:{host}:{udp}", "-l", f"tcp:{host}:{ws}", "-l", f"tls:{host}:{wss}"]
+    for port in profiles.values():
+        argv += ["-l", f"tls:{host}:{port}"]
     server = Server(argv, log=directory / "kamailio.log")
     server.wait_until(lambda: _options_answered(host, udp), what="(answering OPTIONS)")
-    server.wait_until(lambda: _listening(host, ws) and _listening(host, wss), what="(ws, wss)")
-    return KamailioWs(server, host, udp, ws, wss, ca)
+    ports = (ws, wss, *profiles.values())
+    server.wait_until(lambda: all(_listening(host, p) for p in ports), what="(ws, wss, tls)")
+    return KamailioWs(server, host, udp, ws, wss, ca, profiles)

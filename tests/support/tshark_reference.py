@@ -121,13 +121,18 @@ def tshark_fields(path: Path, *fields: str, display_filter: str = "sip") -> list
     return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
 
 
-def tshark_messages(path: Path | str, decode_as: Sequence[str] = ()) -> list[dict[str, Any]]:
+def tshark_messages(
+    path: Path | str, decode_as: Sequence[str] = (), keylog: Path | None = None
+) -> list[dict[str, Any]]:
     """The SIP and STUN messages tshark finds in a capture, in frame order.
 
-    ``decode_as`` adds ``-d`` rules (``"udp.port==5070,sip"``) for ports the heuristics miss.
+    ``decode_as`` adds ``-d`` rules (``"udp.port==5070,sip"``) for ports the heuristics miss;
+    ``keylog`` is an NSS key log tshark decrypts TLS with (``-o tls.keylog_file:``).
     """
     tshark = require_tool("tshark", "tshark")
     args = [tshark, "-n", "-r", str(path), *TSHARK_OPTIONS]
+    if keylog is not None:
+        args += ["-o", f"tls.keylog_file:{keylog}"]
     for rule in decode_as:
         args += ["-d", rule]
     args += ["-Y", DISPLAY_FILTER, "-T", "pdml"]
