@@ -77,8 +77,10 @@ _siptool() {
             --user-agent) return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --refer-to --refer-wait --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--codecs --hold --ring-timeout --expect --rtp --from-user --to-user --media-address --refer-to --refer-wait --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     message)
@@ -124,8 +126,10 @@ _siptool() {
             --local-address) return ;;
             --local-port) return ;;
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--filter-wait --lifetime --lifetime-max --engine --compare --watchdog --server-list --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--filter-wait --lifetime --lifetime-max --engine --compare --watchdog --server-list --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     options-ping)
@@ -155,8 +159,10 @@ _siptool() {
             --user-agent) return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-f --file -n --count -i --interval --expect --resolve-only --jsonl --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     publish)
@@ -222,8 +228,10 @@ _siptool() {
             --user-agent) return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--expires --contact --auth-user --domain --query --unregister --unregister-all --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     send)
@@ -253,8 +261,10 @@ _siptool() {
             --user-agent) return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--body --content-type --expect --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--body --content-type --expect --auth-user --dns-server --t1 --t2 --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --transport --ws-path --origin --insecure --ca-file --tls-keylog --user --password-file --proxy -H --header --from --to --user-agent --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     stun-probe)
@@ -272,8 +282,10 @@ _siptool() {
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --tls-keylog --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-n --count -i --interval --transport --insecure --ca-file --tls-keylog --server-list --software --jsonl --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     subscribe)
@@ -328,8 +340,10 @@ _siptool() {
             --pcap-out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             -w|--warning) return ;;
             -c|--critical) return ;;
+            --format) COMPREPLY=($(compgen -W "text json openmetrics" -- "$cur")); return ;;
+            --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
-        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--transport --user --password-file --secret-file --rest-ttl -n --count -i --interval --size --lifetime --ipv6-relay --dual-relay --peer-transport --peer --insecure --ca-file --tls-keylog --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --help" -- "$cur"))
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--transport --user --password-file --secret-file --rest-ttl -n --count -i --interval --size --lifetime --ipv6-relay --dual-relay --peer-transport --peer --insecure --ca-file --tls-keylog --timeout -4 -6 --local-address --local-port -v --verbose --pcap-out --nagios -w --warning -c --critical --json -q --quiet --no-color --format --textfile --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     esac

@@ -5,6 +5,7 @@
 #
 # As root on Debian/Ubuntu it first installs the peers with apt-get (Kamailio, SIPp, coturn,
 # stund, tshark, sipsak, dnsmasq, iproute2/iptables for the NAT testbed, xxd/hexdump/openssl,
+# Prometheus and node_exporter for the metrics,
 # zsh and fish for the completion checks); as a normal user it uses what is installed and the tests that need a
 # missing peer or root skip with the reason.  With CI=true a missing peer or privilege fails.
 # pytest's exit code 5 (no tests collected) is turned into a failure.
@@ -18,6 +19,7 @@ PEERS=(
     tshark tcpdump xxd bsdextrautils openssl
     dnsmasq iproute2 iptables util-linux
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    prometheus prometheus-node-exporter
     zsh fish
 )
 

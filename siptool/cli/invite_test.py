@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import SipCheckFlags, parse_target_flag, seconds_option, sip_check_options
+from siptool.cli.options import (
+    MetricsFlags,
+    SipCheckFlags,
+    metrics_options,
+    parse_target_flag,
+    seconds_option,
+    sip_check_options,
+)
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -63,6 +70,7 @@ COMMAND = "invite-test"
     "transfer's outcome (default: --timeout).",
 )
 @sip_check_options
+@metrics_options
 def invite_test(
     target: str,
     codecs: str,
@@ -76,6 +84,7 @@ def invite_test(
     refer_to: str | None,
     refer_wait: float | None,
     check: SipCheckFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """Place a test call: INVITE/SDP, ringing, answer, ACK, hold, BYE or CANCEL; timings; RTP check.
 
@@ -104,7 +113,7 @@ def invite_test(
         from siptool.render.invite_test import InviteRenderer
         from siptool.sip.sdp_offer import parse_codec_list
 
-        shown = output_for(COMMAND, check.output, nagios=check.nagios)
+        shown = output_for(COMMAND, check.output, nagios=check.nagios, metrics=metrics)
         parsed = parse_target_flag(target, check.sip.transport)
         try:
             offered = parse_codec_list(codecs)

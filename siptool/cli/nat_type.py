@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 import click
 
 from siptool.cli.options import (
+    MetricsFlags,
     NetworkFlags,
     OutputFlags,
+    metrics_options,
     network_options,
     output_options,
     seconds_option,
@@ -72,6 +74,7 @@ COMMAND = "nat-type"
 )
 @network_options
 @output_options
+@metrics_options
 def nat_type(
     server: str | None,
     filter_wait: float,
@@ -83,6 +86,7 @@ def nat_type(
     server_list: str | None,
     network: NetworkFlags,
     output: OutputFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """NAT behaviour discovery (RFC 5780 mapping/filtering) and the RFC 3489 label.
 
@@ -109,7 +113,7 @@ def nat_type(
         from siptool.errors import UsageError
         from siptool.render.nat_type import NatRenderer
 
-        shown = output_for(COMMAND, output)
+        shown = output_for(COMMAND, output, metrics=metrics)
         chosen = Engine(engine.lower())
         if compare and chosen is Engine.PYSTUN3:
             raise UsageError(

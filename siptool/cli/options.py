@@ -104,6 +104,13 @@ class NagiosFlags(NamedTuple):
     critical: float | None = None
 
 
+class MetricsFlags(NamedTuple):
+    """--format text|json|openmetrics and --textfile PATH (the probes Prometheus runs)."""
+
+    output_format: str | None = None
+    textfile: str | None = None
+
+
 class RepeatFlags:
     """-n/--count and -i/--interval of the ping-like commands.  (Not a NamedTuple: a field
     named ``count`` would hide ``tuple.count``.)"""
@@ -519,6 +526,30 @@ def nagios_options(func: F) -> F:
                 type=FiniteFloat(min=0),
                 metavar="MS",
                 help="Critical threshold (ms), with --nagios.  The count is -n.",
+            ),
+        ],
+    )(func)
+
+
+def metrics_options(func: F) -> F:
+    """--format and --textfile (as ``metrics: MetricsFlags``): OpenMetrics on stdout, and the
+    same metrics written atomically for node_exporter's textfile collector."""
+    return _grouped(
+        MetricsFlags,
+        "metrics",
+        [
+            click.option(
+                "--format",
+                "output_format",
+                type=click.Choice(["text", "json", "openmetrics"]),
+                help="What stdout shows: text (the default), json (as --json) or openmetrics.",
+            ),
+            click.option(
+                "--textfile",
+                type=click.Path(dir_okay=False),
+                metavar="PATH",
+                help="Also write the metrics to PATH (write, then rename) for node_exporter's "
+                "textfile collector; name it *.prom.",
             ),
         ],
     )(func)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import RepeatFlags, SipCheckFlags, repeat_options, sip_check_options
+from siptool.cli.options import (
+    MetricsFlags,
+    RepeatFlags,
+    SipCheckFlags,
+    metrics_options,
+    repeat_options,
+    sip_check_options,
+)
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -40,6 +47,7 @@ COMMAND = "options-ping"
 )
 @click.option("--jsonl", is_flag=True, help="One JSON object per reply, then the summary.")
 @sip_check_options
+@metrics_options
 def options_ping(
     targets: tuple[str, ...],
     targets_file: str | None,
@@ -48,6 +56,7 @@ def options_ping(
     resolve_only: bool,
     jsonl: bool,
     check: SipCheckFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """SIP OPTIONS ping to one or many targets: liveness, RTT, server identity, NAT view.
 
@@ -63,7 +72,7 @@ def options_ping(
         from siptool.errors import UsageError
         from siptool.render.options_ping import PingRenderer
 
-        shown = output_for(COMMAND, check.output, jsonl=jsonl, nagios=check.nagios)
+        shown = output_for(COMMAND, check.output, jsonl=jsonl, nagios=check.nagios, metrics=metrics)
         parsed = read_targets(targets, targets_file, check.sip.transport)
         try:
             expectation = Expectation.parse(expect)

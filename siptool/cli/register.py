@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import SipCheckFlags, parse_target_flag, sip_check_options
+from siptool.cli.options import (
+    MetricsFlags,
+    SipCheckFlags,
+    metrics_options,
+    parse_target_flag,
+    sip_check_options,
+)
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ COMMAND = "register"
     help="Remove every binding of the address of record (Contact: *).",
 )
 @sip_check_options
+@metrics_options
 def register(
     target: str,
     expires: int,
@@ -47,6 +54,7 @@ def register(
     domain: str | None,
     mode: str | None,
     check: SipCheckFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """REGISTER with digest auth; query, refresh or remove bindings.
 
@@ -62,7 +70,7 @@ def register(
         from siptool.errors import UsageError
         from siptool.render.register import RegisterRenderer
 
-        shown = output_for(COMMAND, check.output, nagios=check.nagios)
+        shown = output_for(COMMAND, check.output, nagios=check.nagios, metrics=metrics)
         parsed = parse_target_flag(target, check.sip.transport)
         user = check.sip.user or parsed.uri.user
         if not user:

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-from siptool.cli.options import NagiosFlags, OutputFlags
+from siptool.cli.options import MetricsFlags, NagiosFlags, OutputFlags
 
 if TYPE_CHECKING:
     from siptool.commands.result import CheckResult
@@ -62,11 +62,20 @@ def output_for(
     *,
     jsonl: bool = False,
     nagios: NagiosFlags | None = None,
+    metrics: MetricsFlags | None = None,
 ) -> Output:
     """The ``Output`` of a command from its output flags; ``UsageError`` when they clash."""
     from siptool.errors import UsageError
     from siptool.render.output import Output, OutputMode
 
+    chosen = metrics.output_format if metrics is not None else None
+    if chosen == "json":
+        flags = flags._replace(as_json=True)
+    if chosen == "openmetrics":
+        with_nagios = nagios is not None and nagios.nagios
+        for name, on in (("--json", flags.as_json), ("--jsonl", jsonl), ("--nagios", with_nagios)):
+            if on:
+                raise UsageError(f"--format openmetrics prints metrics: not with {name}")
     if flags.as_json and jsonl:
         raise UsageError("--json and --jsonl are exclusive")
     if nagios is not None and not nagios.nagios:
@@ -81,13 +90,18 @@ def output_for(
         if flags.as_json or jsonl:
             raise UsageError("--nagios prints one status line: not with --json or --jsonl")
         mode = OutputMode.NAGIOS
+    elif chosen == "openmetrics":
+        mode = OutputMode.OPENMETRICS
     elif flags.as_json:
         mode = OutputMode.JSON
     elif jsonl:
         mode = OutputMode.JSONL
     else:
         mode = OutputMode.TEXT
-    return Output(command, mode=mode, quiet=flags.quiet, color=not flags.no_color)
+    textfile = metrics.textfile if metrics is not None else None
+    return Output(
+        command, mode=mode, quiet=flags.quiet, color=not flags.no_color, textfile=textfile
+    )
 
 
 def run_command(command: str, prepare: Callable[[], Job[Any]]) -> NoReturn:

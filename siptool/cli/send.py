@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from siptool.cli.options import SipCheckFlags, body_options, parse_target_flag, sip_check_options
+from siptool.cli.options import (
+    MetricsFlags,
+    SipCheckFlags,
+    body_options,
+    metrics_options,
+    parse_target_flag,
+    sip_check_options,
+)
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
@@ -27,6 +34,7 @@ COMMAND = "send"
 )
 @click.option("--auth-user", metavar="NAME", help="Authentication user name, when not --user.")
 @sip_check_options
+@metrics_options
 def send(
     method: str,
     target: str,
@@ -35,6 +43,7 @@ def send(
     expect: str | None,
     auth_user: str | None,
     check: SipCheckFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """Send any SIP request outside a dialog and show every response with its time.
 
@@ -58,7 +67,7 @@ def send(
         from siptool.sip.framing import SIP_METHODS
         from siptool.sip.headers import is_valid_header_name
 
-        shown = output_for(COMMAND, check.output, nagios=check.nagios)
+        shown = output_for(COMMAND, check.output, nagios=check.nagios, metrics=metrics)
         # A registered method typed in any case goes upper-cased; an extension method is
         # case-sensitive (RFC 3261 §7.1) and goes as typed.
         name = method.upper() if method.upper().encode() in SIP_METHODS else method

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from siptool.cli.options import (
+    MetricsFlags,
     NagiosFlags,
     NetworkFlags,
     OutputFlags,
     RepeatFlags,
     TlsFlags,
+    metrics_options,
     nagios_options,
     network_options,
     output_options,
@@ -50,6 +52,7 @@ COMMAND = "stun-probe"
 @network_options
 @nagios_options
 @output_options
+@metrics_options
 def stun_probe(
     servers: tuple[str, ...],
     repeat: RepeatFlags,
@@ -61,6 +64,7 @@ def stun_probe(
     network: NetworkFlags,
     nagios: NagiosFlags,
     output: OutputFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """STUN Binding to one or more servers: mapped address, RTT, capabilities.
 
@@ -77,7 +81,7 @@ def stun_probe(
         from siptool.errors import UsageError
         from siptool.render.stun_probe import ProbeRenderer
 
-        shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios)
+        shown = output_for(COMMAND, output, jsonl=jsonl, nagios=nagios, metrics=metrics)
         parsed, used_default = read_servers(servers, server_list, transport)
         if network.local_port and len(parsed) > 1 and any(s.transport != "udp" for s in parsed):
             raise UsageError("--local-port with TCP/TLS: give one server")

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from siptool.cli.options import (
+    MetricsFlags,
     NagiosFlags,
     NetworkFlags,
     OutputFlags,
     TlsFlags,
     TurnAuthFlags,
+    metrics_options,
     nagios_options,
     network_options,
     output_options,
@@ -81,6 +83,7 @@ COMMAND = "turn-probe"
 @network_options
 @nagios_options
 @output_options
+@metrics_options
 def turn_probe(
     server: str,
     transport: str | None,
@@ -97,6 +100,7 @@ def turn_probe(
     network: NetworkFlags,
     nagios: NagiosFlags,
     output: OutputFlags,
+    metrics: MetricsFlags,
 ) -> None:
     """TURN relay test (RFC 8656): allocate, send data through the relay both ways, free it.
 
@@ -119,7 +123,7 @@ def turn_probe(
         from siptool.stun.servers import parse_server
         from siptool.stun.turn import PROBE_HEADER
 
-        shown = output_for(COMMAND, output, nagios=nagios)
+        shown = output_for(COMMAND, output, nagios=nagios, metrics=metrics)
         try:
             parsed = parse_server(server, transport, turn=True)
         except ParseError as exc:

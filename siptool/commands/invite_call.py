@@ -164,7 +164,7 @@ class Call:
         (a timeout or transport error) and another is left to try: RFC 3263 §4.3."""
         result, flow, candidate = self.result, opened.flow, opened.candidate
         self.flow = flow
-        result.reach(candidate)
+        result.reach(candidate, flow)
         result.nat = nat_view(flow, None)
         # The client owns the flow from here on: close() closes it if the RTP bind fails.
         self.client = client = self.dialog.new_client(flow)

@@ -280,6 +280,7 @@ class CallResult(Reached, CheckResult):
             "rtp": None if self.rtp is None else self.rtp.to_dict(),
             "warnings": self.warnings,
             "nat": self.nat.to_dict(),
+            "tls": None if self.tls is None else self.tls.to_dict(),
             "auth": auth.to_dict(),
             "server": self.server,
             "events": [e.to_dict() for e in self.events],

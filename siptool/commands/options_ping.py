@@ -145,6 +145,7 @@ class TargetResult(Reached, Probed):
             "stats": self.stats.to_dict(),
             "server": self.server.to_dict(),
             "nat": self.nat.to_dict(),
+            "tls": None if self.tls is None else self.tls.to_dict(),
             "alive": self.alive,
             "strays": self.strays,
             "errors": [e.to_dict() for e in self.errors],

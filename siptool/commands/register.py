@@ -152,6 +152,7 @@ class RegisterResult(Reached, CheckResult):
             "path": self.path,
             "resolved": self.resolved,
             "nat": self.nat.to_dict(),
+            "tls": None if self.tls is None else self.tls.to_dict(),
             "warnings": self.warnings,
         }
 

@@ -78,6 +78,7 @@ class SendResult(Reached, CheckResult):
             "rtt_ms": self.rtt_ms,
             "auth": None if self.auth is None else self.auth.to_dict(),
             "nat": self.nat.to_dict(),
+            "tls": None if self.tls is None else self.tls.to_dict(),
         }
 
 

@@ -28,7 +28,7 @@ from siptool.errors import (
 from siptool.net.failover import Failover, OpenFlow
 from siptool.net.resolver import Candidate, Resolution, resolve_target
 from siptool.net.sip_transport import SipFlow, WireLog, open_flow
-from siptool.net.tls import TlsOptions
+from siptool.net.tls import TlsOptions, TlsPeer
 from siptool.net.ws_transport import WsOptions
 from siptool.numbers import is_decimal
 from siptool.sip.builders import PLAIN, LocalEndpoint, RequestKnobs
@@ -114,9 +114,11 @@ class Reached:
     transport: str | None = None
     address: str | None = None
     errors: list[SiptoolError] = field(default_factory=list)
+    tls: TlsPeer | None = None  # the TLS or WSS connection's version, cipher, certificate
 
-    def reach(self, candidate: Candidate) -> None:
+    def reach(self, candidate: Candidate, flow: SipFlow | None = None) -> None:
         self.transport, self.address = candidate.transport, candidate.hostport
+        self.tls = flow.tls if flow is not None else None
 
     @property
     def resolved(self) -> dict[str, str | None] | None:
@@ -247,7 +249,7 @@ async def check_target(
         resolution, flow_opener(settings, log, accept_any_source=accept_any_source), result.errors
     )
     while (opened := await servers.next_flow()) is not None:
-        result.reach(opened.candidate)
+        result.reach(opened.candidate, opened.flow)
         silent = await check_over(opened.flow, servers.more)
         if silent is None:
             return

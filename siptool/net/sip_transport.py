@@ -44,7 +44,7 @@ from siptool.net.connect import (
     os_reason,
 )
 from siptool.net.pcap_tap import PcapTap, current_tap
-from siptool.net.tls import TlsOptions
+from siptool.net.tls import TlsOptions, TlsPeer, tls_peer
 from siptool.net.wirelog import TimedLog
 from siptool.sip.framing import FramingError, SipStreamFramer, content_length, find_header_end
 from siptool.sip.message import SipMessage, parse_message
@@ -166,6 +166,7 @@ class SipFlow:
         self.inbox: asyncio.Queue[Received | TransportError | Dropped] = asyncio.Queue()
         self.local: tuple[str, int] = ("", 0)
         self.malformed = 0
+        self.tls: TlsPeer | None = None  # what TLS (tls, wss) negotiated
         self._writer: _StreamWriter | _UdpSocket | None = None
         # When set (a SipClient), arrivals go straight to it instead of ``inbox``.
         self.on_item: Callable[[Received | TransportError | Dropped], None] | None = None
@@ -478,6 +479,7 @@ async def open_flow(
         ) from None
     sockname = flow._writer.get_extra_info("sockname")
     flow.local = (sockname[0], sockname[1])
+    flow.tls = tls_peer(flow._writer.get_extra_info("ssl_object"))
     return flow
 
 

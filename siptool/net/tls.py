@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from siptool.errors import CaFileError, KeyLogError
 
@@ -81,3 +82,51 @@ class TlsOptions:
             why = exc.strerror or str(exc)
             raise CaFileError(f"cannot read --ca-file {self.ca_file}: {why}") from None
         return ctx
+
+
+@dataclass(frozen=True)
+class TlsPeer:
+    """What a TLS (or WSS) connection negotiated, and when the server's certificate expires:
+    the facts a monitoring system tracks (siptool_tls_cert_expiry_timestamp_seconds)."""
+
+    version: str | None
+    cipher: str | None
+    certificate_expires: float | None  # the leaf certificate's notAfter, Unix seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "certificate_expires": self.certificate_expires,
+        }
+
+
+def tls_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TlsPeer | None:
+    """The ``TlsPeer`` of an established connection (None for a connection without TLS)."""
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TlsPeer(ssl_object.version(), cipher[0] if cipher else None, _not_after(ssl_object))
+
+
+def _not_after(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> float | None:
+    # A verified peer's certificate comes decoded; with --insecure only its DER does
+    # (getpeercert() is {} then), which cryptography reads (imported only for that).
+    not_after = (ssl_object.getpeercert() or {}).get("notAfter")
+    if isinstance(not_after, str):
+        return float(ssl.cert_time_to_seconds(not_after))
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        from cryptography import x509
+
+        certificate = x509.load_der_x509_certificate(der)
+    except (ImportError, ValueError):
+        return None
+    expires = getattr(certificate, "not_valid_after_utc", None)
+    if expires is None:  # cryptography < 42: a naive datetime in UTC
+        import datetime
+
+        expires = certificate.not_valid_after.replace(tzinfo=datetime.UTC)
+    return float(expires.timestamp())

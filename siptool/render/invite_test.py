@@ -16,6 +16,8 @@ from siptool.commands.invite_test import (
     TransferNotify,
     TransferOutcome,
 )
+from siptool.render import probe_metrics
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line as escape
 
@@ -37,6 +39,26 @@ def bye_text(result: CallResult) -> str:
 
 
 class InviteRenderer(ResultRenderer[CallResult]):
+    def metrics(self, result: CallResult, found: Metrics) -> None:
+        labels = probe_metrics.sip_labels(result, "INVITE")
+        answer = result.timings.answer
+        probe_metrics.sip_exchange(
+            found, labels, passed=result.passed, status=result.final_status,
+            rtts_ms=[] if result.timings.final is None else [result.timings.final],
+        )  # fmt: skip
+        found.add("siptool_sip_pdd_seconds", probe_metrics.seconds(result.timings.pdd), labels)
+        found.add("siptool_sip_answer_seconds", probe_metrics.seconds(answer), labels)
+        if result.auth is not None:
+            found.add("siptool_sip_auth_rounds", result.auth.rounds, labels)
+        probe_metrics.server_info(found, labels, result.server)
+        rtp = result.rtp
+        if rtp is not None:
+            found.add("siptool_rtp_packets_sent", rtp.sent, labels)
+            found.add("siptool_rtp_packets_received", rtp.received, labels)
+            found.add("siptool_rtp_loss_ratio", probe_metrics.ratio(rtp.loss_pct), labels)
+            found.add("siptool_rtp_jitter_seconds", probe_metrics.seconds(rtp.jitter_ms), labels)
+        probe_metrics.tls(found, labels, result.tls)
+
     def body(self, result: CallResult) -> dict[str, Any]:
         return result.to_dict()
 

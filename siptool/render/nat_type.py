@@ -11,6 +11,8 @@ from typing import Any
 
 from siptool.commands.nat_lifetime import Lifetime
 from siptool.commands.nat_type import Engine, NatResult
+from siptool.errors import ExitCode
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line
 
@@ -28,6 +30,18 @@ def _lifetime_text(life: Lifetime) -> str:
 
 
 class NatRenderer(ResultRenderer[NatResult]):
+    def metrics(self, result: NatResult, found: Metrics) -> None:
+        labels = {"server": result.server, "transport": "udp"}
+        found.add("siptool_probe_success", result.exit_code is ExitCode.OK, labels)
+        facts = {
+            "mapping": result.mapping.value,
+            "filtering": result.filtering.value,
+            "classic": result.classic.value,
+        }
+        found.info("siptool_nat", labels, facts)
+        found.add("siptool_nat_hairpinning", result.hairpinning, labels)
+        found.info("siptool_stun_mapped", labels, {"mapped": result.mapped})
+
     def body(self, result: NatResult) -> dict[str, Any]:
         body: dict[str, Any] = {
             "server": result.server,

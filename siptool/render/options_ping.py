@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.options_ping import PingResult, Reply, TargetResult
+from siptool.render import probe_metrics
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import Output, OutputMode, SeveralRenderer
 from siptool.terminal import markup_one_line, one_line
 
@@ -42,6 +44,17 @@ class PingRenderer(SeveralRenderer[PingResult]):
                 lines += [f"{t.target}: {e.message}" for e in t.errors]
             lines += [f"{t.target}: warning: {w}" for w in t.nat.warnings]
         return lines
+
+    def metrics(self, result: PingResult, found: Metrics) -> None:
+        for t in result.targets:
+            labels = probe_metrics.sip_labels(t, "OPTIONS")
+            last = t.last_status
+            probe_metrics.sip_exchange(
+                found, labels, passed=t.alive, status=last.status if last else None,
+                rtts_ms=t.stats.rtts, sent=t.stats.sent, received=t.stats.received,
+            )  # fmt: skip
+            probe_metrics.server_info(found, labels, t.server.user_agent)
+            probe_metrics.tls(found, labels, t.tls)
 
     def body(self, result: PingResult) -> dict[str, Any]:
         return {"targets": [t.to_dict() for t in result.targets]}

@@ -4,8 +4,10 @@ picks a JSON layout of its own, so the commands cannot drift apart.
 
 Decisions:
 
-- stdout carries the result (table, JSON, JSONL or the Nagios line); everything meant for a
-  person goes to stderr (shared/cli-contract.md, "JSON").
+- stdout carries the result (table, JSON, JSONL, the Nagios line or OpenMetrics text);
+  everything meant for a person goes to stderr (shared/cli-contract.md, "JSON").
+- ``--textfile PATH`` writes the metrics for node_exporter beside whatever stdout shows, so
+  a cron job keeps its log and feeds Prometheus in one run.
 - ``--json`` is indented on a terminal and one line when piped, in every command: a script
   gets the C-accelerated compact form, a person the readable one.
 - A table is as wide as the terminal, and 160 columns into a pipe or file, wide enough for
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
     from siptool.commands.result import CheckResult, SeveralResult
     from siptool.errors import SiptoolError
+    from siptool.render.openmetrics import Metrics
 
 PIPE_WIDTH = 160
 
@@ -42,11 +46,13 @@ class OutputMode(enum.Enum):
     JSON = "json"
     JSONL = "jsonl"
     NAGIOS = "nagios"
+    OPENMETRICS = "openmetrics"
 
 
 @dataclass(frozen=True)
 class Output:
-    """The output flags every command has (--json, --jsonl, --nagios, -q, --no-color)."""
+    """The output flags every command has (--json, --jsonl, --nagios, --format, -q,
+    --no-color), and when the run began (siptool_probe_duration_seconds)."""
 
     command: str
     mode: OutputMode = OutputMode.TEXT
@@ -54,10 +60,12 @@ class Output:
     color: bool = True
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     err: IO[str] = field(default_factory=lambda: sys.stderr)
+    textfile: str | None = None  # --textfile: the metrics written there too
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def text(self) -> bool:
-        """A table or lines for a person (not JSON, JSONL or Nagios)."""
+        """A table or lines for a person (not JSON, JSONL, Nagios or OpenMetrics)."""
         return self.mode is OutputMode.TEXT
 
     @property
@@ -109,15 +117,26 @@ S = TypeVar("S", bound="SeveralResult")
 
 class ResultRenderer(Generic[C]):
     """The one ``finish`` of the checks (options-ping, register, invite-test, stun-probe,
-    nat-type): the Nagios line and nothing else with --nagios; otherwise the one-line
-    messages on stderr, then the JSON document, the JSONL summary, or the report for a person
-    (not with -q, nor when siptool could not run the check: stderr said why)."""
+    nat-type, send, turn-probe ...): the Nagios line and nothing else with --nagios;
+    otherwise the one-line messages on stderr, then the OpenMetrics text, the JSON document,
+    the JSONL summary, or the report for a person (not with -q, nor when siptool could not
+    run the check: stderr said why); then the --textfile, whatever was shown."""
 
     def __init__(self, output: Output) -> None:
         self.output = output
 
     def finish(self, result: C) -> None:
+        self.show(result)
+        if self.output.textfile is not None:
+            self.write_textfile(result, self.output.textfile)
+
+    def show(self, result: C) -> None:
         output = self.output
+        if output.mode is OutputMode.OPENMETRICS:
+            for line in self.messages(result):
+                output.error(line)
+            output.out.write(self.collect(result).openmetrics())
+            return
         if output.mode is OutputMode.NAGIOS:
             if result.nagios is not None:
                 output.line(result.nagios.text)
@@ -130,6 +149,31 @@ class ResultRenderer(Generic[C]):
             output.jsonl(self.document(result))
         elif not output.quiet and self.has_report(result):
             self.report(result)
+
+    def collect(self, result: C) -> Metrics:
+        """The run's metrics: the command's own, then how long the run took."""
+        from siptool.render.openmetrics import Metrics
+
+        found = Metrics()
+        self.metrics(result, found)
+        found.add("siptool_probe_duration_seconds", time.monotonic() - self.output.started)
+        return found
+
+    def metrics(self, result: C, found: Metrics) -> None:
+        """The command's samples (render/openmetrics.py's METRICS): whether the check passed,
+        by default."""
+        found.add("siptool_probe_success", result.exit_code is ExitCode.OK)
+
+    def write_textfile(self, result: C, path: str) -> None:
+        """--textfile: the metrics in node_exporter's text format, atomically; a file that
+        cannot be written is an ``InputError`` (exit 3), named."""
+        from siptool.errors import InputError
+        from siptool.render.openmetrics import write_textfile
+
+        try:
+            write_textfile(path, self.collect(result).prometheus())
+        except OSError as exc:
+            raise InputError(f"cannot write --textfile {path}: {exc.strerror or exc}") from None
 
     def messages(self, result: C) -> Iterable[str]:
         """The stderr lines: the errors, by default."""

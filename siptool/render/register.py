@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from siptool.commands.register import RegisterResult
 from siptool.errors import ExitCode
+from siptool.render import probe_metrics
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import ResultRenderer
 from siptool.terminal import markup_one_line
 
@@ -19,6 +21,17 @@ if TYPE_CHECKING:
 class RegisterRenderer(ResultRenderer[RegisterResult]):
     def messages(self, result: RegisterResult) -> list[str]:
         return [e.message for e in result.errors] + [f"warning: {w}" for w in result.warnings]
+
+    def metrics(self, result: RegisterResult, found: Metrics) -> None:
+        labels = probe_metrics.sip_labels(result, "REGISTER")
+        rtts = [result.rtt_ms] if result.rtt_ms is not None else []
+        passed = result.exit_code is ExitCode.OK
+        probe_metrics.sip_exchange(found, labels, passed=passed, status=result.status, rtts_ms=rtts)
+        if result.auth is not None:
+            found.add("siptool_sip_auth_rounds", result.auth.rounds, labels)
+        if result.status is not None and 200 <= result.status < 300:
+            found.add("siptool_sip_registered_bindings", len(result.bindings), labels)
+        probe_metrics.tls(found, labels, result.tls)
 
     def body(self, result: RegisterResult) -> dict[str, Any]:
         return result.to_dict()

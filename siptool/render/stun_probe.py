@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.stun_probe import BindingReply, ProbeResult, ServerProbe
+from siptool.render import probe_metrics
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import OutputMode, SeveralRenderer
 from siptool.terminal import markup_one_line
 
@@ -32,6 +34,16 @@ class ProbeRenderer(SeveralRenderer[ProbeResult]):
             lines += [f"{p.server}: {e.message}" for e in p.errors]
             lines += [f"{p.server}: warning: {w}" for w in p.warnings]
         return lines
+
+    def metrics(self, result: ProbeResult, found: Metrics) -> None:
+        for s in result.servers:
+            labels = {"server": s.server, "transport": s.transport}
+            found.add("siptool_probe_success", s.answered, labels)
+            found.add("siptool_stun_rtt_seconds", probe_metrics.seconds(s.rtt_avg_ms), labels)
+            found.add("siptool_stun_loss_ratio", probe_metrics.ratio(s.loss_pct), labels)
+            found.info("siptool_stun_mapped", labels, {"mapped": s.mapped})
+            if s.tls_version is not None:
+                found.info("siptool_tls_version", labels, {"version": s.tls_version})
 
     def body(self, result: ProbeResult) -> dict[str, Any]:
         return {

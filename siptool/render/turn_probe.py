@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from siptool.commands.turn_probe import TESTS, TurnProbeResult
+from siptool.errors import ExitCode
+from siptool.render import probe_metrics
+from siptool.render.openmetrics import Metrics
 from siptool.render.output import ResultRenderer
 from siptool.stun.turn import RelayFigures
 from siptool.terminal import markup_one_line
@@ -21,6 +24,24 @@ COLUMNS = ("method", "sent", "received", "loss", "rtt min/avg/max ms", "jitter m
 class TurnProbeRenderer(ResultRenderer[TurnProbeResult]):
     def messages(self, result: TurnProbeResult) -> list[str]:
         return [e.message for e in result.errors] + [f"warning: {w}" for w in result.warnings]
+
+    def metrics(self, result: TurnProbeResult, found: Metrics) -> None:
+        labels = {"server": result.server, "transport": result.transport}
+        found.add("siptool_probe_success", result.exit_code is ExitCode.OK, labels)
+        allocate = probe_metrics.seconds(result.allocate_ms)
+        found.add("siptool_turn_allocate_seconds", allocate, labels)
+        found.add("siptool_turn_lifetime_seconds", result.lifetime_s, labels)
+        found.info("siptool_stun_mapped", labels, {"mapped": result.mapped})
+        for test, figures in result.tests().items():
+            if figures is None:
+                continue
+            by_test = {**labels, "test": TESTS[test]}
+            loss = probe_metrics.ratio(figures.loss_pct)
+            found.add("siptool_turn_relay_loss_ratio", loss, by_test)
+            rtt = probe_metrics.seconds(figures.rtt_avg_ms)
+            found.add("siptool_turn_relay_rtt_seconds", rtt, by_test)
+        if result.tls_version is not None:
+            found.info("siptool_tls_version", labels, {"version": result.tls_version})
 
     def body(self, result: TurnProbeResult) -> dict[str, Any]:
         return result.body()

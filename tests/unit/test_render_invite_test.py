@@ -28,7 +28,7 @@ KEYS = [
     "command", "ok", "exit_code", "siptool_version", "errors", "target", "resolved", "call_id",
     "final_status", "final_reason", "answered", "timings_ms", "cancelled", "cancel_reason",
     "cancel_status", "bye_status", "hold_ms", "ack_retransmissions", "sdp_answer", "rtp",
-    "warnings", "nat", "auth", "server", "events", "transfer",
+    "warnings", "nat", "tls", "auth", "server", "events", "transfer",
 ]  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from tests.support.render import drawn
 KEYS = [
     "command", "ok", "exit_code", "siptool_version", "errors", "target", "aor", "mode",
     "status", "reason", "rtt_ms", "total_ms", "auth", "requested_expires", "expires",
-    "bindings", "service_route", "path", "resolved", "nat", "warnings",
+    "bindings", "service_route", "path", "resolved", "nat", "tls", "warnings",
 ]  # fmt: skip
 
 
