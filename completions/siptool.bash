@@ -8,7 +8,7 @@ _siptool() {
         case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
     done
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "decode ice-gather invite-test message nat-type options-ping publish register send stun-probe subscribe turn-probe -V --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "decode exporter ice-gather invite-test message nat-type options-ping publish register send stun-probe subscribe turn-probe -V --version --help" -- "$cur"))
         return
     fi
     case $cmd in
@@ -25,6 +25,15 @@ _siptool() {
             --tls-keylog) return ;;
         esac
         if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--format -v --verbose --flow --lint --rtp --call-id --method --jsonl -i --interface --port -n --count --duration --write --tls-keylog --json -q --quiet --no-color --help" -- "$cur"))
+        else COMPREPLY=($(compgen -f -- "$cur")); fi
+        ;;
+    exporter)
+        case $prev in
+            --listen) return ;;
+            --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --max-concurrent) return ;;
+        esac
+        if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--listen --config --max-concurrent -v --verbose --help" -- "$cur"))
         else COMPREPLY=($(compgen -f -- "$cur")); fi
         ;;
     ice-gather)

@@ -14,6 +14,7 @@ import click
 
 from siptool import __version__
 from siptool.cli.decode import decode
+from siptool.cli.exporter import exporter
 from siptool.cli.ice_gather import ice_gather
 from siptool.cli.invite_test import invite_test
 from siptool.cli.message import message
@@ -53,6 +54,7 @@ for _command in (
     turn_probe,
     ice_gather,
     decode,
+    exporter,
 ):
     cli.add_command(_command)
 

@@ -25,11 +25,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from siptool.cli.options import MetricsFlags, NagiosFlags, OutputFlags
 
 if TYPE_CHECKING:
+    import click
+
     from siptool.commands.result import CheckResult
     from siptool.render.output import Output, Renderer
 
@@ -104,8 +107,36 @@ def output_for(
     )
 
 
+class Prepared(Exception):
+    """What ``run_command`` raises instead of running, inside ``prepared_job``: the command's
+    ``prepare``, for a caller that runs the work itself (the exporter, in its own loop)."""
+
+    def __init__(self, prepare: Callable[[], Job[Any]]) -> None:
+        super().__init__("prepared")
+        self.prepare = prepare
+
+
+_WANT_JOB: ContextVar[bool] = ContextVar("siptool_want_job", default=False)
+
+
+def prepared_job(command: click.Command, args: list[str]) -> Job[Any]:
+    """The ``Job`` ``command`` would run for ``args``, not run: click parses the flags as on
+    the command line, the command builds its options and renderer.  Raises click's
+    ``UsageError`` for bad flags, siptool's ``UsageError``/``InputError`` from ``prepare``."""
+    token = _WANT_JOB.set(True)
+    try:
+        command.main(args, prog_name=f"siptool {command.name}", standalone_mode=False)
+    except Prepared as prepared:
+        return prepared.prepare()
+    finally:
+        _WANT_JOB.reset(token)
+    raise RuntimeError(f"siptool {command.name} prepared no job")
+
+
 def run_command(command: str, prepare: Callable[[], Job[Any]]) -> NoReturn:
     """Run one command the same way as every other, and exit with its code."""
+    if _WANT_JOB.get():
+        raise Prepared(prepare)
     raise SystemExit(_run(command, prepare))
 
 

@@ -38,7 +38,8 @@ def parse(text: str) -> dict[str, Any]:
 
 def value(families: dict[str, Any], name: str, **labels: str) -> float:
     """The one sample of ``name`` whose labels include ``labels``."""
-    family = families[name.removesuffix("_info")]
+    # A family is named without the _info or _total of its samples (OpenMetrics).
+    family = families.get(name) or families[name.removesuffix("_info").removesuffix("_total")]
     found = [s for s in family.samples if s.name == name and labels.items() <= s.labels.items()]
     assert len(found) == 1, (name, labels, family.samples)
     return float(found[0].value)

@@ -52,8 +52,10 @@ def start_sipp(
     host: str = "127.0.0.1",
     transport: str = "udp",
     rtp_echo: bool = False,
+    calls: int = 1,
 ) -> Sipp:
-    """One SIPp UAS for one call, run in ``work``; ready once it listens."""
+    """One SIPp UAS for ``calls`` calls (one by default), run in ``work``; ready once it
+    listens."""
     binary = require_tool("sipp", "sip-tester")
     kind = "udp" if transport == "udp" else "tcp"
     port = free_port(kind, host)
@@ -62,8 +64,8 @@ def start_sipp(
     argv += ["-sn", "uas"] if scenario is None else ["-sf", str(SCENARIOS / scenario)]
     argv += ["-i", host, "-p", str(port), "-mi", host, "-mp", str(media_port)]
     argv += ["-t", "u1" if transport == "udp" else "t1"]
-    # One call, then exit; never more than a minute whatever happens.
-    argv += ["-m", "1", "-nostdin", "-trace_err", "-timeout", "60s", "-timeout_error"]
+    # One call (or ``calls``), then exit; never more than a minute whatever happens.
+    argv += ["-m", str(calls), "-nostdin", "-trace_err", "-timeout", "60s", "-timeout_error"]
     if rtp_echo:
         argv.append("-rtp_echo")
     server = Server(argv, log=work / "sipp.log", cwd=work)
