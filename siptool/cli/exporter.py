@@ -1,11 +1,14 @@
-"""`siptool exporter`: its flags; the serving is in siptool.exporter (imported only when it
-runs, so --help stays cheap)."""
+"""`siptool exporter`: its flags as typed ``ExporterOptions``, and the probe runner the
+exporter is given: a module's prober is the command itself, its flags and the target parsed by
+click as on the command line (``cli.run.prepared_job``), its work awaited in the exporter's
+loop, its metrics its own renderer's.  The serving is in siptool.commands.exporter, /metrics in
+siptool.render.exporter (imported only when it runs, so --help stays cheap)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,8 +16,8 @@ from siptool.cli.options import OutputFlags
 from siptool.cli.run import Job, output_for, run_command
 
 if TYPE_CHECKING:
-    from siptool.exporter.app import ExporterResult
-    from siptool.exporter.config import Module
+    from siptool.commands.exporter import ExporterResult, ProbeOutcome
+    from siptool.commands.exporter_config import Module
 
 COMMAND = "exporter"
 DEFAULT_LISTEN = "127.0.0.1:9150"
@@ -55,8 +58,9 @@ def exporter(listen: str, config_path: str, max_concurrent: int, verbose: bool) 
     """
 
     def prepare() -> Job[ExporterResult]:
-        from siptool.exporter.app import Exporter, ExporterRenderer, run_exporter
-        from siptool.exporter.config import load_config
+        from siptool.commands.exporter import ExporterOptions, run_exporter
+        from siptool.commands.exporter_config import load_config
+        from siptool.render.exporter import ExporterRenderer, stats_metrics
 
         shown = output_for(COMMAND, OutputFlags())
         host, port = parse_listen(listen)
@@ -67,8 +71,10 @@ def exporter(listen: str, config_path: str, max_concurrent: int, verbose: bool) 
         modules = load_config(config_path)
         for module in modules.values():
             check_module(module)
-        server = Exporter(modules, max_concurrent=max_concurrent, verbose=verbose)
-        return Job(shown, ExporterRenderer(shown), lambda: run_exporter(server, host, port))
+        options = ExporterOptions(
+            modules, host, port, max_concurrent, verbose, run_probe, stats_metrics
+        )
+        return Job(shown, ExporterRenderer(shown), lambda: run_exporter(options))
 
     run_command(COMMAND, prepare)
 
@@ -76,11 +82,10 @@ def exporter(listen: str, config_path: str, max_concurrent: int, verbose: bool) 
 def check_module(module: Module) -> None:
     """Prepare one probe of ``module`` (nothing is sent): its flags parse, its files read."""
     from siptool.errors import UsageError
-    from siptool.exporter.probes import prepare
 
     target = VALIDATION_TARGETS.get(module.prober, "sip:127.0.0.1")
     try:
-        prepare(module, target, module.timeout)
+        prepare_probe(module, target, module.timeout)
     except UsageError as exc:
         raise UsageError(f"module {module.name!r}: {exc.message}") from None
 
@@ -94,3 +99,80 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not host or number is None:
         raise UsageError(f"--listen {text!r}: not HOST:PORT")
     return host, number
+
+
+# prober -> (module, click command) in siptool.cli
+PROBERS = {
+    "options-ping": ("siptool.cli.options_ping", "options_ping"),
+    "register": ("siptool.cli.register", "register"),
+    "invite-test": ("siptool.cli.invite_test", "invite_test"),
+    "send": ("siptool.cli.send", "send"),
+    "stun-probe": ("siptool.cli.stun_probe", "stun_probe"),
+    "nat-type": ("siptool.cli.nat_type", "nat_type"),
+    "turn-probe": ("siptool.cli.turn_probe", "turn_probe"),
+}
+GRACE = 1.0  # past the probe's timeout, its work is cancelled
+
+
+def command_of(prober: str) -> click.Command:
+    import importlib
+
+    where, name = PROBERS[prober]
+    command: click.Command = getattr(importlib.import_module(where), name)
+    return command
+
+
+def prepare_probe(module: Module, target: str, timeout: float) -> Job[Any]:
+    """The command's ``Job`` for ``target`` (nothing sent yet); ``UsageError`` for a target or
+    a flag it does not take."""
+    from siptool.cli.run import prepared_job
+    from siptool.errors import UsageError
+
+    # "--" first: a target is never read as a flag.
+    arguments = [*module.positional, "--", target]
+    flags = [*module.flags, "--format", "openmetrics", "--timeout", f"{timeout:g}"]
+    try:
+        return prepared_job(command_of(module.prober), [*flags, *arguments])
+    except click.UsageError as exc:
+        raise UsageError(exc.format_message()) from None
+
+
+async def run_probe(module: Module, target: str, timeout: float) -> ProbeOutcome:
+    """One probe: the command's work within ``timeout`` (and ``GRACE``), its renderer's
+    metrics.  A probe that fails is an outcome (siptool_probe_success 0), not an error."""
+    import asyncio
+    import inspect
+    import time
+
+    from siptool.commands.exporter import ProbeOutcome
+    from siptool.errors import ExitCode, SiptoolError
+    from siptool.render.openmetrics import Metrics
+    from siptool.render.output import ResultRenderer
+
+    started = time.monotonic()
+    job = prepare_probe(module, target, timeout)
+    failure: str | None
+    try:
+        pending = job.work()
+        result = (
+            await asyncio.wait_for(pending, timeout + GRACE)
+            if inspect.isawaitable(pending)
+            else pending
+        )
+    except TimeoutError:
+        failure = f"no result within {timeout + GRACE:g} s"
+    except SiptoolError as exc:
+        failure = exc.message
+    else:
+        assert isinstance(job.renderer, ResultRenderer)
+        found = job.renderer.collect(result)
+        success = result.exit_code is ExitCode.OK
+        failure = None
+        if not success:
+            failure = "; ".join(e.message for e in result.all_errors) or "check failed"
+        return ProbeOutcome(success, found, time.monotonic() - started, failure)
+    found = Metrics()
+    found.add("siptool_probe_success", 0, {"target": target})
+    seconds = time.monotonic() - started
+    found.add("siptool_probe_duration_seconds", seconds)
+    return ProbeOutcome(False, found, seconds, failure)

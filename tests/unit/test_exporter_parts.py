@@ -1,15 +1,15 @@
-"""The exporter's pure parts: the TOML modules (exporter/config.py), the HTTP request head
-(exporter/http.py) and the probe timeout; the exporter itself runs against real peers and a
+"""The exporter's pure parts: the TOML modules (commands/exporter_config.py), the request head
+(net/http_server.py) and the probe timeout; the exporter itself runs against real peers and a
 real Prometheus in tests/integration/test_exporter.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from siptool.commands.exporter import check_target, probe_timeout
+from siptool.commands.exporter_config import Module, parse_modules
 from siptool.errors import UsageError
-from siptool.exporter.config import Module, parse_modules
-from siptool.exporter.http import BadRequest, Response, encode, parse_head, wants_keep_alive
-from siptool.exporter.probes import check_target, probe_timeout
+from siptool.net.http_server import BadRequest, Response, encode, parse_head, wants_keep_alive
 
 
 def test_module_keys_become_the_prober_s_flags() -> None:

@@ -1,6 +1,13 @@
 """`siptool exporter`: the HTTP paths, the concurrency limit and the exporter's own metrics.
 
-- ``GET /probe?module=M&target=T`` runs one probe (exporter/probes.py) and answers its
+The exporter serves siptool's probes to Prometheus as blackbox_exporter serves its own.  A
+probe is the command itself: cli/exporter.py hands this module a ``ProbeRunner`` that parses
+the module's flags and the target with click, as on the command line, and runs the command's
+work in this event loop; and a ``StatsExposition`` (render/exporter.py) for /metrics.  So
+``siptool options-ping --format openmetrics T`` and ``/probe?module=options&target=T`` cannot
+disagree, and this module imports neither cli nor render.
+
+- ``GET /probe?module=M&target=T`` runs one probe and answers its
   metrics; a missing or unknown module, a bad target, an unknown parameter or a malformed
   X-Prometheus-Scrape-Timeout-Seconds is 400 with one line saying which.
 - ``GET /metrics``: probes run per module and result, rejected requests per reason, probes in
@@ -24,22 +31,73 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from siptool.addr import format_address
+from siptool.commands.exporter_config import Module
 from siptool.commands.result import CheckResult
 from siptool.errors import ExitCode, LocalBindError, UsageError
-from siptool.exporter.config import Module
-from siptool.exporter.http import Request, Response, start_http_server
-from siptool.exporter.probes import check_target, probe_timeout, run_probe
-from siptool.render.openmetrics import OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Metrics
-from siptool.render.output import ResultRenderer
+from siptool.net.http_server import Request, Response, start_http_server
 from siptool.terminal import one_line
+
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCRAPE_MARGIN = 0.5  # blackbox_exporter's timeout offset
+MIN_TIMEOUT = 0.2
+TARGET_LIMIT = 1024
 
 # Seconds: from a loopback OPTIONS (a millisecond) to a slow trunk's INVITE.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
 PROBE_PARAMETERS = frozenset({"module", "target"})
+
+
+class Exposition(Protocol):
+    """Metrics as the two texts a scraper may ask for (render/openmetrics.py's ``Metrics``)."""
+
+    def openmetrics(self) -> str: ...
+
+    def prometheus(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    success: bool
+    metrics: Exposition
+    seconds: float
+    failure: str | None  # why it failed, one line (the -v log)
+
+
+# (module, target, timeout) -> the outcome; UsageError for a target the prober refuses.
+ProbeRunner = Callable[[Module, str, float], Awaitable[ProbeOutcome]]
+
+
+def check_target(target: str | None) -> str:
+    """The target of a /probe request; ``UsageError`` saying what is wrong with it.  A target
+    with a password in it is refused: it would become a label."""
+    from siptool.sip.target import redact_password
+
+    if not target:
+        raise UsageError("target parameter is missing")
+    if len(target) > TARGET_LIMIT:
+        raise UsageError(f"target is longer than {TARGET_LIMIT} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        raise UsageError("target has spaces or control characters")
+    if target.startswith("-"):
+        raise UsageError("target must not start with '-'")
+    if redact_password(target) != target:
+        raise UsageError("target has a password in it: put it in the module's password_file")
+    return target
+
+
+def probe_timeout(module: Module, scrape_timeout: float | None) -> float:
+    """The module's timeout, or the scrape's less ``SCRAPE_MARGIN`` when that is shorter
+    (never below ``MIN_TIMEOUT``): the answer is back before Prometheus gives up."""
+    if scrape_timeout is None:
+        return module.timeout
+    return max(MIN_TIMEOUT, min(module.timeout, scrape_timeout - SCRAPE_MARGIN))
 
 
 @dataclass
@@ -66,35 +124,37 @@ class ExporterStats:
     durations: dict[str, Histogram] = field(default_factory=dict)
     in_flight: int = 0
 
-    def metrics(self) -> Metrics:
-        found = Metrics()
-        for (module, result), n in sorted(self.probes.items()):
-            found.add("siptool_exporter_probes", n, {"module": module, "result": result})
-        for reason, n in sorted(self.rejected.items()):
-            found.add("siptool_exporter_requests_rejected", n, {"reason": reason})
-        found.add("siptool_exporter_probes_in_flight", self.in_flight)
-        for module, histogram in sorted(self.durations.items()):
-            found.histogram(
-                "siptool_exporter_probe_duration_seconds", histogram.buckets(),
-                histogram.total, histogram.count, {"module": module},
-            )  # fmt: skip
-        return found
+
+StatsExposition = Callable[[ExporterStats], Exposition]
+
+
+@dataclass(frozen=True)
+class ExporterOptions:
+    modules: dict[str, Module]
+    host: str
+    port: int
+    max_concurrent: int
+    verbose: bool
+    run_probe: ProbeRunner
+    expose_stats: StatsExposition
 
 
 class Exporter:
-    def __init__(self, modules: dict[str, Module], *, max_concurrent: int, verbose: bool) -> None:
-        self.modules = modules
-        self.slots = asyncio.Semaphore(max_concurrent)
-        self.verbose = verbose
+    def __init__(self, options: ExporterOptions) -> None:
+        self.modules = options.modules
+        self.slots = asyncio.Semaphore(options.max_concurrent)
+        self.verbose = options.verbose
+        self.run_probe = options.run_probe
+        self.expose_stats = options.expose_stats
         self.stats = ExporterStats()
-        for name in modules:
+        for name in self.modules:
             self.stats.durations[name] = Histogram()
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/probe":
             return await self.probe(request)
         if request.path == "/metrics":
-            return _metrics(self.stats.metrics(), request)
+            return _metrics(self.expose_stats(self.stats), request)
         if request.path == "/-/healthy":
             return Response(200, "Healthy\n")
         if request.path == "/":
@@ -113,7 +173,7 @@ class Exporter:
             return self._reject("too many probes in flight", "concurrency", status=503)
         self.stats.in_flight += 1
         try:
-            outcome = await run_probe(module, target, timeout)
+            outcome = await self.run_probe(module, target, timeout)
         except UsageError as exc:
             return self._reject(exc.message, "bad_target")
         finally:
@@ -180,7 +240,7 @@ class Exporter:
         sys.stderr.flush()
 
 
-def _metrics(found: Metrics, request: Request) -> Response:
+def _metrics(found: Exposition, request: Request) -> Response:
     if "application/openmetrics-text" in request.headers.get("accept", ""):
         return Response(200, found.openmetrics(), OPENMETRICS_CONTENT_TYPE)
     return Response(200, found.prometheus(), PROMETHEUS_CONTENT_TYPE)
@@ -221,19 +281,11 @@ class ExporterResult(CheckResult):
     served_seconds: float = 0.0
 
 
-class ExporterRenderer(ResultRenderer[ExporterResult]):
-    """The exporter's run shows nothing on stdout; why it could not start goes to stderr."""
-
-    def body(self, result: ExporterResult) -> dict[str, object]:
-        return {"served_seconds": result.served_seconds}
-
-    def has_report(self, result: ExporterResult) -> bool:
-        return False
-
-
-async def run_exporter(exporter: Exporter, host: str, port: int) -> ExporterResult:
+async def run_exporter(options: ExporterOptions) -> ExporterResult:
+    """Serve until SIGTERM or SIGINT (exit 0); exit 3 when the address cannot be had."""
+    host, port = options.host, options.port
     try:
-        served = await serve(exporter, host, port)
+        served = await serve(Exporter(options), host, port)
     except OSError as exc:
         from siptool.net.connect import os_reason
 

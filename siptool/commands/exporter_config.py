@@ -24,8 +24,8 @@ is --insecure (false: left out).  ``send`` takes its METHOD as ``method``.
 Decisions:
 
 - Secrets only from files (``password_file``, ``secret_file``): a module with ``password`` or
-  ``secret`` is refused, and so is a target with a password in it (render/openmetrics.py
-  puts the target in a label).  The exporter never reads SIPTOOL_PASSWORD nor prompts.
+  ``secret`` is refused, and so is a target with a password in it (the target becomes a
+  label).  The exporter never reads SIPTOOL_PASSWORD nor prompts.
 - Keys that would change what a probe writes or where (output, --pcap-out, --textfile,
   --nagios, -v) belong to the exporter, not a module: refused, named.
 - A module is checked when the exporter starts, by preparing a probe of it (click parses the
