@@ -156,7 +156,8 @@ class ResultRenderer(Generic[C]):
 
         found = Metrics()
         self.metrics(result, found)
-        found.add("siptool_probe_duration_seconds", time.monotonic() - self.output.started)
+        took = round(time.monotonic() - self.output.started, 6)
+        found.add("siptool_probe_duration_seconds", took)
         return found
 
     def metrics(self, result: C, found: Metrics) -> None:

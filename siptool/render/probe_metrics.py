@@ -15,8 +15,9 @@ MS = 1000.0
 
 
 def seconds(value_ms: float | None) -> float | None:
-    """Milliseconds (the JSON's unit) in seconds (Prometheus's base unit)."""
-    return None if value_ms is None else value_ms / MS
+    """Milliseconds (the JSON's unit) in seconds (Prometheus's base unit), to the nanosecond
+    (so 0.904 ms is 0.000904, not 0.0009040000000000001)."""
+    return None if value_ms is None else round(value_ms / MS, 9)
 
 
 def ratio(pct: float | None) -> float | None:
@@ -42,8 +43,8 @@ def sip_exchange(
     found.add("siptool_probe_success", passed, labels)
     found.add("siptool_sip_status_code", status, labels)
     if rtts_ms:
-        found.add("siptool_sip_rtt_seconds", sum(rtts_ms) / len(rtts_ms) / MS, labels)
-        found.add("siptool_sip_rtt_max_seconds", max(rtts_ms) / MS, labels)
+        found.add("siptool_sip_rtt_seconds", seconds(sum(rtts_ms) / len(rtts_ms)), labels)
+        found.add("siptool_sip_rtt_max_seconds", seconds(max(rtts_ms)), labels)
     if sent:
         found.add("siptool_sip_requests_sent", sent, labels)
         if received is not None:

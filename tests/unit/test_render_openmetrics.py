@@ -108,3 +108,11 @@ def test_textfile_is_replaced_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["siptool.prom"]
     with pytest.raises(OSError):
         write_textfile(str(tmp_path / "no" / "such.prom"), "x\n")
+
+
+def test_the_readme_lists_every_metric() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for name, spec in METRICS.items():
+        suffix = {MetricType.COUNTER: "_total", MetricType.INFO: "_info"}.get(spec.type, "")
+        sample = name + suffix
+        assert f"| `{sample}` | {spec.type.value} |" in readme, sample
