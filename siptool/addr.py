@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Sequence
@@ -134,13 +135,19 @@ def normalize_address(address: tuple[Any, ...]) -> Address:
 # -- address classes ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip(host: str) -> IPAddress | None:
+    # A thousand-target ping asks of the same few addresses thousands of times (our local
+    # address, the server's): ipaddress parses each once.
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def is_ip_address(host: str) -> bool:
     """True for an IPv4 or IPv6 literal (without brackets), False for a name."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return _ip(host) is not None
 
 
 def ip_of(text: str | None) -> IPAddress | None:
@@ -153,10 +160,7 @@ def ip_of(text: str | None) -> IPAddress | None:
         host = host[1 : host.find("]")] if "]" in host else host[1:]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
+    return _ip(host)
 
 
 def is_private_address(text: str | None) -> bool:

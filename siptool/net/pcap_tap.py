@@ -44,14 +44,17 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from siptool.addr import Address
-from siptool.capture.layers import LINKTYPE_RAW
-from siptool.capture.pcapng_write import PcapngWriter
-from siptool.capture.synth import TcpConversation, ip_bytes, udp_packet
 from siptool.errors import InputError
 from siptool.net.connect import os_reason
+
+# The pcapng writer and packet builders of capture/ are imported by the tap itself, when a
+# run has --pcap-out: every transport imports this module for ``current_tap``, and a run
+# without --pcap-out need not pay for them (30 ms of a one-target ping).
+if TYPE_CHECKING:
+    from siptool.capture.synth import TcpConversation
 
 __all__ = ["PcapTap", "current_tap", "recording"]
 
@@ -59,7 +62,12 @@ _P = TypeVar("_P", bound=asyncio.Protocol)
 
 _CURRENT: ContextVar[PcapTap | None] = ContextVar("siptool_pcap_tap", default=None)
 
-_address_bytes = functools.lru_cache(maxsize=4096)(ip_bytes)
+
+@functools.lru_cache(maxsize=4096)
+def _address_bytes(address: str) -> bytes:
+    from siptool.capture.synth import ip_bytes
+
+    return ip_bytes(address)
 
 
 def current_tap() -> PcapTap | None:
@@ -70,6 +78,10 @@ def current_tap() -> PcapTap | None:
 @contextlib.contextmanager
 def recording(path: str) -> Iterator[None]:
     """Record every packet of the run inside the ``with`` in ``path`` (pcapng)."""
+    # The writer's modules before the file: it is never seen empty for the time they take.
+    import siptool.capture.pcapng_write
+    import siptool.capture.synth  # noqa: F401
+
     try:
         stream = open(path, "wb")  # noqa: SIM115 -- closed by the tap below
     except OSError as exc:
@@ -87,6 +99,12 @@ class PcapTap:
     """The pcapng file of one run: one raw-IP interface, a packet per call."""
 
     def __init__(self, stream: BinaryIO) -> None:
+        from siptool.capture.layers import LINKTYPE_RAW
+        from siptool.capture.pcapng_write import PcapngWriter
+        from siptool.capture.synth import TcpConversation, udp_packet
+
+        self._udp_packet = udp_packet
+        self._conversation = TcpConversation
         self._stream = stream
         self._writer = PcapngWriter(stream)
         self._interface = self._writer.interface(LINKTYPE_RAW, "siptool")
@@ -109,14 +127,14 @@ class PcapTap:
         mine, theirs = _address_bytes(local[0]), _address_bytes(remote[0])
         self._ident = (self._ident + 1) & 0xFFFF
         if outgoing:
-            packet = udp_packet(mine, local[1], theirs, remote[1], data, self._ident)
+            packet = self._udp_packet(mine, local[1], theirs, remote[1], data, self._ident)
         else:
-            packet = udp_packet(theirs, remote[1], mine, local[1], data, self._ident)
+            packet = self._udp_packet(theirs, remote[1], mine, local[1], data, self._ident)
         self.write([packet])
 
     def tcp(self, local: Address, remote: Address, started_ns: int) -> TcpConversation:
         """A connection just established: its handshake written, its conversation kept."""
-        conversation = TcpConversation(
+        conversation = self._conversation(
             (_address_bytes(local[0]), local[1]),
             (_address_bytes(remote[0]), remote[1]),
             random.getrandbits(32),

@@ -86,7 +86,8 @@ def messages(path: Path) -> list[tuple[Any, ...]]:
 
 
 def decoded(path: Path) -> int:
-    return sum(isinstance(m, RawMessage) for m in iter_input(path.read_bytes()))
+    data = path.read_bytes()  # the file exists before its header is written
+    return sum(isinstance(m, RawMessage) for m in iter_input(data)) if data else 0
 
 
 def same_message_count(ours: Path, theirs: Path) -> bool:
