@@ -24,22 +24,13 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.kamailio import start_kamailio  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/-/healthy", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
+from tests.support.servers import free_port, http_ok  # noqa: E402
 
 
 def main() -> int:
@@ -61,7 +52,7 @@ def main() -> int:
         started = time.perf_counter()
         exporter = subprocess.Popen(argv, stderr=subprocess.DEVNULL, cwd=ROOT)
         try:
-            while not healthy(url):
+            while not http_ok(url + "/-/healthy"):
                 if exporter.poll() is not None or time.perf_counter() - started > 10:
                     print("the exporter did not start", file=sys.stderr)
                     return 3

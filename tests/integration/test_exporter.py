@@ -27,7 +27,7 @@ from tests.support.paths import ROOT
 from tests.support.peers import require_tool
 from tests.support.responders import closed_udp_port, idle_udp_socket
 from tests.support.run import SIPTOOL, siptool
-from tests.support.servers import Server, free_port
+from tests.support.servers import Server, free_port, http_ok
 from tests.support.sipp import Sipp, start_sipp
 from tests.support.stun_peers import StunPeer
 
@@ -61,14 +61,6 @@ class Exporter:
         return parse(body)
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/-/healthy", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 def start_exporter(work: Path, config: str, *extra: str) -> Exporter:
     path = work / "siptool-exporter.toml"
     path.write_text(config)
@@ -76,7 +68,7 @@ def start_exporter(work: Path, config: str, *extra: str) -> Exporter:
     argv = [*SIPTOOL, "exporter", "--listen", f"127.0.0.1:{port}", "--config", str(path), *extra]
     server = Server(argv, log=work / "exporter.log", cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    server.wait_until(lambda: _healthy(url), what="(answering /-/healthy)")
+    server.wait_until(lambda: http_ok(url + "/-/healthy"), what="(answering /-/healthy)")
     return Exporter(server, url)
 
 
@@ -310,14 +302,6 @@ def _scraped(url: str) -> bool:
     return any(not health.startswith("unknown") for _, health in _target_errors(url))
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/-/ready", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 def test_prometheus_scrapes_live_targets_as_1_and_a_closed_port_as_0(
     peers: Peers, tmp_path: Path
 ) -> None:
@@ -337,7 +321,7 @@ def test_prometheus_scrapes_live_targets_as_1_and_a_closed_port_as_0(
     server = Server(argv, log=tmp_path / "prometheus.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        server.wait_until(lambda: _ready(url), timeout=30, what="(ready)")
+        server.wait_until(lambda: http_ok(url + "/-/ready"), timeout=30, what="(ready)")
         # Prometheus hands its scrape pools their targets some seconds after it is ready
         # (its target updates are throttled to one per 5 s): from the first scrape of any of
         # them, every target must be right within two scrape intervals (and a second's slack).

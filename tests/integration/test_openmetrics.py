@@ -18,7 +18,7 @@ import pytest
 from tests.support.kamailio import PASSWORD, Kamailio
 from tests.support.peers import require_tool, unavailable
 from tests.support.run import siptool
-from tests.support.servers import Server, free_port
+from tests.support.servers import Server, free_port, http_ok
 from tests.support.stun_peers import StunPeer
 from tests.support.turn_peers import TurnServer, start_turn_server
 
@@ -179,7 +179,7 @@ def node_exporter(tmp_path: Path) -> Iterator[tuple[Path, str]]:
             f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
     server = Server(argv, log=tmp_path / "node_exporter.log")
     url = f"http://127.0.0.1:{port}/metrics"
-    server.wait_until(lambda: _get(url) is not None, what="(serving /metrics)")
+    server.wait_until(lambda: http_ok(url), what="(serving /metrics)")
     try:
         yield directory, url
     finally:

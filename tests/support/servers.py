@@ -97,3 +97,14 @@ class Server:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         self._log.close()
+
+
+def http_ok(url: str) -> bool:
+    """``GET url`` answers 200 within a second (an HTTP server's readiness check)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
