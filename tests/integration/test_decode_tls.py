@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 from tests.integration.test_decode_websocket import COMPARED, by_position, view
 from tests.support.kamailio import PASSWORD
 from tests.support.kamailio_ws import KamailioWs, start_kamailio_ws
-from tests.support.live_capture import pcap_frames, tcpdump
+from tests.support.live_capture import tcpdump, wait_until_closed
 from tests.support.peers import require_root
 from tests.support.run import siptool
 from tests.support.tshark_reference import tshark_messages
@@ -77,32 +76,6 @@ def _suite_conf(directory: Path, suite: str) -> Path:
     return conf
 
 
-def _closed(path: Path) -> int:
-    """The TCP connections tcpdump has seen closed: a FIN each way, or a RST (Kamailio resets
-    a WebSocket connection after its FIN).  Ethernet + IPv4 without options on loopback: the
-    ports at 34 and 36, the flags at 47."""
-    fins: dict[frozenset[bytes], set[bytes]] = {}
-    reset: set[frozenset[bytes]] = set()
-    for _, frame in pcap_frames(path):
-        if len(frame) > 47 and frame[23] == 6:
-            src, dst, flags = frame[34:36], frame[36:38], frame[47]
-            connection = frozenset((src, dst))
-            if flags & 0x04:
-                reset.add(connection)
-            if flags & 0x01:
-                fins.setdefault(connection, set()).add(src)
-    return len(reset | {c for c, ends in fins.items() if len(ends) == 2})
-
-
-def _wait_until_closed(path: Path, count: int) -> None:
-    """Until ``count`` connections are closed in the capture, so that no record is still on
-    its way when tcpdump stops."""
-    deadline = time.monotonic() + 15
-    while _closed(path) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _closed(path) >= count, f"{path}: {_closed(path)} of {count} connections closed"
-
-
 def _ping(kws: KamailioWs, port: int, *args: str, env: dict[str, str] | None = None) -> Any:
     result = siptool(
         "options-ping", "--json", "--ca-file", str(kws.ca.ca_cert), *args,
@@ -142,7 +115,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
             connections += 2
             unkeyed = _ping(kws, tls13, env=NO_KEYS)
             connections += 1
-            _wait_until_closed(pcap, connections)
+            wait_until_closed(pcap, connections)
         local = unkeyed["targets"][0]["nat"]["local"]
         yield Recording(kws, pcap, keys, tls13, int(local.rsplit(":", 1)[1]))
     finally:
@@ -290,7 +263,7 @@ def test_a_record_cut_short_is_named_and_what_came_before_decoded(
     pcap, keys = tmp_path / "cut.pcap", tmp_path / "cut.keys"
     with tcpdump("lo", [port], pcap):
         _cut_session(port, keys, _options(port, 5061))
-        _wait_until_closed(pcap, 1)
+        wait_until_closed(pcap, 1)
     code, messages, summary, stderr = decode(pcap, "--tls-keylog", str(keys))
     assert code == 1 and "Traceback" not in stderr
     assert [(m["method"] or m["status"], m["transport"]) for m in messages] == [

@@ -33,7 +33,6 @@ import json
 import re
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ import pytest
 
 from siptool.capture import RawMessage, iter_input
 from tests.support.hostile_sip import response
-from tests.support.live_capture import pcap_frames, tcpdump
+from tests.support.live_capture import tcpdump, wait_until_closed
 from tests.support.paths import CAPTURES, FIXTURES
 from tests.support.peers import require_root
 from tests.support.run import siptool
@@ -174,22 +173,8 @@ def record(path: Path, scenario: Scenario) -> int:
     port = free_port("tcp")
     with tcpdump("lo", [port], path):
         asyncio.run(asyncio.wait_for(session(port, scenario), 30))
-        wait_for_fins(path)
+        wait_until_closed(path, 1)
     return port
-
-
-def wait_for_fins(path: Path) -> None:
-    """Until tcpdump has written the FIN of both directions (the session's last packets)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        fins = set()
-        for _, frame in pcap_frames(path):
-            # Ethernet + IPv4 without options (loopback): TCP flags at 14 + 20 + 13.
-            if len(frame) > 47 and frame[23] == 6 and frame[47] & 0x01:
-                fins.add(frame[34:36])
-        if len(fins) == 2:
-            return
-        time.sleep(0.05)
 
 
 def decode_jsonl(path: Path, *extra: str) -> tuple[int, list[dict[str, Any]], dict[str, Any], str]:
@@ -384,7 +369,7 @@ def test_a_hostile_server_s_faults_are_each_named_and_the_rest_decoded(tmp_path:
     port = listener.getsockname()[1]
     with listener, tcpdump("lo", [port], path):
         asyncio.run(asyncio.wait_for(hostile_session(port, listener, invite), 30))
-        wait_for_fins(path)
+        wait_until_closed(path, 1)
     code, messages, summary, stderr = decode_jsonl(path)
     assert code == 1 and "Traceback" not in stderr
     assert [first_line(m) for m in messages] == [

@@ -88,3 +88,30 @@ def traffic(kamailio: Kamailio, uas: Sipp, work: Path) -> None:
         result = siptool("options-ping", "-n", "2", "-i", "0.05", uri)
         assert result.returncode == 0, result.stdout + result.stderr
     sipp_call(uas, work)
+
+
+def closed_connections(path: Path) -> int:
+    """The TCP connections the capture at ``path`` has seen closed: a FIN each way, or a RST
+    (Kamailio, and a WebSocket client after a protocol error, reset rather than finish).
+    Ethernet + IPv4 without options on loopback: the ports at 34 and 36, the flags at 47."""
+    fins: dict[frozenset[bytes], set[bytes]] = {}
+    reset: set[frozenset[bytes]] = set()
+    for _, frame in pcap_frames(path):
+        if len(frame) > 47 and frame[23] == 6:
+            src, dst, flags = frame[34:36], frame[36:38], frame[47]
+            connection = frozenset((src, dst))
+            if flags & 0x04:
+                reset.add(connection)
+            if flags & 0x01:
+                fins.setdefault(connection, set()).add(src)
+    return len(reset | {c for c, ends in fins.items() if len(ends) == 2})
+
+
+def wait_until_closed(path: Path, count: int, timeout: float = 15) -> None:
+    """Until ``count`` connections are closed in the capture, so that nothing is still on its
+    way when tcpdump stops; AssertionError when they are not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while closed_connections(path) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    closed = closed_connections(path)
+    assert closed >= count, f"{path}: {closed} of {count} connections closed"
