@@ -151,6 +151,13 @@ class Exporter:
             self.stats.durations[name] = Histogram()
 
     async def handle(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except Exception as exc:  # a bug in a probe: one line and a 500, never a traceback
+            self._log(f"internal error, a bug in siptool: {type(exc).__name__}: {exc}")
+            return Response(500, f"internal error: {type(exc).__name__}\n")
+
+    async def _route(self, request: Request) -> Response:
         if request.path == "/probe":
             return await self.probe(request)
         if request.path == "/metrics":

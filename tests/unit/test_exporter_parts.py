@@ -109,3 +109,25 @@ def test_the_scrape_timeout_less_the_margin_wins_when_shorter() -> None:
     assert probe_timeout(module, 10.0) == 5.0
     assert probe_timeout(module, 2.0) == 1.5
     assert probe_timeout(module, 0.3) == 0.2  # never below MIN_TIMEOUT
+
+
+def test_a_bug_in_a_probe_is_a_500_and_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from siptool.commands.exporter import Exporter, ExporterOptions
+    from siptool.net.http_server import Request
+
+    async def broken(module: Module, target: str, timeout: float) -> object:
+        raise RuntimeError("boom")
+
+    async def main() -> Response:
+        modules = {"m": Module("m", "options-ping", 1.0, ())}
+        options = ExporterOptions(modules, "127.0.0.1", 0, 1, False, broken, lambda s: s)  # type: ignore[arg-type]
+        request = Request("GET", "/probe", {"module": ["m"], "target": ["sip:x"]}, {}, "HTTP/1.1")
+        return await Exporter(options).handle(request)
+
+    answer = asyncio.run(main())
+    assert answer.status == 500 and answer.body == "internal error: RuntimeError\n"
+    assert capsys.readouterr().err == (
+        "siptool exporter: internal error, a bug in siptool: RuntimeError: boom\n"
+    )
