@@ -20,9 +20,10 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from siptool.errors import CaFileError, KeyLogError
@@ -91,7 +92,30 @@ class TlsPeer:
 
     version: str | None
     cipher: str | None
-    certificate_expires: float | None  # the leaf certificate's notAfter, Unix seconds
+    not_after: str | None = None  # a verified certificate's notAfter, as OpenSSL writes it
+    certificate: bytes | None = field(default=None, repr=False)  # the DER, when not verified
+
+    @functools.cached_property
+    def certificate_expires(self) -> float | None:
+        """The leaf certificate's notAfter in Unix seconds.  With --insecure only the DER is
+        known, which cryptography reads: imported (127 ms) only when the JSON or the metrics
+        ask, never on a run that shows neither."""
+        if self.not_after is not None:
+            return float(ssl.cert_time_to_seconds(self.not_after))
+        if not self.certificate:
+            return None
+        try:
+            from cryptography import x509
+
+            certificate = x509.load_der_x509_certificate(self.certificate)
+        except (ImportError, ValueError):
+            return None
+        expires = getattr(certificate, "not_valid_after_utc", None)
+        if expires is None:  # cryptography < 42: a naive datetime in UTC
+            import datetime
+
+            expires = certificate.not_valid_after.replace(tzinfo=datetime.UTC)
+        return float(expires.timestamp())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,31 +126,14 @@ class TlsPeer:
 
 
 def tls_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TlsPeer | None:
-    """The ``TlsPeer`` of an established connection (None for a connection without TLS)."""
+    """The ``TlsPeer`` of an established connection (None for a connection without TLS).  A
+    verified peer's certificate comes decoded; with --insecure only its DER does
+    (getpeercert() is {} then)."""
     if ssl_object is None:
         return None
     cipher = ssl_object.cipher()
-    return TlsPeer(ssl_object.version(), cipher[0] if cipher else None, _not_after(ssl_object))
-
-
-def _not_after(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> float | None:
-    # A verified peer's certificate comes decoded; with --insecure only its DER does
-    # (getpeercert() is {} then), which cryptography reads (imported only for that).
     not_after = (ssl_object.getpeercert() or {}).get("notAfter")
     if isinstance(not_after, str):
-        return float(ssl.cert_time_to_seconds(not_after))
+        return TlsPeer(ssl_object.version(), cipher[0] if cipher else None, not_after)
     der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    try:
-        from cryptography import x509
-
-        certificate = x509.load_der_x509_certificate(der)
-    except (ImportError, ValueError):
-        return None
-    expires = getattr(certificate, "not_valid_after_utc", None)
-    if expires is None:  # cryptography < 42: a naive datetime in UTC
-        import datetime
-
-        expires = certificate.not_valid_after.replace(tzinfo=datetime.UTC)
-    return float(expires.timestamp())
+    return TlsPeer(ssl_object.version(), cipher[0] if cipher else None, None, der)
