@@ -126,16 +126,22 @@ class ResultRenderer(Generic[C]):
         self.output = output
 
     def finish(self, result: C) -> None:
-        self.show(result)
-        if self.output.textfile is not None:
-            self.write_textfile(result, self.output.textfile)
+        output = self.output
+        # Collected once: stdout and the --textfile carry the same samples, duration included.
+        wanted = output.mode is OutputMode.OPENMETRICS or output.textfile is not None
+        found = self.collect(result) if wanted else None
+        self.show(result, found)
+        if output.textfile is not None and found is not None:
+            self.write_textfile(found, output.textfile)
 
-    def show(self, result: C) -> None:
+    def show(self, result: C, found: Metrics | None) -> None:
+        """What stdout shows; ``found`` is the run's metrics with --format openmetrics."""
         output = self.output
         if output.mode is OutputMode.OPENMETRICS:
+            assert found is not None
             for line in self.messages(result):
                 output.error(line)
-            output.out.write(self.collect(result).openmetrics())
+            output.out.write(found.openmetrics())
             return
         if output.mode is OutputMode.NAGIOS:
             if result.nagios is not None:
@@ -165,14 +171,14 @@ class ResultRenderer(Generic[C]):
         by default."""
         found.add("siptool_probe_success", result.exit_code is ExitCode.OK)
 
-    def write_textfile(self, result: C, path: str) -> None:
+    def write_textfile(self, found: Metrics, path: str) -> None:
         """--textfile: the metrics in node_exporter's text format, atomically; a file that
         cannot be written is an ``InputError`` (exit 3), named."""
         from siptool.errors import InputError
         from siptool.render.openmetrics import write_textfile
 
         try:
-            write_textfile(path, self.collect(result).prometheus())
+            write_textfile(path, found.prometheus())
         except OSError as exc:
             raise InputError(f"cannot write --textfile {path}: {exc.strerror or exc}") from None
 
