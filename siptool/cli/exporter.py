@@ -101,24 +101,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, number
 
 
-# prober -> (module, click command) in siptool.cli
-PROBERS = {
-    "options-ping": ("siptool.cli.options_ping", "options_ping"),
-    "register": ("siptool.cli.register", "register"),
-    "invite-test": ("siptool.cli.invite_test", "invite_test"),
-    "send": ("siptool.cli.send", "send"),
-    "stun-probe": ("siptool.cli.stun_probe", "stun_probe"),
-    "nat-type": ("siptool.cli.nat_type", "nat_type"),
-    "turn-probe": ("siptool.cli.turn_probe", "turn_probe"),
-}
 GRACE = 1.0  # past the probe's timeout, its work is cancelled
 
 
 def command_of(prober: str) -> click.Command:
+    """The click command of a prober (one of commands/exporter_config.py's PROBERS): the
+    command ``options-ping`` is ``options_ping`` in siptool/cli/options_ping.py."""
     import importlib
 
-    where, name = PROBERS[prober]
-    command: click.Command = getattr(importlib.import_module(where), name)
+    name = prober.replace("-", "_")
+    command: click.Command = getattr(importlib.import_module(f"siptool.cli.{name}"), name)
     return command
 
 

@@ -253,9 +253,7 @@ def _metrics(found: Exposition, request: Request) -> Response:
     return Response(200, found.prometheus(), PROMETHEUS_CONTENT_TYPE)
 
 
-async def serve(
-    exporter: Exporter, host: str, port: int, *, ready: asyncio.Event | None = None
-) -> float:
+async def serve(exporter: Exporter, host: str, port: int) -> float:
     """Serve until SIGTERM or SIGINT; the seconds it served.  OSError when it cannot bind."""
     started = time.monotonic()
     server = await start_http_server(host, port, exporter.handle)
@@ -268,8 +266,6 @@ async def serve(
     exporter._log(
         f"listening on http://{shown}:{where[1]}/ (modules: {', '.join(exporter.modules)})"
     )
-    if ready is not None:
-        ready.set()
     try:
         await stop.wait()
     finally:
